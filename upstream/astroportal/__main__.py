@@ -1,0 +1,3 @@
+from astroportal.cli import main
+
+raise SystemExit(main())

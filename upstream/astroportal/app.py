@@ -1,0 +1,119 @@
+"""The app factory: routes from handler modules (the portal's own and configured extras), templates, static files."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import secrets
+from pathlib import Path
+
+import tornado.template
+import tornado.web
+
+from .bootstrap import write_private
+from .config import Config
+from .db import import_model_modules, make_sessionmaker
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+CORE_HANDLER_PACKAGES = ["astroportal.handlers.api", "astroportal.handlers.pages"]
+
+
+def core_handler_modules() -> list[str]:
+    """Every module under the portal's handler packages (each exports ROUTES)."""
+    names = []
+    for pkg_name in CORE_HANDLER_PACKAGES:
+        pkg = importlib.import_module(pkg_name)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            names.append(f"{pkg_name}.{info.name}")
+    return sorted(names)
+
+
+def collect_routes(cfg: Config) -> list[tuple]:
+    """Configured extra modules come first, so that a distribution's route can take over a portal URL."""
+    routes: list[tuple] = []
+    for name in list(cfg.get("app.handler_modules") or []) + core_handler_modules():
+        module = importlib.import_module(name)
+        routes.extend(getattr(module, "ROUTES", []))
+    return routes
+
+
+class MultiLoader(tornado.template.Loader):
+    """A template loader that searches several directories in order (a distribution's first)."""
+
+    def __init__(self, roots: list[str], **kwargs) -> None:
+        self.roots = [os.path.abspath(r) for r in roots]
+        super().__init__(self.roots[-1], **kwargs)
+
+    def resolve_path(self, name: str, parent_path: str | None = None) -> str:
+        for root in self.roots:
+            if os.path.isfile(os.path.join(root, name)):
+                return os.path.join(root, name)
+        return super().resolve_path(name, parent_path)
+
+    def _create_template(self, name: str) -> tornado.template.Template:
+        path = name if os.path.isabs(name) else os.path.join(self.root, name)
+        with open(path, "rb") as fh:
+            return tornado.template.Template(fh.read(), name=name, loader=self)
+
+
+class MultiStaticHandler(tornado.web.StaticFileHandler):
+    """Static files looked up in several directories in order; the first that has the file serves it."""
+
+    @classmethod
+    def get_absolute_path(cls, root: str, path: str) -> str:
+        for r in cls.roots:  # type: ignore[attr-defined]
+            candidate = os.path.abspath(os.path.join(r, path))
+            if os.path.isfile(candidate):
+                return candidate
+        return os.path.abspath(os.path.join(root, path))
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        for r in self.roots:  # type: ignore[attr-defined]
+            if absolute_path.startswith(os.path.abspath(r) + os.sep):
+                return super().validate_absolute_path(os.path.abspath(r), absolute_path)
+        raise tornado.web.HTTPError(404)
+
+
+def cookie_secret(cfg: Config) -> str:
+    """The configured secret, or one generated on first use and kept in paths.var (mode 0600)."""
+    if cfg.get("server.cookie_secret"):
+        return cfg.get("server.cookie_secret")
+    path = cfg.var_dir / "cookie_secret"
+    if not path.exists():
+        write_private(path, secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def resolve_dirs(cfg: Config, key: str) -> list[str]:
+    base = cfg.path.parent if cfg.path else Path.cwd()
+    return [str(Path(p) if Path(p).is_absolute() else base / p) for p in (cfg.get(key) or [])]
+
+
+def make_app(cfg: Config) -> tornado.web.Application:
+    """Build the Tornado application for `cfg` (the database must already be migrated)."""
+    import_model_modules(cfg)
+    template_roots = resolve_dirs(cfg, "app.template_paths") + [str(PACKAGE_DIR / "templates")]
+    static_roots = resolve_dirs(cfg, "app.static_paths") + [str(PACKAGE_DIR / "static")]
+    static_handler = type("StaticHandler", (MultiStaticHandler,), {"roots": static_roots})
+    settings = dict(
+        portal_config=cfg,
+        sessionmaker=make_sessionmaker(cfg),
+        cookie_secret=cookie_secret(cfg),
+        template_loader=MultiLoader(template_roots, autoescape="xhtml_escape"),
+        static_path=static_roots[-1],
+        static_handler_class=static_handler,
+        login_url="/login",
+        xheaders=True,
+        debug=False,
+        compress_response=True,
+    )
+    from .handlers.base import APIHandler
+    from .errors import ApiError
+
+    class NoSuchRoute(APIHandler):
+        def prepare(self) -> None:
+            raise ApiError(404, f"no such API route: {self.request.method} {self.request.path}")
+
+    routes = collect_routes(cfg) + [(r"/api/.*", NoSuchRoute)]
+    return tornado.web.Application(routes, **settings)

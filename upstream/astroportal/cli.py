@@ -1,0 +1,131 @@
+"""`python -m astroportal COMMAND --config FILE`: serve, migrate, bootstrap, set_user_role, load_data, openapi."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import __version__
+from . import config as portal_config
+
+
+def _load(args: argparse.Namespace) -> portal_config.Config:
+    return portal_config.load(args.config)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import tornado.httpserver
+    import tornado.ioloop
+
+    from .app import make_app
+    from .bootstrap import bootstrap
+    from .migrations import UnmigratedDatabase, check_migrated
+
+    cfg = _load(args)
+    port = args.port or int(cfg.get("server.port"))
+    host = args.host or cfg.get("server.host")
+    try:
+        check_migrated(cfg)
+    except UnmigratedDatabase as exc:
+        print(f"astroportal: refusing to serve: {exc}", file=sys.stderr)
+        return 2
+    bootstrap(cfg)
+    app = make_app(cfg)
+    # The body limit is enforced by the handlers (with a clear message); the server's own is a backstop.
+    server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=2**31)
+    try:
+        server.listen(port, address=host, reuse_port=int(cfg.get("server.processes") or 1) > 1)
+    except OSError as exc:
+        print(f"astroportal: cannot listen on {host}:{port}: {exc.strerror}; is another server using it?", file=sys.stderr)
+        return 2
+    logging.getLogger("astroportal").info("astroportal %s serving on http://%s:%s", __version__, host, port)
+    tornado.ioloop.IOLoop.current().start()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .migrations import upgrade
+
+    revs = upgrade(_load(args))
+    print("database at revision(s): " + (", ".join(sorted(revs)) or "(empty)"))
+    return 0
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from .bootstrap import bootstrap, token_file
+
+    cfg = _load(args)
+    created = bootstrap(cfg)
+    print(("created the initial admin; " if created else "") + f"admin token file: {token_file(cfg)}")
+    return 0
+
+
+def cmd_set_user_role(args: argparse.Namespace) -> int:
+    from .domain.roles_admin import list_users_roles, set_user_role
+
+    cfg = _load(args)
+    if args.list:
+        for line in list_users_roles(cfg):
+            print(line)
+        return 0
+    if not args.user or not args.role:
+        print("set_user_role: give --user NAME and --role ROLE, or --list", file=sys.stderr)
+        return 2
+    try:
+        print(set_user_role(cfg, args.user, args.role))
+    except LookupError as exc:
+        print(f"set_user_role: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_load_data(args: argparse.Namespace) -> int:
+    from .loader import main as loader_main
+
+    return loader_main(_load(args), args.files, url=args.url, token=args.token)
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from .openapi import spec_json
+
+    print(spec_json(_load(args)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m astroportal", description="The astroportal astronomy portal.")
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, func, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--config", metavar="FILE", help="configuration file laid over the defaults ($ASTROPORTAL_CONFIG)")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("serve", cmd_serve, "serve the portal (refuses an unmigrated database)")
+    p.add_argument("--port", type=int, help="port (default: server.port)")
+    p.add_argument("--host", help="address (default: server.host)")
+    add("migrate", cmd_migrate, "apply pending database migrations and print the revision")
+    add("bootstrap", cmd_bootstrap, "create roles, ACLs, the sitewide group and the initial admin with its token")
+    p = add("set_user_role", cmd_set_user_role, "give a user a role (replacing the others), or list users' roles")
+    p.add_argument("--user", metavar="NAME")
+    p.add_argument("--role", metavar="ROLE")
+    p.add_argument("--list", action="store_true", help="list users and their roles")
+    p = add("load_data", cmd_load_data, "load YAML data files through the portal's API")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--url", help="portal URL (default: loader.url or the configured server URL)")
+    p.add_argument("--token", help="API token (default: the initial admin token file)")
+    add("openapi", cmd_openapi, "print the OpenAPI 3 description of the API")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except portal_config.ConfigError as exc:
+        print(f"astroportal: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,89 @@
+"""Users, their roles and their API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import ApiError
+from ..models import Group, GroupUser, Role, Token, User
+from ..permissions import SITEWIDE_GROUP
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    """The user owning `token`, or None when no such token exists."""
+    row = session.scalar(select(Token).where(Token.token_hash == hash_token(token)))
+    if row is None:
+        return None
+    return row.created_by
+
+
+def create_token(session: Session, user: User, name: str) -> tuple[Token, str]:
+    """Create an API token for `user`; return the row and the token text (which is stored only hashed)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ApiError(400, "a token needs a non-empty `name`")
+    text = secrets.token_hex(20)
+    row = Token(token_hash=hash_token(text), prefix=text[:8], name=name.strip(), created_by_id=user.id)
+    session.add(row)
+    session.flush()
+    return row, text
+
+
+def create_user(
+    session: Session,
+    username: str,
+    roles: list[str] | None = None,
+    *,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    contact_email: str | None = None,
+    oauth_uid: str | None = None,
+    is_bot: bool = False,
+) -> User:
+    """Create a user with the given roles, their single-user group, and membership of the sitewide group."""
+    if not isinstance(username, str) or not username.strip():
+        raise ApiError(400, "a user needs a non-empty `username`")
+    if session.scalar(select(User.id).where(User.username == username)):
+        raise ApiError(400, f"a user named {username!r} already exists")
+    user = User(
+        username=username,
+        first_name=first_name,
+        last_name=last_name,
+        contact_email=contact_email,
+        oauth_uid=oauth_uid,
+        is_bot=is_bot,
+    )
+    user.roles = roles_by_name(session, roles or [])
+    session.add(user)
+    session.flush()
+    own = Group(name=username, single_user_group=True, private=True)
+    session.add(own)
+    session.flush()
+    session.add(GroupUser(group_id=own.id, user_id=user.id, admin=True, can_save=True))
+    sitewide = session.scalar(select(Group).where(Group.name == SITEWIDE_GROUP))
+    if sitewide is not None:
+        session.add(GroupUser(group_id=sitewide.id, user_id=user.id, admin=False, can_save=True))
+    session.flush()
+    return user
+
+
+def roles_by_name(session: Session, names: list[str]) -> list[Role]:
+    """The Role rows for `names`; an unknown name gives a 400 listing the known ones."""
+    roles = list(session.scalars(select(Role).where(Role.id.in_(names))))
+    unknown = set(names) - {r.id for r in roles}
+    if unknown:
+        known = ", ".join(sorted(session.scalars(select(Role.id))))
+        raise ApiError(400, f"unknown role(s) {sorted(unknown)}; known roles: {known}")
+    return roles
+
+
+def is_expired(user: User) -> bool:
+    return user.expiration_date is not None and user.expiration_date < datetime.utcnow()

@@ -1,0 +1,11 @@
+"""The portal's data model. Every table here is created and changed by Alembic migrations only."""
+
+from .annotations import Classification, Comment, Taxonomy, classification_groups, comment_groups, taxonomy_groups
+from .astro import Candidate, Filter, Obj, Source, Stream, group_streams
+from .base import Base
+from .instruments import INSTRUMENT_TYPES, Instrument, Telescope
+from .photometry import PHOT_DETECTION_THRESHOLD, PHOT_ZP, Photometry, photometry_groups
+from .social import SocialAssociation, SocialCode, SocialNonce, SocialPartial, UserSocialAuth
+from .users import ACL, Group, GroupUser, Role, Token, User, role_acls, user_acls, user_roles
+
+__all__ = [name for name in dir() if not name.startswith("_")]

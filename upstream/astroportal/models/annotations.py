@@ -1,0 +1,62 @@
+"""What people and programs say about objects: taxonomies, classifications, comments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Column, DateTime, Float, ForeignKey, Integer, String, Table, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, Timestamped
+
+taxonomy_groups = Table(
+    "taxonomy_groups",
+    Base.metadata,
+    Column("taxonomy_id", ForeignKey("taxonomies.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+)
+classification_groups = Table(
+    "classification_groups",
+    Base.metadata,
+    Column("classification_id", ForeignKey("classifications.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+comment_groups = Table(
+    "comment_groups",
+    Base.metadata,
+    Column("comment_id", ForeignKey("comments.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class Taxonomy(Base, Timestamped):
+    """A tree of classes ({"class": ..., "subclasses": [...]}) that classifications must come from."""
+
+    __tablename__ = "taxonomies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String, nullable=False)
+    hierarchy: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    version: Mapped[str] = mapped_column(String, nullable=False)
+    provenance: Mapped[str | None] = mapped_column(String)
+    isLatest: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
+
+
+class Classification(Base, Timestamped):
+    __tablename__ = "classifications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    obj_id: Mapped[str] = mapped_column(ForeignKey("objs.id", ondelete="CASCADE"), nullable=False, index=True)
+    taxonomy_id: Mapped[int] = mapped_column(ForeignKey("taxonomies.id", ondelete="CASCADE"), nullable=False, index=True)
+    classification: Mapped[str] = mapped_column(String, nullable=False)
+    probability: Mapped[float | None] = mapped_column(Float)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    author_name: Mapped[str] = mapped_column(String, nullable=False)
+
+
+class Comment(Base, Timestamped):
+    __tablename__ = "comments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    obj_id: Mapped[str] = mapped_column(ForeignKey("objs.id", ondelete="CASCADE"), nullable=False, index=True)
+    text: Mapped[str] = mapped_column(String, nullable=False)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    author_name: Mapped[str] = mapped_column(String, nullable=False)

@@ -1,0 +1,99 @@
+"""Sky objects and the ways they enter the portal: streams, filters, candidates, saved sources."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, Timestamped
+
+group_streams = Table(
+    "group_streams",
+    Base.metadata,
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("stream_id", ForeignKey("streams.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Obj(Base, Timestamped):
+    """A position on the sky with a survey-style string id (for example ZTF21aaqjmps)."""
+
+    __tablename__ = "objs"
+    # Cone searches bound dec first, then ra, inside one btree.
+    __table_args__ = (Index("ix_objs_dec_ra", "dec", "ra"),)
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    ra: Mapped[float] = mapped_column(Float, nullable=False)
+    dec: Mapped[float] = mapped_column(Float, nullable=False)
+    redshift: Mapped[float | None] = mapped_column(Float)
+    origin: Mapped[str | None] = mapped_column(String)
+    alias: Mapped[list[str] | None] = mapped_column(ARRAY(String))
+    altdata: Mapped[dict | None] = mapped_column(JSONB)
+
+
+class Stream(Base, Timestamped):
+    """A flow of alerts (for example a survey's public stream) that groups may read."""
+
+    __tablename__ = "streams"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String, unique=True, nullable=False)
+    altdata: Mapped[dict | None] = mapped_column(JSONB)
+
+
+class Filter(Base, Timestamped):
+    """A group's selection of alerts from a stream; what passes it becomes a candidate."""
+
+    __tablename__ = "filters"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String, nullable=False)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"), nullable=False, index=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), nullable=False, index=True)
+
+    stream: Mapped[Stream] = relationship()
+
+
+class Candidate(Base):
+    """An object that passed a filter at a given time, from a given alert."""
+
+    __tablename__ = "candidates"
+    __table_args__ = (UniqueConstraint("obj_id", "filter_id", "passed_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    obj_id: Mapped[str] = mapped_column(ForeignKey("objs.id", ondelete="CASCADE"), nullable=False, index=True)
+    filter_id: Mapped[int] = mapped_column(ForeignKey("filters.id", ondelete="CASCADE"), nullable=False, index=True)
+    passed_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, index=True)
+    passing_alert_id: Mapped[int | None] = mapped_column(BigInteger)
+    uploader_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now(), nullable=False)
+
+
+class Source(Base):
+    """An object saved to a group."""
+
+    __tablename__ = "sources"
+    __table_args__ = (UniqueConstraint("obj_id", "group_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    obj_id: Mapped[str] = mapped_column(ForeignKey("objs.id", ondelete="CASCADE"), nullable=False, index=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), nullable=False, index=True)
+    saved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    saved_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now(), nullable=False, index=True)
+    # Unsaving keeps the row (who unsaved it, when) so that the history is not lost.
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
+    unsaved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    unsaved_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    obj: Mapped[Obj] = relationship()

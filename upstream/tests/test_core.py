@@ -1,0 +1,50 @@
+"""The core: serving, the migration guard, bootstrap, the error envelope and body limits."""
+
+import os
+import stat
+
+from conftest import free_port, portal, write_config
+
+
+def test_sysinfo_answers_envelope(api):
+    status, body = api.get("/api/sysinfo")
+    assert status == 200
+    assert body["status"] == "success" and "version" in body["data"]
+
+
+def test_unknown_api_route_is_json_404(api):
+    status, body = api.get("/api/no_such_thing")
+    assert status == 404
+    assert body["status"] == "error" and "no such API route" in body["message"]
+
+
+def test_admin_token_file_is_private_and_works(cfg, admin_token, api):
+    from astroportal.bootstrap import token_file
+
+    mode = stat.S_IMODE(os.stat(token_file(cfg)).st_mode)
+    assert mode == 0o600
+    status, body = api.get("/api/sysinfo", admin_token)
+    assert status == 200
+
+
+def test_malformed_and_unknown_tokens_get_401(api):
+    status, body = api.request("GET", "/api/sysinfo", headers={"Authorization": "Bearer"})
+    # sysinfo needs no login, but a malformed header is still refused rather than ignored
+    assert status == 401 and "Authorization: token" in body["message"]
+    status, body = api.get("/api/sysinfo", "not-a-real-token")
+    assert status == 401 and "invalid API token" in body["message"]
+
+
+def test_serve_refuses_unmigrated_database(pg, tmp_path):
+    path = write_config(tmp_path / "c.yaml", pg.create_database("unmigrated"), free_port())
+    result = portal("serve", config=path, check=False)
+    assert result.returncode == 2
+    assert "refusing to serve" in result.stderr and "migrate" in result.stderr
+
+
+def test_invalid_config_yaml_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server:\n  port: 5000\n  host: [unclosed\n")
+    result = portal("migrate", config=bad, check=False)
+    assert result.returncode == 2
+    assert f"{bad}:" in result.stderr and "invalid YAML" in result.stderr
