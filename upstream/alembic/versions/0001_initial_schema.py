@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 18:40:21.291368
 """
 from alembic import op
 import sqlalchemy as sa
