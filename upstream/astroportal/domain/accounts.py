@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,6 +23,11 @@ def user_for_token(session: Session, token: str) -> User | None:
     row = session.scalar(select(Token).where(Token.token_hash == hash_token(token)))
     if row is None:
         return None
+    now = datetime.utcnow()
+    # Coarse on purpose: one write per token per ten minutes keeps the hot path read-only.
+    if row.last_used is None or now - row.last_used > timedelta(minutes=10):
+        row.last_used = now
+        session.commit()
     return row.created_by
 
 
@@ -53,6 +58,9 @@ def create_user(
         raise ApiError(400, "a user needs a non-empty `username`")
     if session.scalar(select(User.id).where(User.username == username)):
         raise ApiError(400, f"a user named {username!r} already exists")
+    if session.scalar(select(Group.id).where(Group.name == username)):
+        # The user's own group takes the username as its name.
+        raise ApiError(400, f"the name {username!r} is taken by a group; choose another username")
     user = User(
         username=username,
         first_name=first_name,

@@ -1,0 +1,144 @@
+"""Checking request payloads field by field, so that every refusal names the field it is about."""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from sqlalchemy.exc import IntegrityError
+
+from ..errors import ApiError
+
+MISSING = object()
+
+
+def _get(data: dict, field: str, required: bool) -> Any:
+    if field not in data:
+        if required:
+            raise ApiError(400, f"missing required field `{field}`")
+        return MISSING
+    return data[field]
+
+
+def text(data: dict, field: str, *, required: bool = False, nullable: bool = True) -> Any:
+    """A non-empty string (stripped), None when allowed, or MISSING when absent and optional."""
+    value = _get(data, field, required)
+    if value is MISSING:
+        return value
+    if value is None:
+        if nullable and not required:
+            return None
+        raise ApiError(400, f"`{field}` must be a non-empty string, not null")
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, f"`{field}` must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def boolean(data: dict, field: str, *, required: bool = False) -> Any:
+    """A JSON boolean (strings such as "true" are refused: they hide typing mistakes), or MISSING."""
+    value = _get(data, field, required)
+    if value is MISSING:
+        return value
+    if not isinstance(value, bool):
+        raise ApiError(400, f"`{field}` must be true or false, got {value!r}")
+    return value
+
+
+def number(
+    data: dict,
+    field: str,
+    *,
+    required: bool = False,
+    nullable: bool = True,
+    low: float | None = None,
+    high: float | None = None,
+    positive: bool = False,
+    unit: str = "",
+) -> Any:
+    """A finite JSON number within [low, high] (or > 0 when positive), None when allowed, or MISSING."""
+    value = _get(data, field, required)
+    if value is MISSING:
+        return value
+    if value is None:
+        if nullable:
+            return None
+        raise ApiError(400, f"`{field}` must be a number, not null")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ApiError(400, f"`{field}` must be a number, got {value!r}")
+    suffix = f" {unit}" if unit else ""
+    if positive and value <= 0:
+        raise ApiError(400, f"`{field}` must be greater than 0{suffix}, got {value}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ApiError(400, f"`{field}` must be between {low} and {high}{suffix}, got {value}")
+    return float(value)
+
+
+def as_id(value: Any, field: str) -> int:
+    """An integer id: a JSON integer or a string of digits (SkyPortal clients send both)."""
+    if isinstance(value, bool):
+        raise ApiError(400, f"`{field}` must be an integer id, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise ApiError(400, f"`{field}` must be an integer id, got {value!r}")
+
+
+def ident(data: dict, field: str, *, required: bool = False) -> Any:
+    """An integer id field, or MISSING when absent and optional."""
+    value = _get(data, field, required)
+    if value is MISSING:
+        return value
+    if value is None:
+        raise ApiError(400, f"`{field}` must be an integer id, not null")
+    return as_id(value, field)
+
+
+def id_list(data: dict, field: str, *, required: bool = False) -> Any:
+    """A list of integer ids (duplicates dropped, order kept), or MISSING."""
+    value = _get(data, field, required)
+    if value is MISSING:
+        return value
+    if not isinstance(value, list):
+        raise ApiError(400, f"`{field}` must be a list of integer ids, got {value!r}")
+    return list(dict.fromkeys(as_id(v, field) for v in value))
+
+
+def str_list(data: dict, field: str, *, required: bool = False) -> Any:
+    """A list of non-empty strings (duplicates dropped, order kept), or MISSING."""
+    value = _get(data, field, required)
+    if value is MISSING:
+        return value
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ApiError(400, f"`{field}` must be a list of non-empty strings, got {value!r}")
+    return list(dict.fromkeys(v.strip() for v in value))
+
+
+def unknown_fields(data: dict, allowed: set[str]) -> None:
+    """Refuse fields the call does not know, so that a misspelt field is not silently ignored."""
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise ApiError(400, f"unknown field(s) {extra}; accepted fields: {sorted(allowed)}")
+
+
+def path_id(raw: str | None, what: str) -> int:
+    """An id taken from the URL path; 404 when it cannot be one (no such object can exist), 405 when the
+    route has no id where this method needs one."""
+    if raw is None:
+        raise ApiError(405, f"this method needs a {what} id in the path")
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise ApiError(404, f"{what} {raw!r} not found") from None
+
+
+@contextmanager
+def unique_conflict(session, message: str) -> Iterator[None]:
+    """Around writes that end in a commit: a uniqueness conflict that slipped past the checks (two requests
+    at once) becomes a 400 with `message` instead of a 500."""
+    try:
+        yield
+    except IntegrityError:
+        session.rollback()
+        raise ApiError(400, message) from None

@@ -1,0 +1,233 @@
+"""Telescopes and their instruments: listing, creating, changing and deleting them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from ..errors import ApiError
+from ..models import INSTRUMENT_TYPES, Instrument, Photometry, Telescope
+from . import checks
+
+# The lowest and highest places a telescope plausibly stands (the Dead Sea shore, the highest observatories).
+ELEVATION_RANGE = (-500.0, 6000.0)
+
+TELESCOPE_FIELDS = {
+    "name",
+    "nickname",
+    "lat",
+    "lon",
+    "elevation",
+    "diameter",
+    "robotic",
+    "fixed_location",
+    "skycam_link",
+    "weather_link",
+}
+INSTRUMENT_FIELDS = {"name", "type", "band", "telescope_id", "filters"}
+
+
+# -- telescopes -----------------------------------------------------------------------------------
+
+
+def serialize_telescope(t: Telescope) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "nickname": t.nickname,
+        "lat": t.lat,
+        "lon": t.lon,
+        "elevation": t.elevation,
+        "diameter": t.diameter,
+        "robotic": t.robotic,
+        "fixed_location": t.fixed_location,
+        "skycam_link": t.skycam_link,
+        "weather_link": t.weather_link,
+        "created_at": t.created_at,
+        "modified": t.modified,
+    }
+
+
+def list_telescopes(session: Session, name: str | None = None) -> list[dict]:
+    """Every telescope, or the one named exactly `name`."""
+    query = select(Telescope).order_by(Telescope.id)
+    if name is not None:
+        query = query.where(Telescope.name == name)
+    return [serialize_telescope(t) for t in session.scalars(query)]
+
+
+def get_telescope(session: Session, telescope_id: int) -> Telescope:
+    telescope = session.get(Telescope, telescope_id)
+    if telescope is None:
+        raise ApiError(404, f"telescope {telescope_id} not found")
+    return telescope
+
+
+def _telescope_values(data: dict, *, creating: bool) -> dict[str, Any]:
+    """The checked telescope fields present in `data` (all required ones when creating)."""
+    values = {
+        "name": checks.text(data, "name", required=creating, nullable=False),
+        "nickname": checks.text(data, "nickname", required=creating, nullable=False),
+        "lat": checks.number(data, "lat", low=-90, high=90, unit="degrees"),
+        "lon": checks.number(data, "lon", low=-180, high=180, unit="degrees"),
+        "elevation": checks.number(data, "elevation", low=ELEVATION_RANGE[0], high=ELEVATION_RANGE[1], unit="m"),
+        "diameter": checks.number(data, "diameter", required=creating, nullable=False, positive=True, unit="m"),
+        "robotic": checks.boolean(data, "robotic"),
+        "fixed_location": checks.boolean(data, "fixed_location"),
+        "skycam_link": checks.text(data, "skycam_link"),
+        "weather_link": checks.text(data, "weather_link"),
+    }
+    return {k: v for k, v in values.items() if v is not checks.MISSING}
+
+
+def _check_unique_telescope_name(session: Session, name: str, exclude_id: int | None = None) -> None:
+    query = select(Telescope.id).where(Telescope.name == name)
+    if exclude_id is not None:
+        query = query.where(Telescope.id != exclude_id)
+    if session.scalar(query) is not None:
+        raise ApiError(400, f"`name`: a telescope named {name!r} already exists")
+
+
+def create_telescope(session: Session, data: dict) -> int:
+    """Create a telescope from a checked payload; return its id."""
+    values = _telescope_values(data, creating=True)
+    _check_unique_telescope_name(session, values["name"])
+    with checks.unique_conflict(session, f"`name`: a telescope named {values['name']!r} already exists"):
+        telescope = Telescope(**values)
+        session.add(telescope)
+        session.commit()
+    return telescope.id
+
+
+def update_telescope(session: Session, telescope_id: int, data: dict) -> None:
+    """Change the given fields of a telescope."""
+    checks.unknown_fields(data, TELESCOPE_FIELDS)
+    telescope = get_telescope(session, telescope_id)
+    values = _telescope_values(data, creating=False)
+    if "name" in values:
+        _check_unique_telescope_name(session, values["name"], exclude_id=telescope_id)
+    with checks.unique_conflict(session, f"`name`: a telescope named {values.get('name')!r} already exists"):
+        for key, value in values.items():
+            setattr(telescope, key, value)
+        session.commit()
+
+
+def _photometry_count(session: Session, *conditions) -> int:
+    return session.scalar(select(func.count()).select_from(Photometry).where(*conditions)) or 0
+
+
+def delete_telescope(session: Session, telescope_id: int) -> None:
+    """Delete a telescope and its instruments, unless photometry was taken with them (it would go too)."""
+    telescope = get_telescope(session, telescope_id)
+    ids = [i.id for i in telescope.instruments]
+    n = _photometry_count(session, Photometry.instrument_id.in_(ids)) if ids else 0
+    if n:
+        raise ApiError(
+            400, f"telescope {telescope_id} has {n} photometry point(s) through its instruments; delete them first"
+        )
+    for instrument in telescope.instruments:
+        session.delete(instrument)
+    session.delete(telescope)
+    session.commit()
+
+
+# -- instruments ----------------------------------------------------------------------------------
+
+
+def serialize_instrument(i: Instrument, *, with_telescope: bool = True) -> dict[str, Any]:
+    out = {
+        "id": i.id,
+        "name": i.name,
+        "type": i.type,
+        "band": i.band,
+        "filters": list(i.filters or []),
+        "telescope_id": i.telescope_id,
+        "created_at": i.created_at,
+        "modified": i.modified,
+    }
+    if with_telescope:
+        out["telescope"] = serialize_telescope(i.telescope)
+    return out
+
+
+def list_instruments(session: Session, name: str | None = None) -> list[dict]:
+    """Every instrument (or the one named exactly `name`), each with its telescope."""
+    query = select(Instrument).options(selectinload(Instrument.telescope)).order_by(Instrument.id)
+    if name is not None:
+        query = query.where(Instrument.name == name)
+    return [serialize_instrument(i) for i in session.scalars(query)]
+
+
+def get_instrument(session: Session, instrument_id: int) -> Instrument:
+    instrument = session.get(Instrument, instrument_id)
+    if instrument is None:
+        raise ApiError(404, f"instrument {instrument_id} not found")
+    return instrument
+
+
+def _instrument_values(session: Session, data: dict, *, creating: bool) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "name": checks.text(data, "name", required=creating, nullable=False),
+        "type": checks.text(data, "type", required=creating, nullable=False),
+        "band": checks.text(data, "band"),
+        "telescope_id": checks.ident(data, "telescope_id", required=creating),
+    }
+    if "filters" in data and data["filters"] is None:
+        values["filters"] = []
+    else:
+        values["filters"] = checks.str_list(data, "filters")
+    values = {k: v for k, v in values.items() if v is not checks.MISSING}
+    if "type" in values and values["type"] not in INSTRUMENT_TYPES:
+        raise ApiError(400, f"`type` must be one of {', '.join(INSTRUMENT_TYPES)}; got {values['type']!r}")
+    if "telescope_id" in values and session.get(Telescope, values["telescope_id"]) is None:
+        raise ApiError(400, f"`telescope_id`: no telescope with id {values['telescope_id']}")
+    if values.get("filters"):
+        # Imported here: the bandpass list lives in its own module, which also serves photometry.
+        from ..bandpasses import check_filters
+
+        check_filters(values["filters"], field="filters")
+    return values
+
+
+def _check_unique_instrument_name(session: Session, name: str, exclude_id: int | None = None) -> None:
+    query = select(Instrument.id).where(Instrument.name == name)
+    if exclude_id is not None:
+        query = query.where(Instrument.id != exclude_id)
+    if session.scalar(query) is not None:
+        raise ApiError(400, f"`name`: an instrument named {name!r} already exists")
+
+
+def create_instrument(session: Session, data: dict) -> int:
+    """Create an instrument on an existing telescope; return its id."""
+    values = _instrument_values(session, data, creating=True)
+    _check_unique_instrument_name(session, values["name"])
+    with checks.unique_conflict(session, f"`name`: an instrument named {values['name']!r} already exists"):
+        instrument = Instrument(**values)
+        session.add(instrument)
+        session.commit()
+    return instrument.id
+
+
+def update_instrument(session: Session, instrument_id: int, data: dict) -> None:
+    """Change the given fields of an instrument."""
+    checks.unknown_fields(data, INSTRUMENT_FIELDS)
+    instrument = get_instrument(session, instrument_id)
+    values = _instrument_values(session, data, creating=False)
+    if "name" in values:
+        _check_unique_instrument_name(session, values["name"], exclude_id=instrument_id)
+    with checks.unique_conflict(session, f"`name`: an instrument named {values.get('name')!r} already exists"):
+        for key, value in values.items():
+            setattr(instrument, key, value)
+        session.commit()
+
+
+def delete_instrument(session: Session, instrument_id: int) -> None:
+    """Delete an instrument, unless photometry was taken with it (deleting would silently remove it)."""
+    instrument = get_instrument(session, instrument_id)
+    n = _photometry_count(session, Photometry.instrument_id == instrument_id)
+    if n:
+        raise ApiError(400, f"instrument {instrument_id} has {n} photometry point(s); delete them first")
+    session.delete(instrument)
+    session.commit()
