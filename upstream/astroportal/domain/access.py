@@ -95,7 +95,8 @@ def obj_visible_clause(user: User, group_ids: set[int] | None):
 
 def get_visible_obj(session: Session, user: User, obj_id: str) -> Obj:
     """The object, if the user may see it; 404 otherwise (an invisible object is not admitted to exist)."""
-    obj = session.get(Obj, obj_id)
+    # PostgreSQL cannot hold a NUL character, so no object can have one in its id.
+    obj = None if "\x00" in obj_id else session.get(Obj, obj_id)
     if obj is None:
         raise not_found(f"object {obj_id!r}")
     groups = accessible_group_ids(session, user)

@@ -1,0 +1,295 @@
+"""Classifications and comments on objects, each visible through the groups it is shared with."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import delete, exists, insert, select
+from sqlalchemy.orm import Session
+
+from ..errors import ApiError
+from ..models import Classification, Comment, User, classification_groups, comment_groups
+from .access import accessible_group_ids, get_visible_obj, target_group_ids
+from .taxonomies import check_no_nul, get_visible_taxonomy, groups_by_owner, taxonomy_classes
+
+MAX_COMMENT_LENGTH = 10_000
+CLASSIFICATION_FIELDS = {"obj_id", "classification", "taxonomy_id", "probability", "group_ids"}
+CLASSIFICATION_UPDATE_FIELDS = {"classification", "taxonomy_id", "probability", "group_ids"}
+COMMENT_FIELDS = {"text", "group_ids"}
+
+
+# -- shared helpers ------------------------------------------------------------------------------------
+def _check_fields(data: dict, allowed: set[str]) -> None:
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise ApiError(400, f"unknown field(s) {extra}; accepted fields: {sorted(allowed)}")
+
+
+def _id_field(data: dict, field: str) -> int:
+    """An integer id from the body; SkyPortal clients send both 3 and "3"."""
+    if field not in data or data[field] is None:
+        raise ApiError(400, f"missing required field `{field}`")
+    value = data[field]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise ApiError(400, f"`{field}` must be an integer id, got {value!r:.80}")
+
+
+def _probability(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ApiError(400, f"`probability` must be a number between 0 and 1, got {value!r:.80}")
+    if not 0 <= value <= 1:
+        raise ApiError(400, f"`probability` must be between 0 and 1, got {value}")
+    return float(value)
+
+
+def may_manage(user: User, author_id: int | None) -> bool:
+    """Authors manage their own annotations; "Manage sources" (and system admins) manage everyone's."""
+    return user.id == author_id or user.is_system_admin or "Manage sources" in user.acl_names
+
+
+def _visible_clause(link_table, owner_column: str, owner_id_column, groups: set[int] | None):
+    if groups is None:
+        return None
+    link = link_table.c[owner_column]
+    return exists().where(link == owner_id_column, link_table.c.group_id.in_(groups))
+
+
+def _set_groups(session: Session, link_table, owner_column: str, owner_id: int, group_ids: list[int]) -> None:
+    session.execute(delete(link_table).where(link_table.c[owner_column] == owner_id))
+    session.execute(insert(link_table), [{owner_column: owner_id, "group_id": g} for g in group_ids])
+
+
+# -- classifications -------------------------------------------------------------------------------------
+def serialize_classification(c: Classification, groups: list[dict]) -> dict:
+    return {
+        "id": c.id,
+        "obj_id": c.obj_id,
+        "classification": c.classification,
+        "probability": c.probability,
+        "taxonomy_id": c.taxonomy_id,
+        "author_id": c.author_id,
+        "author_name": c.author_name,
+        "groups": groups,
+        "created_at": c.created_at,
+        "modified": c.modified,
+    }
+
+
+def _check_class(session: Session, user: User, taxonomy_id: int, classification: Any) -> str:
+    """The class name, if it is in the (visible) taxonomy's hierarchy; 400 naming it otherwise."""
+    taxonomy = get_visible_taxonomy(session, user, taxonomy_id, field="taxonomy_id")
+    if not isinstance(classification, str) or not classification.strip():
+        raise ApiError(400, f"`classification` must be a non-empty string, got {classification!r:.80}")
+    if classification not in taxonomy_classes(taxonomy.hierarchy):
+        raise ApiError(
+            400,
+            f"classification {classification!r} is not a class of taxonomy {taxonomy.name!r} "
+            f"(version {taxonomy.version}, id {taxonomy.id})",
+        )
+    return classification
+
+
+def _visible_classification(session: Session, user: User, classification_id: int) -> Classification:
+    query = select(Classification).where(Classification.id == classification_id)
+    clause = _visible_clause(
+        classification_groups, "classification_id", Classification.id, accessible_group_ids(session, user)
+    )
+    if clause is not None:
+        query = query.where(clause)
+    row = session.scalar(query)
+    if row is None:
+        raise ApiError(404, f"classification {classification_id} not found")
+    return row
+
+
+def create_classification(session: Session, user: User, data: dict) -> int:
+    """Classify a visible object with a class from a visible taxonomy; returns the classification's id."""
+    _check_fields(data, CLASSIFICATION_FIELDS)
+    obj_id = data.get("obj_id")
+    if obj_id is None:
+        raise ApiError(400, "missing required field `obj_id`")
+    if not isinstance(obj_id, str) or not obj_id.strip():
+        raise ApiError(400, f"`obj_id` must be a non-empty string, got {obj_id!r:.80}")
+    check_no_nul(obj_id, "obj_id")
+    if "classification" not in data:
+        raise ApiError(400, "missing required field `classification`")
+    taxonomy_id = _id_field(data, "taxonomy_id")
+    probability = _probability(data.get("probability"))
+    obj = get_visible_obj(session, user, obj_id)
+    classification = _check_class(session, user, taxonomy_id, data["classification"])
+    group_ids = target_group_ids(session, user, data.get("group_ids"), default="all")
+    row = Classification(
+        obj_id=obj.id,
+        taxonomy_id=taxonomy_id,
+        classification=classification,
+        probability=probability,
+        author_id=user.id,
+        author_name=user.username,
+    )
+    session.add(row)
+    session.flush()
+    _set_groups(session, classification_groups, "classification_id", row.id, group_ids)
+    session.commit()
+    return row.id
+
+
+def get_classification(session: Session, user: User, classification_id: int) -> dict:
+    row = _visible_classification(session, user, classification_id)
+    groups = groups_by_owner(session, classification_groups, "classification_id", [row.id])
+    return serialize_classification(row, groups[row.id])
+
+
+def update_classification(session: Session, user: User, classification_id: int, data: dict) -> None:
+    """Change a classification's class, taxonomy, probability or groups (its author or "Manage sources")."""
+    row = _visible_classification(session, user, classification_id)
+    if not may_manage(user, row.author_id):
+        raise ApiError(403, "only the classification's author or a user with \"Manage sources\" may change it")
+    if "obj_id" in data and data["obj_id"] != row.obj_id:
+        raise ApiError(400, "`obj_id` of a classification cannot be changed; delete it and classify the other object")
+    data = {k: v for k, v in data.items() if k != "obj_id"}
+    _check_fields(data, CLASSIFICATION_UPDATE_FIELDS)
+    if not data:
+        raise ApiError(400, f"nothing to change: send one or more of {sorted(CLASSIFICATION_UPDATE_FIELDS)}")
+    taxonomy_id = _id_field(data, "taxonomy_id") if "taxonomy_id" in data else row.taxonomy_id
+    classification = data.get("classification", row.classification)
+    if "taxonomy_id" in data or "classification" in data:
+        classification = _check_class(session, user, taxonomy_id, classification)
+    probability = _probability(data["probability"]) if "probability" in data else row.probability
+    group_ids = (
+        target_group_ids(session, user, data["group_ids"], default="all") if "group_ids" in data else None
+    )
+    row.taxonomy_id = taxonomy_id
+    row.classification = classification
+    row.probability = probability
+    if group_ids is not None:
+        _set_groups(session, classification_groups, "classification_id", row.id, group_ids)
+    session.commit()
+
+
+def delete_classification(session: Session, user: User, classification_id: int) -> None:
+    row = _visible_classification(session, user, classification_id)
+    if not may_manage(user, row.author_id):
+        raise ApiError(403, "only the classification's author or a user with \"Manage sources\" may delete it")
+    session.delete(row)
+    session.commit()
+
+
+def classifications_for_obj(session: Session, user: User, obj_id: str) -> list[dict]:
+    """The object's classifications visible to `user`, oldest first.
+
+    Only the classifications' groups are checked here: the caller has already found the object visible.
+    """
+    query = select(Classification).where(Classification.obj_id == obj_id)
+    clause = _visible_clause(
+        classification_groups, "classification_id", Classification.id, accessible_group_ids(session, user)
+    )
+    if clause is not None:
+        query = query.where(clause)
+    rows = list(session.scalars(query.order_by(Classification.created_at, Classification.id)))
+    groups = groups_by_owner(session, classification_groups, "classification_id", [r.id for r in rows])
+    return [serialize_classification(r, groups[r.id]) for r in rows]
+
+
+# -- comments --------------------------------------------------------------------------------------------
+def serialize_comment(c: Comment, groups: list[dict]) -> dict:
+    return {
+        "id": c.id,
+        "obj_id": c.obj_id,
+        "text": c.text,
+        "author_id": c.author_id,
+        "author_name": c.author_name,
+        "groups": groups,
+        "created_at": c.created_at,
+        "modified": c.modified,
+    }
+
+
+def _comment_text(data: dict) -> str:
+    if "text" not in data or data["text"] is None:
+        raise ApiError(400, "missing required field `text`")
+    text = data["text"]
+    if not isinstance(text, str):
+        raise ApiError(400, f"`text` must be a string, got {text!r:.80}")
+    if not text.strip():
+        raise ApiError(400, "`text` must not be empty")
+    if len(text) > MAX_COMMENT_LENGTH:
+        raise ApiError(400, f"`text` is {len(text)} characters long; the limit is {MAX_COMMENT_LENGTH}")
+    check_no_nul(text, "text")
+    # Stored verbatim: escaping is the job of whatever displays it.
+    return text
+
+
+def _visible_comment(session: Session, user: User, obj_id: str, comment_id: int) -> Comment:
+    get_visible_obj(session, user, obj_id)
+    query = select(Comment).where(Comment.id == comment_id, Comment.obj_id == obj_id)
+    clause = _visible_clause(comment_groups, "comment_id", Comment.id, accessible_group_ids(session, user))
+    if clause is not None:
+        query = query.where(clause)
+    row = session.scalar(query)
+    if row is None:
+        raise ApiError(404, f"comment {comment_id} on object {obj_id!r} not found")
+    return row
+
+
+def create_comment(session: Session, user: User, obj_id: str, data: dict) -> int:
+    """Comment on a visible object; returns the comment's id."""
+    _check_fields(data, COMMENT_FIELDS)
+    text = _comment_text(data)
+    obj = get_visible_obj(session, user, obj_id)
+    group_ids = target_group_ids(session, user, data.get("group_ids"), default="all")
+    row = Comment(obj_id=obj.id, text=text, author_id=user.id, author_name=user.username)
+    session.add(row)
+    session.flush()
+    _set_groups(session, comment_groups, "comment_id", row.id, group_ids)
+    session.commit()
+    return row.id
+
+
+def get_comment(session: Session, user: User, obj_id: str, comment_id: int) -> dict:
+    row = _visible_comment(session, user, obj_id, comment_id)
+    groups = groups_by_owner(session, comment_groups, "comment_id", [row.id])
+    return serialize_comment(row, groups[row.id])
+
+
+def update_comment(session: Session, user: User, obj_id: str, comment_id: int, data: dict) -> None:
+    """Change a comment's text or groups (its author or "Manage sources")."""
+    row = _visible_comment(session, user, obj_id, comment_id)
+    if not may_manage(user, row.author_id):
+        raise ApiError(403, "only the comment's author or a user with \"Manage sources\" may change it")
+    _check_fields(data, COMMENT_FIELDS)
+    if not data:
+        raise ApiError(400, f"nothing to change: send one or more of {sorted(COMMENT_FIELDS)}")
+    text = _comment_text(data) if "text" in data else row.text
+    group_ids = target_group_ids(session, user, data["group_ids"], default="all") if "group_ids" in data else None
+    row.text = text
+    if group_ids is not None:
+        _set_groups(session, comment_groups, "comment_id", row.id, group_ids)
+    session.commit()
+
+
+def delete_comment(session: Session, user: User, obj_id: str, comment_id: int) -> None:
+    row = _visible_comment(session, user, obj_id, comment_id)
+    if not may_manage(user, row.author_id):
+        raise ApiError(403, "only the comment's author or a user with \"Manage sources\" may delete it")
+    session.delete(row)
+    session.commit()
+
+
+def comments_for_obj(session: Session, user: User, obj_id: str) -> list[dict]:
+    """The object's comments visible to `user`, oldest first.
+
+    Only the comments' groups are checked here: the caller has already found the object visible.
+    """
+    query = select(Comment).where(Comment.obj_id == obj_id)
+    clause = _visible_clause(comment_groups, "comment_id", Comment.id, accessible_group_ids(session, user))
+    if clause is not None:
+        query = query.where(clause)
+    rows = list(session.scalars(query.order_by(Comment.created_at, Comment.id)))
+    groups = groups_by_owner(session, comment_groups, "comment_id", [r.id for r in rows])
+    return [serialize_comment(r, groups[r.id]) for r in rows]
