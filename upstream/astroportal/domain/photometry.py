@@ -1,0 +1,590 @@
+"""Photometry: upload (mag or flux form, scalars or columns), upsert, read back as magnitudes or fluxes.
+
+Points are stored as flux and flux error on the AB system at zero point PHOT_ZP (23.9, so microjansky);
+an upper limit is a point whose flux is null and whose flux error is the limit divided by
+PHOT_DETECTION_THRESHOLD (a limiting magnitude is a 5-sigma limit).
+
+Writes are bulk by design: a batch is checked entirely in Python with set look-ups (one query for the
+instruments and objects it names, one for the target groups), then written by one statement that inserts
+(or upserts) the points and links them to their groups; no ORM object is built per point. Reads are one
+query in which PostgreSQL writes the points' JSON itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..bandpasses import KNOWN_FILTERS, check_filters
+from ..errors import ApiError, forbidden, not_found
+from ..models import (
+    PHOT_DETECTION_THRESHOLD,
+    PHOT_ZP,
+    GroupUser,
+    Instrument,
+    Obj,
+    Photometry,
+    User,
+    photometry_groups,
+)
+from .access import accessible_group_ids, get_visible_obj, obj_visible_clause, target_group_ids
+
+PHOT = Photometry.__table__
+LN10_OVER_2_5 = math.log(10) / 2.5  # d(flux)/flux per magnitude
+SUPPORTED_MAGSYS = ("ab",)
+
+COMMON_FIELDS = ("obj_id", "mjd", "instrument_id", "filter", "magsys", "origin", "alert_id", "ra", "dec")
+MAG_FIELDS = ("mag", "magerr", "limiting_mag")
+FLUX_FIELDS = ("flux", "fluxerr", "zp")
+# Fields that apply to the whole batch: never columns.
+BATCH_FIELDS = ("group_ids", "stream_ids")
+ALLOWED_FIELDS = frozenset(COMMON_FIELDS + MAG_FIELDS + FLUX_FIELDS + BATCH_FIELDS)
+KEY_COLUMNS = ("obj_id", "instrument_id", "filter", "mjd", "origin")
+FORMATS = ("mag", "flux")
+MAX_SHOWN = 5  # offending values quoted in one error message
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Parsing and checking a body (no database)
+# --------------------------------------------------------------------------------------------------------------
+class _Columns:
+    """A body's per-point fields as equal-length columns; scalars are checked once and broadcast."""
+
+    def __init__(self, data: dict) -> None:
+        lengths = {k: len(v) for k, v in data.items() if k not in BATCH_FIELDS and isinstance(v, list)}
+        empty = sorted(k for k, n in lengths.items() if n == 0)
+        if empty:
+            raise ApiError(400, f"empty list for {_names(empty)}: send at least one point")
+        if len(set(lengths.values())) > 1:
+            shown = ", ".join(f"`{k}` has {n}" for k, n in sorted(lengths.items()))
+            raise ApiError(400, f"the columns of a batch must have equal lengths: {shown}")
+        self.data = data
+        self.lists = set(lengths)
+        self.n = next(iter(lengths.values())) if lengths else 1
+
+    def label(self, field: str, i: int) -> str:
+        return f"`{field}`[{i}]" if field in self.lists else f"`{field}`"
+
+    def values(self, field: str) -> list:
+        """The distinct values to check: the whole column, or the one broadcast value."""
+        return self.data[field] if field in self.lists else [self.data.get(field)]
+
+    def column(self, checked: list) -> list:
+        return checked if len(checked) == self.n else checked * self.n
+
+    def require(self, field: str, why: str = "") -> None:
+        if field not in self.data:
+            raise ApiError(400, f"missing required field `{field}`{why}")
+
+
+def _names(fields: Iterable[str]) -> str:
+    return ", ".join(f"`{f}`" for f in fields)
+
+
+def _bad(label: str, expected: str, value: Any) -> ApiError:
+    return ApiError(400, f"{label} must be {expected}, got {value!r}")
+
+
+def _numbers(cols: _Columns, field: str, *, nullable: bool, positive: bool = False,
+             low: float | None = None, high: float | None = None) -> list[float | None]:
+    out: list[float | None] = []
+    isfinite = math.isfinite
+    for i, v in enumerate(cols.values(field)):
+        t = type(v)
+        if (t is float or t is int) and isfinite(v):
+            if (positive and v <= 0) or (low is not None and v < low) or (high is not None and v > high):
+                expected = "greater than 0" if positive else f"between {low} and {high}"
+                raise _bad(cols.label(field, i), expected, v)
+            out.append(float(v))
+        elif v is None and nullable:
+            out.append(None)
+        else:
+            raise _bad(cols.label(field, i), "a finite number" + (" or null" if nullable else ""), v)
+    return cols.column(out)
+
+
+def _ids(cols: _Columns, field: str, *, nullable: bool) -> list[int | None]:
+    """Integer ids; strings of digits are taken too (SkyPortal clients send both)."""
+    out: list[int | None] = []
+    for i, v in enumerate(cols.values(field)):
+        if type(v) is int:
+            out.append(v)
+        elif v is None and nullable:
+            out.append(None)
+        elif isinstance(v, str) and v.strip().isdigit():
+            out.append(int(v))
+        else:
+            raise _bad(cols.label(field, i), "an integer id", v)
+    return cols.column(out)
+
+
+def _strings(cols: _Columns, field: str, *, nullable: bool, default: str | None = None) -> list[str | None]:
+    out: list[str | None] = []
+    for i, v in enumerate(cols.values(field)):
+        if type(v) is str and (v or nullable):
+            out.append(v)
+        elif v is None and nullable:
+            out.append(default)
+        else:
+            raise _bad(cols.label(field, i), "a non-empty string", v)
+    return cols.column(out)
+
+
+#: The photometry table's columns that a batch fills, in the order of the write statements' arrays.
+POINT_COLUMNS = ("obj_id", "instrument_id", "filter", "mjd", "flux", "fluxerr", "origin", "alert_id", "ra", "dec")
+
+
+def parse_points(data: dict) -> dict[str, list]:
+    """Check a photometry body and return its points as columns of the photometry table (POINT_COLUMNS).
+
+    Everything that can be checked without the database is checked here; any problem raises ApiError 400
+    naming the field (and the index, for columns).
+    """
+    if not isinstance(data, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    unknown = sorted(set(data) - ALLOWED_FIELDS)
+    if unknown:
+        raise ApiError(400, f"unknown field(s) {_names(unknown)}; accepted fields: {_names(sorted(ALLOWED_FIELDS))}")
+    has_mag = [f for f in MAG_FIELDS if f in data]
+    has_flux = [f for f in FLUX_FIELDS if f in data]
+    if has_mag and has_flux:
+        raise ApiError(
+            400, f"give a point either as magnitudes (`mag`, `magerr`, `limiting_mag`) or as fluxes "
+            f"(`flux`, `fluxerr`, `zp`), not both: got {_names(has_mag + has_flux)}"
+        )
+    if not has_mag and not has_flux:
+        raise ApiError(
+            400, "missing the measurement: give `mag` and `magerr` (with `limiting_mag` for non-detections), "
+            "or `flux`, `fluxerr` and `zp`"
+        )
+    cols = _Columns(data)
+    for field in ("obj_id", "mjd", "instrument_id", "filter", "magsys"):
+        cols.require(field)
+
+    points: dict[str, list] = {
+        "obj_id": _strings(cols, "obj_id", nullable=False),
+        "instrument_id": _ids(cols, "instrument_id", nullable=False),
+        "filter": _strings(cols, "filter", nullable=False),
+        "mjd": _numbers(cols, "mjd", nullable=False),
+    }
+    if not KNOWN_FILTERS.issuperset(points["filter"]):
+        check_filters(points["filter"], "filter")
+    for i, m in enumerate(cols.values("magsys")):
+        if type(m) is not str:
+            raise _bad(cols.label("magsys", i), "a magnitude system name such as \"ab\"", m)
+        if m.lower() not in SUPPORTED_MAGSYS:
+            raise ApiError(
+                400, f"{cols.label('magsys', i)}: the magnitude system {m!r} is not supported; only \"ab\" is, "
+                "because the portal ships no bandpass zero points to convert other systems to AB"
+            )
+    points["flux"], points["fluxerr"] = _from_magnitudes(cols) if has_mag else _from_fluxes(cols)
+    points["origin"] = _strings(cols, "origin", nullable=True, default="")
+    points["alert_id"] = _ids(cols, "alert_id", nullable=True)
+    points["ra"] = _numbers(cols, "ra", nullable=True, low=0.0, high=360.0)
+    points["dec"] = _numbers(cols, "dec", nullable=True, low=-90.0, high=90.0)
+    return points
+
+
+def _from_magnitudes(cols: _Columns) -> tuple[list, list]:
+    cols.require("mag", " (null for a non-detection)")
+    mags = _numbers(cols, "mag", nullable=True)
+    magerrs = _numbers(cols, "magerr", nullable=True, positive=True)
+    limits = _numbers(cols, "limiting_mag", nullable=True)
+    fluxes: list[float | None] = []
+    fluxerrs: list[float] = []
+    for i, mag in enumerate(mags):
+        if mag is not None:
+            if magerrs[i] is None:
+                raise ApiError(400, f"{cols.label('magerr', i)} is required (a positive number) for a detection")
+            flux = 10.0 ** (-0.4 * (mag - PHOT_ZP))
+            fluxes.append(flux)
+            fluxerrs.append(magerrs[i] * flux * LN10_OVER_2_5)
+        else:
+            if limits[i] is None:
+                raise ApiError(
+                    400, f"{cols.label('limiting_mag', i)} is required when {cols.label('mag', i)} is null "
+                    "(a non-detection is its limiting magnitude)"
+                )
+            fluxes.append(None)
+            fluxerrs.append(10.0 ** (-0.4 * (limits[i] - PHOT_ZP)) / PHOT_DETECTION_THRESHOLD)
+    return fluxes, fluxerrs
+
+
+def _from_fluxes(cols: _Columns) -> tuple[list, list]:
+    for field in FLUX_FIELDS:
+        cols.require(field, " (flux form: `flux`, `fluxerr`, `zp`)")
+    raw = _numbers(cols, "flux", nullable=True)
+    errs = _numbers(cols, "fluxerr", nullable=False, positive=True)
+    zps = _numbers(cols, "zp", nullable=False)
+    fluxes: list[float | None] = []
+    fluxerrs: list[float] = []
+    for f, e, zp in zip(raw, errs, zps):
+        scale = 10.0 ** (-0.4 * (zp - PHOT_ZP))
+        fluxes.append(None if f is None else f * scale)
+        fluxerrs.append(e * scale)
+    return fluxes, fluxerrs
+
+
+def _describe_key(key: tuple) -> str:
+    obj_id, instrument_id, filt, mjd, origin = key
+    return f"(obj_id {obj_id!r}, instrument_id {instrument_id}, filter {filt!r}, mjd {mjd!r}, origin {origin!r})"
+
+
+def _keys(points: dict[str, list]) -> list[tuple]:
+    return list(zip(*(points[k] for k in KEY_COLUMNS)))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Checks against the database
+# --------------------------------------------------------------------------------------------------------------
+def _check_references(session: Session, user: User, points: dict[str, list]) -> None:
+    """Every object must exist and be visible to `user`; every instrument must exist and carry the filter.
+
+    One query answers both: the instruments, each with the array of the named objects the user may see.
+    """
+    instrument_ids = set(points["instrument_id"])
+    obj_ids = set(points["obj_id"])
+    visible = select(func.array_agg(Obj.id)).where(Obj.id.in_(obj_ids))
+    if not user.is_system_admin:
+        mine = select(GroupUser.group_id).where(GroupUser.user_id == user.id)
+        visible = visible.where(obj_visible_clause(user, mine))
+    found = session.execute(
+        select(Instrument.id, Instrument.name, Instrument.filters, visible.scalar_subquery()).where(
+            Instrument.id.in_(instrument_ids)
+        )
+    ).all()
+    instruments = {iid: (name, filters) for iid, name, filters, _ in found}
+    missing = sorted(instrument_ids - instruments.keys())
+    if missing:
+        raise ApiError(400, f"`instrument_id`: no instrument with id {', '.join(map(str, missing[:MAX_SHOWN]))}")
+    for iid, filt in sorted(set(zip(points["instrument_id"], points["filter"]))):
+        name, allowed = instruments[iid]
+        if allowed and filt not in allowed:
+            raise ApiError(
+                400, f"`filter`: {filt!r} is not one of the filters of instrument {iid} ({name}): {sorted(allowed)}"
+            )
+    unseen = sorted(obj_ids - set(found[0][3] or ()))
+    if unseen:
+        # An object the user cannot see is reported exactly like one that does not exist.
+        raise ApiError(400, f"`obj_id`: no object {', '.join(repr(o) for o in unseen[:MAX_SHOWN])}")
+
+
+def _stream_ids_ok(data: dict) -> None:
+    value = data.get("stream_ids")
+    if value is not None and not (isinstance(value, list) and all(type(v) is int for v in value)):
+        raise ApiError(400, f"`stream_ids` must be a list of integer stream ids, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Writing: one statement per batch, points and group links together
+# --------------------------------------------------------------------------------------------------------------
+# The batch travels as one array per column (a handful of parameters however many points), is unnested into
+# rows, inserted, and the resulting ids are linked to the groups by a second data-modifying CTE.
+_INPUT_CTE = """
+input AS (
+    SELECT * FROM unnest(
+        CAST(:obj_id AS text[]), CAST(:instrument_id AS integer[]), CAST(:filter AS text[]),
+        CAST(:mjd AS double precision[]), CAST(:flux AS double precision[]), CAST(:fluxerr AS double precision[]),
+        CAST(:origin AS text[]), CAST(:alert_id AS bigint[]), CAST(:ra AS double precision[]),
+        CAST(:dec AS double precision[])
+    ) AS t(obj_id, instrument_id, filter, mjd, flux, fluxerr, origin, alert_id, ra, dec)
+)"""
+_INSERT = """
+    INSERT INTO photometry (obj_id, instrument_id, filter, mjd, flux, fluxerr, origin, alert_id, ra, dec,
+                            owner_id, upload_id)
+    SELECT obj_id, instrument_id, filter, mjd, flux, fluxerr, origin, alert_id, ra, dec,
+           CAST(:owner_id AS integer), CAST(:upload_id AS varchar)
+    FROM input"""
+_KEYS = "id, obj_id, instrument_id, filter, mjd, origin"
+
+_POST_SQL = text(
+    f"""WITH {_INPUT_CTE},
+ins AS ({_INSERT}
+    ON CONFLICT ON CONSTRAINT uq_photometry_point DO NOTHING
+    RETURNING {_KEYS}
+),
+links AS (
+    INSERT INTO photometry_groups (photometry_id, group_id)
+    SELECT ins.id, g FROM ins CROSS JOIN unnest(CAST(:group_ids AS integer[])) AS g
+)
+SELECT {_KEYS} FROM ins"""
+)
+
+_PUT_SQL = text(
+    f"""WITH {_INPUT_CTE},
+ins AS ({_INSERT}
+    ON CONFLICT ON CONSTRAINT uq_photometry_point DO UPDATE SET
+        flux = EXCLUDED.flux,
+        fluxerr = EXCLUDED.fluxerr,
+        alert_id = COALESCE(EXCLUDED.alert_id, photometry.alert_id),
+        ra = COALESCE(EXCLUDED.ra, photometry.ra),
+        dec = COALESCE(EXCLUDED.dec, photometry.dec)
+    -- an unchanged point is left alone (no new row version); it is found by the join below instead
+    WHERE photometry.flux IS DISTINCT FROM EXCLUDED.flux
+       OR photometry.fluxerr IS DISTINCT FROM EXCLUDED.fluxerr
+       OR (EXCLUDED.alert_id IS NOT NULL AND photometry.alert_id IS DISTINCT FROM EXCLUDED.alert_id)
+       OR (EXCLUDED.ra IS NOT NULL AND photometry.ra IS DISTINCT FROM EXCLUDED.ra)
+       OR (EXCLUDED.dec IS NOT NULL AND photometry.dec IS DISTINCT FROM EXCLUDED.dec)
+    RETURNING {_KEYS}
+),
+found AS (
+    SELECT {_KEYS} FROM ins
+    UNION
+    SELECT p.id, p.obj_id, p.instrument_id, p.filter, p.mjd, p.origin
+    FROM photometry AS p JOIN input AS i
+      ON p.obj_id = i.obj_id AND p.instrument_id = i.instrument_id AND p.filter = i.filter
+     AND p.mjd = i.mjd AND p.origin = i.origin
+),
+links AS (
+    INSERT INTO photometry_groups (photometry_id, group_id)
+    SELECT found.id, g FROM found CROSS JOIN unnest(CAST(:group_ids AS integer[])) AS g
+    ON CONFLICT DO NOTHING
+)
+SELECT {_KEYS} FROM found"""
+)
+
+
+def _prepare(session: Session, user: User, data: dict) -> tuple[dict[str, list], list[int]]:
+    points = parse_points(data)
+    _stream_ids_ok(data)
+    _check_references(session, user, points)
+    group_ids = target_group_ids(session, user, data.get("group_ids"))
+    return points, group_ids
+
+
+def _array_literal(values: Sequence) -> str:
+    """A PostgreSQL array literal ('{...}') of strings, numbers and None.
+
+    One literal per column is parsed by the server in a fraction of the time that an ARRAY[...] expression of
+    hundreds of parameters takes to parse and plan (psycopg2's way of sending a list).
+    """
+    parts = []
+    for v in values:
+        if v is None:
+            parts.append("NULL")
+        elif type(v) is str:
+            parts.append('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        else:  # int or finite float: repr round-trips exactly
+            parts.append(repr(v))
+    return "{" + ",".join(parts) + "}"
+
+
+def _write(session: Session, sql, points: dict[str, list], user: User, upload_id: str, group_ids: list[int]) -> dict:
+    params = {k: _array_literal(points[k]) for k in POINT_COLUMNS}
+    params.update(owner_id=user.id, upload_id=upload_id, group_ids=_array_literal(group_ids))
+    try:
+        rows = session.execute(sql, params).all()
+    except IntegrityError:
+        # Only a concurrent change can do this (say, the object deleted meanwhile): the batch may be sent again.
+        session.rollback()
+        raise ApiError(409, "the data changed while the batch was written; nothing was written, send it again") from None
+    return {(obj_id, iid, filt, mjd, origin): pid for pid, obj_id, iid, filt, mjd, origin in rows}
+
+
+def add_photometry(session: Session, user: User, data: dict) -> dict:
+    """POST: insert new points; a point that already exists (or appears twice) refuses the whole batch."""
+    points, group_ids = _prepare(session, user, data)
+    keys = _keys(points)
+    if len(set(keys)) < len(keys):
+        seen: dict[tuple, int] = {}
+        for i, key in enumerate(keys):
+            if key in seen:
+                raise ApiError(400, f"points {seen[key]} and {i} of the batch are the same point {_describe_key(key)}")
+            seen[key] = i
+    upload_id = str(uuid.uuid4())
+    ids = _write(session, _POST_SQL, points, user, upload_id, group_ids)
+    if len(ids) < len(keys):
+        session.rollback()
+        existing = [k for k in keys if k not in ids]
+        shown = "; ".join(_describe_key(k) for k in existing[:MAX_SHOWN])
+        more = f" and {len(existing) - MAX_SHOWN} more" if len(existing) > MAX_SHOWN else ""
+        raise ApiError(
+            400, f"{len(existing)} point(s) already exist: {shown}{more}; nothing was written "
+            "(use PUT /api/photometry to upload idempotently)"
+        )
+    session.commit()
+    return {"ids": [ids[k] for k in keys], "upload_id": upload_id}
+
+
+def upsert_photometry(session: Session, user: User, data: dict) -> dict:
+    """PUT: insert the new points, update the changed values of existing ones, add the groups; ids in input order.
+
+    A point given twice in one batch is written once (its last values win) and both positions get its id.
+    """
+    points, group_ids = _prepare(session, user, data)
+    keys = _keys(points)
+    unique_points = points
+    if len(set(keys)) < len(keys):
+        # ON CONFLICT may not touch a row twice in one statement: keep each point's last occurrence.
+        last = {key: i for i, key in enumerate(keys)}
+        kept = sorted(last.values())
+        unique_points = {k: [col[i] for i in kept] for k, col in points.items()}
+    upload_id = str(uuid.uuid4())
+    ids = _write(session, _PUT_SQL, unique_points, user, upload_id, group_ids)
+    lost = [k for k in keys if k not in ids]
+    if lost:
+        # A point inserted by a concurrent upload after this statement's snapshot: not joined, so not linked.
+        session.rollback()
+        raise ApiError(409, f"point {_describe_key(lost[0])} was written concurrently; send the batch again")
+    session.commit()
+    return {"ids": [ids[k] for k in keys], "upload_id": upload_id}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------------------
+def check_format(fmt: str, magsys: str | None = None) -> None:
+    """400 unless `fmt` is "mag" or "flux" and `magsys` (when given) is "ab"."""
+    if fmt not in FORMATS:
+        raise ApiError(400, f"invalid `format` {fmt!r}: use \"mag\" or \"flux\"")
+    if magsys is not None and magsys.lower() not in SUPPORTED_MAGSYS:
+        raise ApiError(400, f"`magsys` {magsys!r} is not supported; only \"ab\" is")
+
+
+# The points are turned into JSON by PostgreSQL itself: a light curve of ten thousand points is then one
+# query and one string, with no Python object per point. Keys come out in SkyPortal's order.
+_MEASUREMENT_SQL = {
+    "mag": f"""
+        CASE WHEN p.flux > 0 THEN -2.5 * log(p.flux) + {PHOT_ZP} END AS mag,
+        CASE WHEN p.flux > 0 THEN p.fluxerr / p.flux * {1 / LN10_OVER_2_5!r} END AS magerr,
+        CASE WHEN p.fluxerr > 0 THEN -2.5 * log({PHOT_DETECTION_THRESHOLD} * p.fluxerr) + {PHOT_ZP} END AS limiting_mag,""",
+    "flux": f"""
+        p.flux, p.fluxerr, CAST({PHOT_ZP} AS double precision) AS zp,""",
+}
+
+
+def _points_json_sql(fmt: str, where: str, restricted: bool) -> str:
+    """SQL answering one text value: the JSON array of the points matching `where` (a condition on p)."""
+    mine = " AND pg.group_id = ANY(CAST(:group_ids AS integer[]))" if restricted else ""
+    visible = (
+        f" AND EXISTS (SELECT 1 FROM photometry_groups AS pg WHERE pg.photometry_id = p.id{mine})" if restricted else ""
+    )
+    return f"""
+    SELECT CAST(COALESCE(json_agg(pt ORDER BY pt.mjd, pt.id), '[]') AS text) FROM (
+        SELECT p.id, p.obj_id, p.mjd, p.filter,{_MEASUREMENT_SQL[fmt]}
+            'ab' AS magsys, p.instrument_id, i.name AS instrument_name, p.origin, p.alert_id, p.ra, p.dec,
+            p.owner_id,
+            COALESCE((
+                SELECT json_agg(json_build_object('id', g.id, 'name', g.name, 'nickname', g.nickname) ORDER BY g.id)
+                FROM photometry_groups AS pg JOIN groups AS g ON g.id = pg.group_id
+                WHERE pg.photometry_id = p.id{mine}
+            ), '[]') AS groups,
+            p.created_at
+        FROM photometry AS p JOIN instruments AS i ON i.id = p.instrument_id
+        WHERE {where}{visible}
+    ) AS pt"""
+
+
+def _points_json(session: Session, user: User, fmt: str, where: str, params: dict) -> str:
+    """The JSON array (text) of the points matching `where` that `user` may see; each point's groups are
+    limited to the user's own (system admins: all)."""
+    group_ids = accessible_group_ids(session, user)
+    restricted = group_ids is not None
+    if restricted:
+        params = {**params, "group_ids": sorted(group_ids)}
+    return session.execute(text(_points_json_sql(fmt, where, restricted)), params).scalar_one()
+
+
+def photometry_json_for_obj(session: Session, user: User, obj_id: str, fmt: str = "mag") -> str:
+    """photometry_for_obj's answer as JSON text (what the API route sends, without a round trip through Python)."""
+    check_format(fmt)
+    get_visible_obj(session, user, obj_id)
+    return _points_json(session, user, fmt, "p.obj_id = :obj_id", {"obj_id": obj_id})
+
+
+def photometry_for_obj(session: Session, user: User, obj_id: str, fmt: str = "mag") -> list[dict]:
+    """The points of object `obj_id` that `user` may see, by mjd, in SkyPortal's shape (fmt "mag" or "flux").
+
+    Each point: id, obj_id, mjd, filter, mag, magerr, limiting_mag (or flux, fluxerr, zp), magsys,
+    instrument_id, instrument_name, origin, alert_id, ra, dec, owner_id, groups ([{id, name, nickname}] of the
+    user's groups it is shared with), created_at. 404 when the object does not exist or is not visible.
+    """
+    return json.loads(photometry_json_for_obj(session, user, obj_id, fmt))
+
+
+def get_photometry(session: Session, user: User, point_id: int, fmt: str = "mag") -> dict:
+    """One point, if `user` may see it (404 otherwise)."""
+    check_format(fmt)
+    found = json.loads(_points_json(session, user, fmt, "p.id = :point_id", {"point_id": point_id}))
+    if not found:
+        raise not_found(f"photometry point {point_id}")
+    return found[0]
+
+
+def _visible_point_row(session: Session, user: User, point_id: int):
+    """The stored row of a point `user` may see; 404 otherwise."""
+    query = select(PHOT).where(PHOT.c.id == point_id)
+    group_ids = accessible_group_ids(session, user)
+    if group_ids is not None:
+        pg = photometry_groups
+        query = query.where(
+            select(pg.c.photometry_id).where(pg.c.photometry_id == PHOT.c.id, pg.c.group_id.in_(group_ids)).exists()
+        )
+    row = session.execute(query).first()
+    if row is None:
+        raise not_found(f"photometry point {point_id}")
+    return row
+
+
+def _check_may_edit(user: User, owner_id: int | None, point_id: int) -> None:
+    acls = user.acl_names
+    if owner_id != user.id and "Manage sources" not in acls and "System admin" not in acls:
+        raise forbidden(f"photometry point {point_id} is not yours; changing it requires the permission Manage sources")
+
+
+PATCHABLE = frozenset(ALLOWED_FIELDS - {"obj_id", "stream_ids"})
+
+
+def update_photometry(session: Session, user: User, point_id: int, data: dict) -> dict:
+    """PATCH: change some fields of one point (given like a one-point upload); `group_ids` adds groups.
+
+    The body is laid over the point's stored values, so a new measurement may come in either form; a flux
+    given without `zp` is taken at the stored zero point (23.9).
+    """
+    if not isinstance(data, dict) or not data:
+        raise ApiError(400, "the request body must be a JSON object with the fields to change")
+    row = _visible_point_row(session, user, point_id)
+    _check_may_edit(user, row.owner_id, point_id)
+    unknown = sorted(set(data) - PATCHABLE)
+    if unknown:
+        raise ApiError(400, f"field(s) {_names(unknown)} cannot be changed; changeable: {_names(sorted(PATCHABLE))}")
+    lists = sorted(k for k, v in data.items() if isinstance(v, list) and k != "group_ids")
+    if lists:
+        raise ApiError(400, f"PATCH changes one point: {_names(lists)} must be single values, not lists")
+    stored = {
+        "obj_id": row.obj_id, "mjd": row.mjd, "instrument_id": row.instrument_id, "filter": row.filter,
+        "magsys": "ab", "origin": row.origin, "alert_id": row.alert_id, "ra": row.ra, "dec": row.dec,
+    }
+    if not any(f in data for f in MAG_FIELDS):
+        stored.update(flux=row.flux, fluxerr=row.fluxerr, zp=PHOT_ZP)
+    merged = {**stored, **{k: v for k, v in data.items() if k != "group_ids"}}
+    points = parse_points(merged)
+    _check_references(session, user, points)
+    group_ids = target_group_ids(session, user, data["group_ids"]) if "group_ids" in data else []
+    try:
+        session.execute(update(PHOT).where(PHOT.c.id == point_id).values({k: v[0] for k, v in points.items()}))
+    except IntegrityError:
+        session.rollback()
+        raise ApiError(400, f"another point already is {_describe_key(_keys(points)[0])}") from None
+    if group_ids:
+        session.execute(
+            pg_insert(photometry_groups).on_conflict_do_nothing(),
+            [{"photometry_id": point_id, "group_id": g} for g in group_ids],
+        )
+    session.commit()
+    return {"id": point_id}
+
+
+def delete_photometry(session: Session, user: User, point_id: int) -> None:
+    """DELETE: remove one point (its owner, or a user with Manage sources)."""
+    row = _visible_point_row(session, user, point_id)
+    _check_may_edit(user, row.owner_id, point_id)
+    session.execute(delete(PHOT).where(PHOT.c.id == point_id))
+    session.commit()

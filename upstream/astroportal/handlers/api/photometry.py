@@ -1,0 +1,265 @@
+"""Photometry: /api/photometry (POST, PUT), /api/photometry/ID, /api/sources/ID/photometry."""
+
+from __future__ import annotations
+
+import gzip
+
+from ... import __version__
+from ...bandpasses import FILTER_FAMILIES
+from ...domain import photometry as phot
+from ...errors import ApiError
+from ...jsonutil import dumps
+from ..base import APIHandler, auth_required, permissions
+
+BIG_RESPONSE = 256 * 1024  # bytes of JSON above which the light curve is compressed here, quickly
+
+
+class PhotometryHandler(APIHandler):
+    @permissions(["Upload data"])
+    def post(self) -> None:
+        """
+        Upload photometry
+        ---
+        summary: Upload photometry
+        description: >
+          Adds new points. A point that already exists (same object, instrument, filter, mjd and origin)
+          refuses the whole batch with a 400 naming it.
+        tags: [photometry]
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                description: >
+                  One point or a batch: every field but group_ids and stream_ids may be a single value or a
+                  list (a column); single values apply to every point and all lists must have the same length.
+                  Give either the magnitude form (mag, magerr, limiting_mag) or the flux form (flux, fluxerr, zp).
+                required: [obj_id, mjd, instrument_id, filter, magsys]
+                properties:
+                  obj_id: {description: "Object id (string or list)"}
+                  mjd: {description: "Modified Julian date (number or list)"}
+                  instrument_id: {description: "Instrument id (integer or list)"}
+                  filter: {description: "sncosmo bandpass name, among the instrument's filters (string or list)"}
+                  magsys: {description: "Magnitude system; only ab is supported"}
+                  mag: {description: "AB magnitude; null for a non-detection"}
+                  magerr: {description: "Magnitude error (positive; required with mag)"}
+                  limiting_mag: {description: "5-sigma limiting magnitude (required when mag is null)"}
+                  flux: {description: "Flux at zero point zp; null for a non-detection"}
+                  fluxerr: {description: "Flux error (positive) at zero point zp"}
+                  zp: {description: "Zero point of flux and fluxerr"}
+                  origin: {description: "Where the point comes from (part of its identity); default empty"}
+                  alert_id: {description: "Id of the alert the point came with"}
+                  ra: {description: "Right ascension of the measurement, degrees"}
+                  dec: {description: "Declination of the measurement, degrees"}
+                  group_ids: {description: "Groups to share the points with (ids, or all); default your own group"}
+                  stream_ids: {type: array, items: {type: integer}, description: "Accepted for SkyPortal clients; not stored"}
+        responses:
+          200:
+            description: 'The ids of the points, in input order: {"ids": [...], "upload_id": "<uuid>"}'
+          400:
+            description: Invalid input (the message names the field); nothing was written.
+          403:
+            description: The user lacks "Upload data" or is not a member of a target group.
+        """
+        self.success(phot.add_photometry(self.session, self.current_user, self.get_json()))
+
+    @permissions(["Upload data"])
+    def put(self) -> None:
+        """
+        Upload photometry idempotently
+        ---
+        summary: Upload photometry idempotently
+        description: >
+          Adds the new points; existing ones (same object, instrument, filter, mjd and origin) are not
+          duplicated: their values are updated when they changed and the groups are added.
+        tags: [photometry]
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema:
+                type: object
+                description: >
+                  One point or a batch: every field but group_ids and stream_ids may be a single value or a
+                  list (a column); single values apply to every point and all lists must have the same length.
+                  Give either the magnitude form (mag, magerr, limiting_mag) or the flux form (flux, fluxerr, zp).
+                required: [obj_id, mjd, instrument_id, filter, magsys]
+                properties:
+                  obj_id: {description: "Object id (string or list)"}
+                  mjd: {description: "Modified Julian date (number or list)"}
+                  instrument_id: {description: "Instrument id (integer or list)"}
+                  filter: {description: "sncosmo bandpass name, among the instrument's filters (string or list)"}
+                  magsys: {description: "Magnitude system; only ab is supported"}
+                  mag: {description: "AB magnitude; null for a non-detection"}
+                  magerr: {description: "Magnitude error (positive; required with mag)"}
+                  limiting_mag: {description: "5-sigma limiting magnitude (required when mag is null)"}
+                  flux: {description: "Flux at zero point zp; null for a non-detection"}
+                  fluxerr: {description: "Flux error (positive) at zero point zp"}
+                  zp: {description: "Zero point of flux and fluxerr"}
+                  origin: {description: "Where the point comes from (part of its identity); default empty"}
+                  alert_id: {description: "Id of the alert the point came with"}
+                  ra: {description: "Right ascension of the measurement, degrees"}
+                  dec: {description: "Declination of the measurement, degrees"}
+                  group_ids: {description: "Groups to share the points with (ids, or all); default your own group"}
+                  stream_ids: {type: array, items: {type: integer}, description: "Accepted for SkyPortal clients; not stored"}
+        responses:
+          200:
+            description: 'The ids of the points, in input order: {"ids": [...], "upload_id": "<uuid>"}'
+          400:
+            description: Invalid input (the message names the field); nothing was written.
+          403:
+            description: The user lacks "Upload data" or is not a member of a target group.
+        """
+        self.success(phot.upsert_photometry(self.session, self.current_user, self.get_json()))
+
+
+def _point_id(raw: str) -> int:
+    if not raw.isdigit():
+        raise ApiError(404, f"photometry point {raw!r} not found")
+    return int(raw)
+
+
+class PhotometryPointHandler(APIHandler):
+    @auth_required
+    def get(self, point_id: str) -> None:
+        """
+        Get one photometry point
+        ---
+        summary: Get one photometry point
+        tags: [photometry]
+        parameters:
+          - {in: path, name: point_id, required: true, schema: {type: integer}}
+          - in: query
+            name: format
+            schema: {type: string, enum: [mag, flux], default: mag}
+        responses:
+          200:
+            description: The point (mag form, or flux form with flux, fluxerr, zp).
+          404:
+            description: No such point, or it is not shared with any of your groups.
+        """
+        fmt = self.query("format", "mag")
+        self.success(phot.get_photometry(self.session, self.current_user, _point_id(point_id), fmt))
+
+    @auth_required
+    def patch(self, point_id: str) -> None:
+        """
+        Change one photometry point
+        ---
+        summary: Change one photometry point
+        description: >
+          The body holds the fields to change, given as in an upload of one point (a new measurement in mag or
+          flux form; a flux without zp is taken at zp 23.9). group_ids adds groups. Allowed to the point's
+          owner and to users with "Manage sources".
+        tags: [photometry]
+        parameters:
+          - {in: path, name: point_id, required: true, schema: {type: integer}}
+        requestBody:
+          required: true
+          content:
+            application/json:
+              schema: {type: object}
+        responses:
+          200:
+            description: '{"id": point_id}'
+          400:
+            description: Invalid field (named in the message); nothing changed.
+          403:
+            description: Not your point, and you lack "Manage sources".
+          404:
+            description: No such point visible to you.
+        """
+        self.success(phot.update_photometry(self.session, self.current_user, _point_id(point_id), self.get_json()))
+
+    @auth_required
+    def delete(self, point_id: str) -> None:
+        """
+        Delete one photometry point
+        ---
+        summary: Delete one photometry point
+        description: Allowed to the point's owner and to users with "Manage sources".
+        tags: [photometry]
+        parameters:
+          - {in: path, name: point_id, required: true, schema: {type: integer}}
+        responses:
+          200:
+            description: Deleted.
+          403:
+            description: Not your point, and you lack "Manage sources".
+          404:
+            description: No such point visible to you.
+        """
+        phot.delete_photometry(self.session, self.current_user, _point_id(point_id))
+        self.success()
+
+
+class SourcePhotometryHandler(APIHandler):
+    @auth_required
+    def get(self, obj_id: str) -> None:
+        """
+        Get an object's photometry
+        ---
+        summary: Get an object's photometry
+        description: The points shared with your groups (system admins see all), in order of mjd.
+        tags: [photometry, sources]
+        parameters:
+          - {in: path, name: obj_id, required: true, schema: {type: string}}
+          - in: query
+            name: format
+            schema: {type: string, enum: [mag, flux], default: mag}
+          - in: query
+            name: magsys
+            schema: {type: string, enum: [ab], default: ab}
+        responses:
+          200:
+            description: >
+              A list of points: id, obj_id, mjd, filter, mag, magerr, limiting_mag (or flux, fluxerr, zp),
+              magsys, instrument_id, instrument_name, origin, alert_id, ra, dec, owner_id, groups, created_at.
+          404:
+            description: No such object visible to you.
+        """
+        fmt = self.query("format", "mag")
+        phot.check_format(fmt, self.query("magsys", None))
+        points = phot.photometry_json_for_obj(self.session, self.current_user, obj_id, fmt)
+        # The database already wrote the points as JSON: wrap the text in the envelope rather than parse it.
+        body = f'{{"status":"success","data":{points},"version":{dumps(__version__)}}}'.encode()
+        if (
+            len(body) > BIG_RESPONSE
+            and self.settings.get("compress_response")
+            and "gzip" in self.request.headers.get("Accept-Encoding", "")
+        ):
+            # A long light curve is megabytes of JSON: gzip level 1 makes it nearly as small as Tornado's
+            # level 6 in a third of the time (Tornado leaves a body that already has a Content-Encoding alone).
+            body = gzip.compress(body, compresslevel=1)
+            self.set_header("Content-Encoding", "gzip")
+        self.finish(body)
+
+
+class FiltersHandler(APIHandler):
+    def get(self) -> None:
+        """
+        List the known photometric filters
+        ---
+        summary: List the known photometric filters
+        description: The sncosmo bandpass names accepted for photometry and instrument filter lists.
+        tags: [photometry]
+        security: []
+        responses:
+          200:
+            description: '{"filters": [...], "families": {"ZTF": ["ztfg", ...], ...}}'
+        """
+        self.success(
+            {
+                "filters": sorted(n for names in FILTER_FAMILIES.values() for n in names),
+                "families": {k: list(v) for k, v in FILTER_FAMILIES.items()},
+            }
+        )
+
+
+ROUTES = [
+    (r"/api/photometry/?", PhotometryHandler),
+    (r"/api/photometry/filters/?", FiltersHandler),
+    (r"/api/photometry/([^/]+)/?", PhotometryPointHandler),
+    (r"/api/sources/([^/]+)/photometry/?", SourcePhotometryHandler),
+]
