@@ -215,6 +215,18 @@ def upgrade() -> None:
     sa.UniqueConstraint('name', name=op.f('uq_instruments_name'))
     )
     op.create_index(op.f('ix_instruments_telescope_id'), 'instruments', ['telescope_id'], unique=False)
+    op.create_table('listings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('obj_id', sa.String(), nullable=False),
+    sa.Column('list_name', sa.String(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), server_default=sa.text('now()'), nullable=False),
+    sa.ForeignKeyConstraint(['obj_id'], ['objs.id'], name=op.f('fk_listings_obj_id_objs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_listings_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_listings')),
+    sa.UniqueConstraint('user_id', 'obj_id', 'list_name', name=op.f('uq_listings_user_id_obj_id_list_name'))
+    )
+    op.create_index(op.f('ix_listings_obj_id'), 'listings', ['obj_id'], unique=False)
     op.create_table('role_acls',
     sa.Column('role_id', sa.String(), nullable=False),
     sa.Column('acl_id', sa.String(), nullable=False),
@@ -382,6 +394,8 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_social_auth_usersocialauth_user_id'), table_name='social_auth_usersocialauth')
     op.drop_table('social_auth_usersocialauth')
     op.drop_table('role_acls')
+    op.drop_index(op.f('ix_listings_obj_id'), table_name='listings')
+    op.drop_table('listings')
     op.drop_index(op.f('ix_instruments_telescope_id'), table_name='instruments')
     op.drop_table('instruments')
     op.drop_index(op.f('ix_group_users_user_id'), table_name='group_users')

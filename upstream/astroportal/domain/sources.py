@@ -1,0 +1,671 @@
+"""Sources: objects saved to groups. Listing with cone search, saving, editing and unsaving.
+
+A source is an Obj with at least one active Source row in a group the user can read. The list query is
+built so that a cone search over millions of saved sources stays in the tens of milliseconds: the (dec, ra)
+btree bounds the search box, an exact great-circle test trims it, and one SQL statement answers the page
+(with its groups aggregated by PostgreSQL) and one the count.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Iterable
+
+from sqlalchemy import Float, Integer, String, and_, bindparam, exists, false, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from ..errors import ApiError, forbidden
+from ..models import Group, Obj, Source, User
+from . import access
+
+MAX_PER_PAGE = 500
+DEFAULT_PER_PAGE = 100
+SORT_COLUMNS = ("id", "ra", "dec", "saved_at", "created_at")
+# Newest first is what people want for times; positions and names read naturally ascending.
+DEFAULT_ORDER = {"id": "asc", "ra": "asc", "dec": "asc", "saved_at": "desc", "created_at": "desc"}
+MAX_ID_LENGTH = 256
+OBJ_FIELDS = ("ra", "dec", "redshift", "origin", "alias")
+
+
+# --------------------------------------------------------------------------------------------------
+# Small parsers shared by the sources, candidates and listings modules
+
+
+def parse_bool(raw: str) -> bool:
+    """A query-string boolean ("true"/"false", "1"/"0", "yes"/"no"); ValueError otherwise."""
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "t", "y"):
+        return True
+    if value in ("false", "0", "no", "f", "n"):
+        return False
+    raise ValueError(raw)
+
+
+def parse_id_csv(raw: str | None, field: str) -> list[int] | None:
+    """A comma-separated list of integer ids from a query string (None when absent); 400 naming `field`."""
+    if raw is None or raw.strip() == "":
+        return None
+    out: list[int] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part.isdigit():
+            raise ApiError(400, f"`{field}` must be comma-separated integer ids, got {raw!r}")
+        out.append(int(part))
+    return list(dict.fromkeys(out))
+
+
+def check_paging(page_number: int, num_per_page: int) -> tuple[int, int]:
+    """Validate `pageNumber` (from 1) and `numPerPage` (1..500)."""
+    if page_number < 1:
+        raise ApiError(400, f"`pageNumber` must be 1 or more, got {page_number}")
+    if not 1 <= num_per_page <= MAX_PER_PAGE:
+        raise ApiError(400, f"`numPerPage` must be between 1 and {MAX_PER_PAGE}, got {num_per_page}")
+    return page_number, num_per_page
+
+
+def check_obj_id(value: Any, field: str = "id") -> str:
+    """An object id: a non-empty string without '/' (it appears in URLs) or surrounding blanks."""
+    if value is None:
+        raise ApiError(400, f"missing required field `{field}`")
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, f"`{field}` must be a non-empty string, got {value!r}")
+    if value != value.strip() or "/" in value or len(value) > MAX_ID_LENGTH or not value.isprintable():
+        raise ApiError(
+            400, f"`{field}` {value!r} is not a valid object id (printable, no '/', no surrounding blanks, "
+            f"at most {MAX_ID_LENGTH} characters)"
+        )
+    return value
+
+
+def _number(data: dict, field: str) -> float | None:
+    value = data.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ApiError(400, f"`{field}` must be a number, got {value!r}")
+    return float(value)
+
+
+def check_ra(value: float, field: str = "ra") -> float:
+    if not 0 <= value < 360:
+        raise ApiError(400, f"`{field}` must be in [0, 360) degrees, got {value}")
+    return value
+
+
+def check_dec(value: float, field: str = "dec") -> float:
+    if not -90 <= value <= 90:
+        raise ApiError(400, f"`{field}` must be in [-90, 90] degrees, got {value}")
+    return value
+
+
+def check_obj_fields(data: dict, *, allowed: Iterable[str] = OBJ_FIELDS) -> dict:
+    """The object fields present in `data`, checked: ra, dec, redshift (numbers), origin (string), alias
+    (a string or a list of strings, stored as a list)."""
+    out: dict[str, Any] = {}
+    for field in allowed:
+        if field not in data:
+            continue
+        value = data[field]
+        if field in ("ra", "dec"):
+            if value is None:
+                raise ApiError(400, f"`{field}` must be a number, not null")
+            number = _number(data, field)
+            out[field] = check_ra(number) if field == "ra" else check_dec(number)
+        elif field == "redshift":
+            out[field] = _number(data, field)
+        elif field == "origin":
+            if value is not None and not isinstance(value, str):
+                raise ApiError(400, f"`origin` must be a string, got {value!r}")
+            out[field] = value
+        elif field == "alias":
+            if isinstance(value, str):
+                value = [value]
+            if value is not None and (
+                not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value)
+            ):
+                raise ApiError(400, f"`alias` must be a string or a list of non-empty strings, got {value!r}")
+            out[field] = list(dict.fromkeys(v.strip() for v in value)) if value is not None else None
+    return out
+
+
+def body_group_ids(value: Any, field: str) -> list[int] | str | None:
+    """Ids from a JSON body: a list of integers (or digit strings), "all", or absent/null."""
+    if value is None or value == "all":
+        return value
+    if not isinstance(value, list):
+        raise ApiError(400, f"`{field}` must be a list of integer ids, got {value!r}")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not (isinstance(v, int) or (isinstance(v, str) and v.strip().isdigit())):
+            raise ApiError(400, f"`{field}` must be a list of integer ids, got {value!r}")
+        out.append(int(v))
+    return list(dict.fromkeys(out))
+
+
+# --------------------------------------------------------------------------------------------------
+# Cone search
+
+
+def cone_params(ra: float, dec: float, radius: float) -> tuple[str, dict]:
+    """The bounding box and exact-test constants of a cone: (ra_mode, bind parameters).
+
+    The box bounds dec to the cap's band and ra to asin(sin r / cos dec) either side of the centre
+    ("between"), in two pieces when that range crosses ra = 0/360 ("wrap"), or not at all when the cap
+    holds a pole ("none").
+    """
+    pad = 1e-9  # the box must never cut a point the exact test keeps
+    dec_lo, dec_hi = dec - radius - pad, dec + radius + pad
+    params = {
+        "dec_lo": max(dec_lo, -90.0),
+        "dec_hi": min(dec_hi, 90.0),
+        "cone_ra": float(ra),
+        "cone_dec": float(dec),
+        "cone_cos_dec": math.cos(math.radians(dec)),
+        "cone_limit": math.sin(math.radians(radius) / 2) ** 2,
+    }
+    mode = "none"
+    if dec_lo > -90 and dec_hi < 90:
+        ratio = math.sin(math.radians(radius)) / math.cos(math.radians(dec))
+        if ratio < 1:
+            half = math.degrees(math.asin(ratio)) + pad
+            lo, hi = ra - half, ra + half
+            if lo < 0:
+                mode, params["ra_lo"], params["ra_hi"] = "wrap", lo + 360, hi
+            elif hi >= 360:
+                mode, params["ra_lo"], params["ra_hi"] = "wrap", lo, hi - 360
+            else:
+                mode, params["ra_lo"], params["ra_hi"] = "between", lo, hi
+    return mode, params
+
+
+def cone_condition(ra_mode: str):
+    """The SQL condition of a cone on objs, with bind parameters named as in `cone_params`.
+
+    The (dec, ra) box lets PostgreSQL scan the btree only over the cap's declination band and check ra
+    inside the index. The exact test is the haversine inequality
+    sin²(Δdec/2) + cos dec cos dec0 sin²(Δra/2) <= sin²(r/2), which needs no arcsin (so no rounding
+    just above 1) and is right across ra = 0/360 and at the poles.
+    """
+    o = Obj.__table__.c
+
+    def p(name: str):
+        return bindparam(name, type_=Float)
+
+    conds = [o.dec >= p("dec_lo"), o.dec <= p("dec_hi")]
+    if ra_mode == "between":
+        conds.append(o.ra.between(p("ra_lo"), p("ra_hi")))
+    elif ra_mode == "wrap":
+        conds.append(or_(o.ra >= p("ra_lo"), o.ra <= p("ra_hi")))
+    to_half_rad = math.pi / 360  # degrees to radians, halved
+    hav = func.power(func.sin((o.dec - p("cone_dec")) * to_half_rad), 2) + func.cos(func.radians(o.dec)) * p(
+        "cone_cos_dec"
+    ) * func.power(func.sin((o.ra - p("cone_ra")) * to_half_rad), 2)
+    conds.append(hav <= p("cone_limit"))
+    return and_(*conds)
+
+
+def cone_clause(ra: float, dec: float, radius: float):
+    """An exact SQL condition on objs: within `radius` degrees (great circle) of (ra, dec)."""
+    mode, params = cone_params(ra, dec, radius)
+    return cone_condition(mode).params(**params)
+
+
+def check_cone(ra: float | None, dec: float | None, radius: float | None) -> tuple[float, float, float] | None:
+    """Validate the cone arguments: all three or none."""
+    given = [n for n, v in (("ra", ra), ("dec", dec), ("radius", radius)) if v is not None]
+    if not given:
+        return None
+    if len(given) != 3:
+        missing = [n for n in ("ra", "dec", "radius") if n not in given]
+        raise ApiError(400, f"a cone search needs `ra`, `dec` and `radius` together; missing {missing}")
+    for name, value in (("ra", ra), ("dec", dec), ("radius", radius)):
+        if not math.isfinite(value):
+            raise ApiError(400, f"`{name}` must be a finite number, got {value}")
+    check_ra(ra)
+    check_dec(dec)
+    if not 0 < radius <= 180:
+        raise ApiError(400, f"`radius` must be greater than 0 and at most 180 degrees, got {radius}")
+    return ra, dec, radius
+
+
+# --------------------------------------------------------------------------------------------------
+# Visibility helpers
+
+
+def _in_groups(col, groups: set[int] | None) -> list:
+    """[] for every group (None), else the condition `col IN groups` (false for no group at all)."""
+    if groups is None:
+        return []
+    return [col.in_(sorted(groups)) if groups else false()]
+
+
+def active_in(groups: set[int] | None, obj_col=None):
+    """EXISTS an active Source row of the object in `groups` (any group when None)."""
+    src = Source.__table__
+    obj_col = Obj.__table__.c.id if obj_col is None else obj_col
+    return exists().where(src.c.obj_id == obj_col, src.c.active.is_(True), *_in_groups(src.c.group_id, groups))
+
+
+def resolve_read_groups(session: Session, user: User, group_ids: list[int] | None) -> set[int] | None:
+    """Groups whose data a read may use: the requested ones (each must exist and be readable by the user),
+    or every readable group (None for system admins, meaning all)."""
+    readable = access.accessible_group_ids(session, user)
+    if group_ids is None:
+        return readable
+    wanted = set(group_ids)
+    existing = set(session.scalars(select(Group.id).where(Group.id.in_(sorted(wanted)))))
+    if wanted - existing:
+        raise ApiError(400, f"unknown group id(s): {sorted(wanted - existing)}")
+    if readable is not None and wanted - readable:
+        raise forbidden(f"you are not a member of group(s) {sorted(wanted - readable)}")
+    return wanted
+
+
+def _groups_json_subquery(obj_col, groups: set[int] | None):
+    """A correlated scalar subquery: the object's active saves in `groups` as a JSON array."""
+    s, g, u = Source.__table__, Group.__table__, User.__table__
+    cond = [s.c.obj_id == obj_col, s.c.active.is_(True), *_in_groups(s.c.group_id, groups)]
+    entry = func.json_build_object(
+        "id", g.c.id, "name", g.c.name, "nickname", g.c.nickname, "saved_at", s.c.saved_at, "saved_by", u.c.username
+    )
+    agg = func.json_agg(aggregate_order_by(entry, s.c.saved_at, g.c.id))
+    return (
+        select(agg)
+        .select_from(s.join(g, g.c.id == s.c.group_id).outerjoin(u, u.c.id == s.c.saved_by_id))
+        .where(*cond)
+        .scalar_subquery()
+    )
+
+
+def _summarize_groups(groups: list[dict] | None) -> tuple[list[dict], str | None, str | None]:
+    """(groups, saved_at, saved_by): the latest save among the object's visible saves."""
+    groups = groups or []
+    latest = max(groups, key=lambda g: (g["saved_at"] or "", g["id"]), default=None)
+    if latest is None:
+        return [], None, None
+    return groups, latest["saved_at"], latest["saved_by"]
+
+
+def obj_dict(obj: Any) -> dict:
+    """The object's own fields (an Obj row or a Core row with the same names)."""
+    return {
+        "id": obj.id,
+        "ra": obj.ra,
+        "dec": obj.dec,
+        "redshift": obj.redshift,
+        "origin": obj.origin,
+        "alias": list(obj.alias) if obj.alias else [],
+        "created_at": obj.created_at,
+    }
+
+
+def add_extras(
+    session: Session,
+    user: User,
+    out: dict,
+    *,
+    include_photometry: bool = False,
+    include_comments: bool = False,
+    include_classifications: bool = False,
+) -> dict:
+    """Photometry, classifications and comments from their own modules (imported late: they are optional
+    parts of the portal as far as this module is concerned)."""
+    if include_photometry:
+        from .photometry import photometry_for_obj
+
+        out["photometry"] = photometry_for_obj(session, user, out["id"])
+    if include_classifications:
+        from .annotations import classifications_for_obj
+
+        out["classifications"] = classifications_for_obj(session, user, out["id"])
+    if include_comments:
+        from .annotations import comments_for_obj
+
+        out["comments"] = comments_for_obj(session, user, out["id"])
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+
+
+def saved_groups(session: Session, user: User, obj_id: str) -> list[dict]:
+    """The readable groups the object is saved to, each with saved_at and saved_by, oldest save first."""
+    readable = access.accessible_group_ids(session, user)
+    return session.scalar(select(_groups_json_subquery(literal(obj_id), readable))) or []
+
+
+def serialize_source(
+    session: Session,
+    user: User,
+    obj: Obj,
+    include_photometry: bool = False,
+    include_comments: bool = False,
+    include_classifications: bool = False,
+) -> dict:
+    """The source as the API answers it: the object's fields, its readable groups, when and by whom it was
+    last saved, and on request its photometry, classifications and comments."""
+    out = obj_dict(obj)
+    groups, saved_at, saved_by = _summarize_groups(saved_groups(session, user, obj.id))
+    out.update(saved_at=saved_at, saved_by=saved_by, groups=groups)
+    return add_extras(
+        session,
+        user,
+        out,
+        include_photometry=include_photometry,
+        include_comments=include_comments,
+        include_classifications=include_classifications,
+    )
+
+
+def get_source(
+    session: Session,
+    user: User,
+    obj_id: str,
+    include_photometry: bool = False,
+    include_comments: bool = False,
+    include_classifications: bool = False,
+) -> dict:
+    """One source the user may see; 404 when it does not exist or is not visible to the user."""
+    obj = access.get_visible_obj(session, user, obj_id)
+    return serialize_source(session, user, obj, include_photometry, include_comments, include_classifications)
+
+
+def list_sources(
+    session: Session,
+    user: User,
+    *,
+    ra: float | None = None,
+    dec: float | None = None,
+    radius: float | None = None,
+    source_id: str | None = None,
+    group_ids: list[int] | None = None,
+    page_number: int = 1,
+    num_per_page: int = DEFAULT_PER_PAGE,
+    sort_by: str | None = None,
+    sort_order: str | None = None,
+    include_photometry: bool = False,
+) -> dict:
+    """A page of the sources the user can see, with optional cone, id-substring and group filters."""
+    cone = check_cone(ra, dec, radius)
+    check_paging(page_number, num_per_page)
+    sort_by = sort_by or "saved_at"
+    if sort_by not in SORT_COLUMNS:
+        raise ApiError(400, f"`sortBy` must be one of {list(SORT_COLUMNS)}, got {sort_by!r}")
+    sort_order = (sort_order or DEFAULT_ORDER[sort_by]).lower()
+    if sort_order not in ("asc", "desc"):
+        raise ApiError(400, f"`sortOrder` must be asc or desc, got {sort_order!r}")
+
+    readable = access.accessible_group_ids(session, user)
+    selected = resolve_read_groups(session, user, group_ids)
+    params: dict[str, Any] = {"lim": num_per_page, "off": (page_number - 1) * num_per_page}
+    ra_mode = None
+    if cone is not None:
+        ra_mode, cone_values = cone_params(*cone)
+        params.update(cone_values)
+    if source_id:
+        escaped = source_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params["id_pattern"] = f"%{escaped}%"
+    if readable is not None:
+        params["readable"] = sorted(readable)
+    if selected is not None:
+        params["selected"] = sorted(selected)
+
+    count_stmt, page_stmt = _list_statements(
+        ra_mode, bool(source_id), readable is not None, group_ids is not None, sort_by, sort_order
+    )
+    total = session.execute(count_stmt, params).scalar()
+    rows = session.execute(page_stmt, params).all()
+
+    sources = []
+    for row in rows:
+        out = obj_dict(row)
+        groups, saved_at, saved_by = _summarize_groups(row.groups)
+        out.update(saved_at=saved_at, saved_by=saved_by, groups=groups)
+        if include_photometry:
+            add_extras(session, user, out, include_photometry=True)
+        sources.append(out)
+    return {"sources": sources, "totalMatches": total, "pageNumber": page_number, "numPerPage": num_per_page}
+
+
+@functools.lru_cache(maxsize=256)
+def _list_statements(
+    ra_mode: str | None, by_id: bool, limited: bool, group_filter: bool, sort_by: str, sort_order: str
+) -> tuple:
+    """The count and page statements of one shape of source list, with bind parameters for the values
+    (built once per shape: building SQLAlchemy expressions costs more than running these queries).
+
+    `limited`: the user reads only some groups (`readable`); `group_filter`: the caller chose groups
+    (`selected`); without it `selected` equals `readable`.
+    """
+    o, src = Obj.__table__, Source.__table__
+
+    def in_groups(col, name: str, on: bool) -> list:
+        return [col.in_(bindparam(name, expanding=True))] if on else []
+
+    def saved_in(name: str, on: bool):
+        return exists().where(src.c.obj_id == o.c.id, src.c.active.is_(True), *in_groups(src.c.group_id, name, on))
+
+    obj_conds = []
+    if ra_mode is not None:
+        obj_conds.append(cone_condition(ra_mode))
+    if by_id:
+        obj_conds.append(o.c.id.ilike(bindparam("id_pattern", type_=String), escape="\\"))
+
+    if obj_conds:
+        count_stmt = select(func.count()).select_from(o).where(saved_in("selected", limited or group_filter), *obj_conds)
+    else:
+        # Without a condition on the object, counting the saves themselves avoids joining every object.
+        count_stmt = select(func.count(src.c.obj_id.distinct())).where(
+            src.c.active.is_(True), *in_groups(src.c.group_id, "selected", limited or group_filter)
+        )
+
+    cols = [o.c.id, o.c.ra, o.c.dec, o.c.redshift, o.c.origin, o.c.alias, o.c.created_at]
+    if sort_by == "saved_at":
+        # An object's latest readable save is the one that no later save of it outdoes; walking saves in
+        # time order (ix_sources_saved_at) then fills the first pages without aggregating every save.
+        s, later = src.alias("s"), src.alias("later")
+        outdone = exists().where(
+            later.c.obj_id == s.c.obj_id,
+            later.c.active.is_(True),
+            *in_groups(later.c.group_id, "readable", limited),
+            or_(later.c.saved_at > s.c.saved_at, and_(later.c.saved_at == s.c.saved_at, later.c.id > s.c.id)),
+        )
+        sort_col = s.c.saved_at.label("sort_key")
+        inner = (
+            select(*cols, sort_col)
+            .select_from(s.join(o, o.c.id == s.c.obj_id))
+            .where(s.c.active.is_(True), *in_groups(s.c.group_id, "readable", limited), ~outdone, *obj_conds)
+        )
+        if group_filter:
+            inner = inner.where(saved_in("selected", True))
+    else:
+        sort_col = o.c[sort_by].label("sort_key")
+        inner = select(*cols, sort_col).where(saved_in("selected", limited or group_filter), *obj_conds)
+    desc = sort_order == "desc"
+    page = (
+        inner.order_by(sort_col.desc() if desc else sort_col.asc(), o.c.id)
+        .limit(bindparam("lim", type_=Integer))
+        .offset(bindparam("off", type_=Integer))
+        .subquery("page")
+    )
+    # The groups are gathered for the page's rows only, after LIMIT, inside the same statement.
+    s, g, u = src.alias("sg"), Group.__table__, User.__table__
+    entry = func.json_build_object(
+        "id", g.c.id, "name", g.c.name, "nickname", g.c.nickname, "saved_at", s.c.saved_at, "saved_by", u.c.username
+    )
+    groups = (
+        select(func.json_agg(aggregate_order_by(entry, s.c.saved_at, g.c.id)))
+        .select_from(s.join(g, g.c.id == s.c.group_id).outerjoin(u, u.c.id == s.c.saved_by_id))
+        .where(s.c.obj_id == page.c.id, s.c.active.is_(True), *in_groups(s.c.group_id, "readable", limited))
+        .scalar_subquery()
+        .label("groups")
+    )
+    outer_key = page.c.sort_key.desc() if desc else page.c.sort_key.asc()
+    page_stmt = select(page, groups).order_by(outer_key, page.c.id)
+    return count_stmt, page_stmt
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+
+
+def can_manage_sources(user: User) -> bool:
+    names = user.acl_names
+    return "Manage sources" in names or "System admin" in names
+
+
+def ensure_obj(
+    session: Session, user: User, obj_id: str, fields: dict, *, update_existing: bool = True
+) -> tuple[Obj, bool]:
+    """The object `obj_id`, created from `fields` when new (ra and dec then required). With
+    `update_existing`, an existing object's position and other filled-in fields change only for users who
+    may manage sources, and its empty fields are filled for anyone. Returns (obj, created)."""
+    obj = session.get(Obj, obj_id)
+    created = False
+    if obj is None:
+        for field in ("ra", "dec"):
+            if fields.get(field) is None:
+                raise ApiError(400, f"missing required field `{field}` (needed to create object {obj_id!r})")
+        values = {k: fields.get(k) for k in OBJ_FIELDS}
+        # Concurrent posts of the same new object (a broker's batches) must not fail on the primary key.
+        inserted = session.execute(
+            pg_insert(Obj).values(id=obj_id, **values).on_conflict_do_nothing(index_elements=["id"]).returning(Obj.id)
+        ).scalar()
+        created = inserted is not None
+        obj = session.get(Obj, obj_id, populate_existing=True)
+        if created:
+            return obj, True
+    if not update_existing:
+        return obj, False
+    manager = can_manage_sources(user)
+    for field, value in fields.items():
+        current = getattr(obj, field)
+        if field in ("ra", "dec"):
+            if manager and value is not None and value != current:
+                setattr(obj, field, value)
+        elif value is not None and (current is None or current == [] or manager) and value != current:
+            setattr(obj, field, value)
+    return obj, created
+
+
+def save_to_groups(session: Session, user: User, obj_id: str, group_ids: list[int]) -> list[int]:
+    """Save the object to `group_ids` (already checked). A save that is already active stays as it is; an
+    unsaved one becomes active again. Returns the groups it is now saved to among `group_ids`."""
+    if not group_ids:
+        return []
+    active = set(
+        session.scalars(
+            select(Source.group_id).where(
+                Source.obj_id == obj_id, Source.group_id.in_(group_ids), Source.active.is_(True)
+            )
+        )
+    )
+    missing = [g for g in group_ids if g not in active]
+    if missing:
+        stmt = pg_insert(Source).values(
+            [{"obj_id": obj_id, "group_id": g, "saved_by_id": user.id} for g in missing]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["obj_id", "group_id"],
+            set_={
+                "active": True,
+                "saved_by_id": user.id,
+                "saved_at": func.now(),
+                "unsaved_by_id": None,
+                "unsaved_at": None,
+            },
+            where=Source.__table__.c.active.is_(False),
+        )
+        session.execute(stmt)
+    return sorted(group_ids)
+
+
+def unsave_from_groups(session: Session, user: User, obj_id: str, group_ids: Iterable[int]) -> list[int]:
+    """Mark the object's active saves in `group_ids` inactive, keeping who unsaved them and when."""
+    group_ids = list(group_ids)
+    if not group_ids:
+        return []
+    result = session.execute(
+        update(Source)
+        .where(Source.obj_id == obj_id, Source.group_id.in_(group_ids), Source.active.is_(True))
+        .values(active=False, unsaved_by_id=user.id, unsaved_at=func.now())
+        .returning(Source.group_id)
+    )
+    return sorted(result.scalars())
+
+
+def post_source(session: Session, user: User, data: dict) -> dict:
+    """POST /api/sources: create the object if needed and save it to groups (default: all the user's)."""
+    allowed = {"id", "group_ids", *OBJ_FIELDS}
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise ApiError(400, f"unknown field(s) {extra}; accepted fields: {sorted(allowed)}")
+    obj_id = check_obj_id(data.get("id"))
+    fields = check_obj_fields(data)
+    groups = access.target_group_ids(
+        session, user, body_group_ids(data.get("group_ids"), "group_ids"), default="all", need_save=True
+    )
+    ensure_obj(session, user, obj_id, fields)
+    saved = save_to_groups(session, user, obj_id, groups)
+    session.commit()
+    return {"id": obj_id, "saved_to_groups": saved}
+
+
+def patch_source(session: Session, user: User, obj_id: str, data: dict) -> dict:
+    """PATCH /api/sources/ID: change ra, dec, redshift, alias or origin ("Manage sources" or a saver)."""
+    obj = access.get_visible_obj(session, user, obj_id)
+    extra = sorted(set(data) - set(OBJ_FIELDS))
+    if extra:
+        raise ApiError(400, f"unknown field(s) {extra}; accepted fields: {list(OBJ_FIELDS)}")
+    if not data:
+        raise ApiError(400, f"nothing to change: give one or more of {list(OBJ_FIELDS)}")
+    fields = check_obj_fields(data)
+    if not can_manage_sources(user):
+        saver = session.scalar(
+            select(
+                exists().where(Source.obj_id == obj_id, Source.saved_by_id == user.id, Source.active.is_(True))
+            )
+        )
+        if not saver:
+            raise forbidden("changing a source needs the permission Manage sources, or to have saved it yourself")
+    for field, value in fields.items():
+        setattr(obj, field, value)
+    session.commit()
+    return {"id": obj_id}
+
+
+def delete_source(session: Session, user: User, obj_id: str) -> dict:
+    """DELETE /api/sources/ID: unsave the object from every group of the user (history is kept)."""
+    access.get_visible_obj(session, user, obj_id)
+    unsaved = unsave_from_groups(session, user, obj_id, access.user_group_ids(session, user))
+    session.commit()
+    return {"id": obj_id, "unsaved_from_groups": unsaved}
+
+
+def source_groups(session: Session, user: User, data: dict) -> dict:
+    """POST /api/source_groups: save the object to `inviteGroupIds` and unsave it from `unsaveGroupIds`."""
+    allowed = {"objId", "inviteGroupIds", "unsaveGroupIds"}
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise ApiError(400, f"unknown field(s) {extra}; accepted fields: {sorted(allowed)}")
+    obj_id = check_obj_id(data.get("objId"), "objId")
+    invite = body_group_ids(data.get("inviteGroupIds"), "inviteGroupIds") or []
+    unsave = body_group_ids(data.get("unsaveGroupIds"), "unsaveGroupIds") or []
+    if invite == "all" or unsave == "all":
+        raise ApiError(400, "`inviteGroupIds` and `unsaveGroupIds` must be lists of integer group ids")
+    if not invite and not unsave:
+        raise ApiError(400, "give `inviteGroupIds` or `unsaveGroupIds` (lists of group ids)")
+    overlap = set(invite) & set(unsave)
+    if overlap:
+        raise ApiError(400, f"group(s) {sorted(overlap)} are in both `inviteGroupIds` and `unsaveGroupIds`")
+    access.get_visible_obj(session, user, obj_id)
+    invite_ids = access.target_group_ids(session, user, invite, need_save=True) if invite else []
+    unsave_ids = access.target_group_ids(session, user, unsave) if unsave else []
+    saved = save_to_groups(session, user, obj_id, invite_ids)
+    unsaved = unsave_from_groups(session, user, obj_id, unsave_ids)
+    session.commit()
+    return {"id": obj_id, "saved_to_groups": saved, "unsaved_from_groups": unsaved}
