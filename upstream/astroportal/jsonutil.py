@@ -1,19 +1,16 @@
-"""JSON in and out of the API."""
+"""JSON in and out of the API (orjson: several times faster than the standard library on large answers)."""
 
 from __future__ import annotations
 
-import datetime
-import json
 import math
-import uuid
 from typing import Any
+
+import orjson
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, (datetime.datetime, datetime.date)):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
     if isinstance(value, (set, frozenset)):
         return sorted(value)
     if hasattr(value, "item"):  # numpy scalars
@@ -22,7 +19,8 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, default=_default, separators=(",", ":"))
+    """JSON text; NaN and infinities become null, datetimes ISO 8601."""
+    return orjson.dumps(value, default=_default, option=_OPTIONS).decode()
 
 
 def clean_float(x: float | None) -> float | None:

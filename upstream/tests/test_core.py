@@ -48,3 +48,22 @@ def test_invalid_config_yaml_names_file_and_line(tmp_path):
     result = portal("migrate", config=bad, check=False)
     assert result.returncode == 2
     assert f"{bad}:" in result.stderr and "invalid YAML" in result.stderr
+
+
+def test_token_user_holds_exactly_their_roles_acls(db, make_user):
+    """Authentication preloads ACLs in one query; each user must get their own, not everyone's."""
+    from astroportal.domain.accounts import user_for_token
+    from astroportal.permissions import ROLES
+
+    tokens = {role: make_user(role)[1] for role in ROLES}
+    for role, token in tokens.items():
+        with db() as session:
+            user = user_for_token(session, token)
+            assert user.acl_names == set(ROLES[role]), role
+            assert user.is_system_admin == (role == "Super admin")
+
+
+def test_view_only_token_cannot_write(api, make_user):
+    _, token = make_user("View only")
+    status, body = api.post("/api/sources", token, json={"id": "ZTF26viewonly", "ra": 1.0, "dec": 2.0})
+    assert status == 403 and "Upload data" in body["message"]

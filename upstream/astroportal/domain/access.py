@@ -56,27 +56,27 @@ def target_group_ids(
         group_ids = "all" if default == "all" else None
     if group_ids is None:
         return [single_user_group(session, user).id]
-    mine = user_group_ids(session, user)
     if group_ids == "all":
+        mine = user_group_ids(session, user)
         return sorted(mine) or [single_user_group(session, user).id]
     if not isinstance(group_ids, (list, tuple)) or not all(isinstance(g, int) and not isinstance(g, bool) for g in group_ids):
         raise ApiError(400, "group_ids must be a list of integer group ids or \"all\"")
     wanted = set(group_ids)
-    existing = set(session.scalars(select(Group.id).where(Group.id.in_(wanted))))
+    # One query: which groups exist, and the user's membership (and right to save) in each.
+    rows = session.execute(
+        select(Group.id, GroupUser.id, GroupUser.can_save)
+        .outerjoin(GroupUser, (GroupUser.group_id == Group.id) & (GroupUser.user_id == user.id))
+        .where(Group.id.in_(wanted))
+    ).all()
+    existing = {r[0] for r in rows}
     if wanted - existing:
         raise ApiError(400, f"unknown group id(s): {sorted(wanted - existing)}")
     if not user.is_system_admin:
-        outside = wanted - mine
+        outside = {gid for gid, membership, _ in rows if membership is None}
         if outside:
             raise forbidden(f"you are not a member of group(s) {sorted(outside)}")
         if need_save:
-            cannot = set(
-                session.scalars(
-                    select(GroupUser.group_id).where(
-                        GroupUser.user_id == user.id, GroupUser.group_id.in_(wanted), GroupUser.can_save.is_(False)
-                    )
-                )
-            )
+            cannot = {gid for gid, _, can_save in rows if not can_save}
             if cannot:
                 raise forbidden(f"you may not save sources to group(s) {sorted(cannot)}")
     return sorted(wanted)

@@ -6,11 +6,11 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
-from ..models import Group, GroupUser, Role, Token, User
+from ..models import Group, GroupUser, Role, Token, User, role_acls, user_acls, user_roles
 from ..permissions import SITEWIDE_GROUP
 
 
@@ -18,17 +18,47 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _acls_of(user_id_column):
+    """A scalar subquery: the array of ACL names a user holds through roles and directly."""
+    via_roles = (
+        select(role_acls.c.acl_id)
+        .join(user_roles, user_roles.c.role_id == role_acls.c.role_id)
+        .where(user_roles.c.user_id == user_id_column)
+        .correlate(User)
+    )
+    direct = select(user_acls.c.acl_id).where(user_acls.c.user_id == user_id_column).correlate(User)
+    # Correlation must be explicit: inside array(... UNION ...) SQLAlchemy would otherwise add `users` to
+    # each inner FROM and hand every user the ACLs of all users.
+    return select(func.array(via_roles.union(direct).scalar_subquery())).correlate(User).scalar_subquery()
+
+
 def user_for_token(session: Session, token: str) -> User | None:
-    """The user owning `token`, or None when no such token exists."""
-    row = session.scalar(select(Token).where(Token.token_hash == hash_token(token)))
-    if row is None:
+    """The user owning `token`, with their ACLs preloaded (one query), or None when no such token exists."""
+    found = session.execute(
+        select(User, Token.id, Token.last_used, _acls_of(User.id))
+        .join(Token, Token.created_by_id == User.id)
+        .where(Token.token_hash == hash_token(token))
+    ).first()
+    if found is None:
         return None
+    user, token_id, last_used, acls = found
+    user.__dict__["_acl_cache"] = set(acls or ())
     now = datetime.utcnow()
     # Coarse on purpose: one write per token per ten minutes keeps the hot path read-only.
-    if row.last_used is None or now - row.last_used > timedelta(minutes=10):
-        row.last_used = now
+    if last_used is None or now - last_used > timedelta(minutes=10):
+        session.execute(update(Token).where(Token.id == token_id).values(last_used=now))
         session.commit()
-    return row.created_by
+    return user
+
+
+def user_with_acls(session: Session, user_id: int) -> User | None:
+    """The user with id `user_id` and their ACLs preloaded (one query), or None."""
+    found = session.execute(select(User, _acls_of(User.id)).where(User.id == user_id)).first()
+    if found is None:
+        return None
+    user, acls = found
+    user.__dict__["_acl_cache"] = set(acls or ())
+    return user
 
 
 def create_token(session: Session, user: User, name: str) -> tuple[Token, str]:

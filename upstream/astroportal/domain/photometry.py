@@ -12,7 +12,6 @@ query in which PostgreSQL writes the points' JSON itself.
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from typing import Any, Iterable, Sequence
@@ -24,9 +23,11 @@ from sqlalchemy.orm import Session
 
 from ..bandpasses import KNOWN_FILTERS, check_filters
 from ..errors import ApiError, forbidden, not_found
+from ..jsonutil import dumps
 from ..models import (
     PHOT_DETECTION_THRESHOLD,
     PHOT_ZP,
+    Group,
     GroupUser,
     Instrument,
     Obj,
@@ -448,55 +449,73 @@ def check_format(fmt: str, magsys: str | None = None) -> None:
         raise ApiError(400, f"`magsys` {magsys!r} is not supported; only \"ab\" is")
 
 
-# The points are turned into JSON by PostgreSQL itself: a light curve of ten thousand points is then one
-# query and one string, with no Python object per point. Keys come out in SkyPortal's order.
+# A light curve of ten thousand points must answer in well under 150 ms: one query returns plain tuples (the
+# group links aggregated once per point by a grouped join, not a subquery per point), the magnitudes are
+# computed by PostgreSQL, and orjson writes the JSON. Keys come out in SkyPortal's order.
 _MEASUREMENT_SQL = {
     "mag": f"""
-        CASE WHEN p.flux > 0 THEN -2.5 * log(p.flux) + {PHOT_ZP} END AS mag,
-        CASE WHEN p.flux > 0 THEN p.fluxerr / p.flux * {1 / LN10_OVER_2_5!r} END AS magerr,
-        CASE WHEN p.fluxerr > 0 THEN -2.5 * log({PHOT_DETECTION_THRESHOLD} * p.fluxerr) + {PHOT_ZP} END AS limiting_mag,""",
+        CASE WHEN p.flux > 0 THEN -2.5 * log(p.flux) + {PHOT_ZP} END,
+        CASE WHEN p.flux > 0 THEN p.fluxerr / p.flux * {1 / LN10_OVER_2_5!r} END,
+        CASE WHEN p.fluxerr > 0 THEN -2.5 * log({PHOT_DETECTION_THRESHOLD} * p.fluxerr) + {PHOT_ZP} END,""",
     "flux": f"""
-        p.flux, p.fluxerr, CAST({PHOT_ZP} AS double precision) AS zp,""",
+        p.flux, p.fluxerr, CAST({PHOT_ZP} AS double precision),""",
 }
+_MEASUREMENT_KEYS = {"mag": ("mag", "magerr", "limiting_mag"), "flux": ("flux", "fluxerr", "zp")}
 
 
-def _points_json_sql(fmt: str, where: str, restricted: bool) -> str:
-    """SQL answering one text value: the JSON array of the points matching `where` (a condition on p)."""
-    mine = " AND pg.group_id = ANY(CAST(:group_ids AS integer[]))" if restricted else ""
-    visible = (
-        f" AND EXISTS (SELECT 1 FROM photometry_groups AS pg WHERE pg.photometry_id = p.id{mine})" if restricted else ""
-    )
+def _points_rows_sql(fmt: str, where: str, restricted: bool) -> str:
+    """SQL for the points matching `where` (a condition written on `{p}`, the photometry alias), as tuples."""
+    mine = " AND pg.group_id = ANY(%(group_ids)s)" if restricted else ""
     return f"""
-    SELECT CAST(COALESCE(json_agg(pt ORDER BY pt.mjd, pt.id), '[]') AS text) FROM (
-        SELECT p.id, p.obj_id, p.mjd, p.filter,{_MEASUREMENT_SQL[fmt]}
-            'ab' AS magsys, p.instrument_id, i.name AS instrument_name, p.origin, p.alert_id, p.ra, p.dec,
-            p.owner_id,
-            COALESCE((
-                SELECT json_agg(json_build_object('id', g.id, 'name', g.name, 'nickname', g.nickname) ORDER BY g.id)
-                FROM photometry_groups AS pg JOIN groups AS g ON g.id = pg.group_id
-                WHERE pg.photometry_id = p.id{mine}
-            ), '[]') AS groups,
-            p.created_at
-        FROM photometry AS p JOIN instruments AS i ON i.id = p.instrument_id
-        WHERE {where}{visible}
-    ) AS pt"""
+    SELECT p.id, p.obj_id, p.mjd, p.filter,{_MEASUREMENT_SQL[fmt]}
+        p.instrument_id, i.name, p.origin, p.alert_id, p.ra, p.dec, p.owner_id, links.gids, p.created_at
+    FROM photometry AS p
+    JOIN instruments AS i ON i.id = p.instrument_id
+    {"JOIN" if restricted else "LEFT JOIN"} (
+        SELECT pg.photometry_id, array_agg(pg.group_id ORDER BY pg.group_id) AS gids
+        FROM photometry_groups AS pg JOIN photometry AS p2 ON p2.id = pg.photometry_id
+        WHERE {where.format(p="p2")}{mine}
+        GROUP BY pg.photometry_id
+    ) AS links ON links.photometry_id = p.id
+    WHERE {where.format(p="p")}
+    ORDER BY p.mjd, p.id"""
 
 
-def _points_json(session: Session, user: User, fmt: str, where: str, params: dict) -> str:
-    """The JSON array (text) of the points matching `where` that `user` may see; each point's groups are
-    limited to the user's own (system admins: all)."""
+def _points(session: Session, user: User, fmt: str, where: str, params: dict) -> list[dict]:
+    """The points matching `where` that `user` may see; each point's groups are limited to the user's own
+    (system admins: all). `where` uses psycopg2 parameters (%(name)s) and `{p}` for the table alias."""
     group_ids = accessible_group_ids(session, user)
     restricted = group_ids is not None
     if restricted:
         params = {**params, "group_ids": sorted(group_ids)}
-    return session.execute(text(_points_json_sql(fmt, where, restricted)), params).scalar_one()
+    # The raw DB-API cursor: SQLAlchemy's row objects cost more than the query itself for long light curves.
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(_points_rows_sql(fmt, where, restricted), params)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    wanted = {g for row in rows for g in (row[14] or ())}
+    groups = {}
+    if wanted:
+        found = session.execute(select(Group.id, Group.name, Group.nickname).where(Group.id.in_(wanted)))
+        groups = {gid: {"id": gid, "name": name, "nickname": nickname} for gid, name, nickname in found}
+    k1, k2, k3 = _MEASUREMENT_KEYS[fmt]
+    return [
+        {
+            "id": r[0], "obj_id": r[1], "mjd": r[2], "filter": r[3], k1: r[4], k2: r[5], k3: r[6], "magsys": "ab",
+            "instrument_id": r[7], "instrument_name": r[8], "origin": r[9], "alert_id": r[10], "ra": r[11],
+            "dec": r[12], "owner_id": r[13], "groups": [groups[g] for g in (r[14] or ())], "created_at": r[15],
+        }
+        for r in rows
+    ]
 
 
 def photometry_json_for_obj(session: Session, user: User, obj_id: str, fmt: str = "mag") -> str:
     """photometry_for_obj's answer as JSON text (what the API route sends, without a round trip through Python)."""
     check_format(fmt)
     get_visible_obj(session, user, obj_id)
-    return _points_json(session, user, fmt, "p.obj_id = :obj_id", {"obj_id": obj_id})
+    return dumps(_points(session, user, fmt, "{p}.obj_id = %(obj_id)s", {"obj_id": obj_id}))
 
 
 def photometry_for_obj(session: Session, user: User, obj_id: str, fmt: str = "mag") -> list[dict]:
@@ -506,13 +525,15 @@ def photometry_for_obj(session: Session, user: User, obj_id: str, fmt: str = "ma
     instrument_id, instrument_name, origin, alert_id, ra, dec, owner_id, groups ([{id, name, nickname}] of the
     user's groups it is shared with), created_at. 404 when the object does not exist or is not visible.
     """
-    return json.loads(photometry_json_for_obj(session, user, obj_id, fmt))
+    check_format(fmt)
+    get_visible_obj(session, user, obj_id)
+    return _points(session, user, fmt, "{p}.obj_id = %(obj_id)s", {"obj_id": obj_id})
 
 
 def get_photometry(session: Session, user: User, point_id: int, fmt: str = "mag") -> dict:
     """One point, if `user` may see it (404 otherwise)."""
     check_format(fmt)
-    found = json.loads(_points_json(session, user, fmt, "p.id = :point_id", {"point_id": point_id}))
+    found = _points(session, user, fmt, "{p}.id = %(point_id)s", {"point_id": point_id})
     if not found:
         raise not_found(f"photometry point {point_id}")
     return found[0]

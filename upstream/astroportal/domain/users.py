@@ -109,6 +109,7 @@ def add_roles(session: Session, user_id: int, data: dict) -> None:
         raise ApiError(400, f"`roleIds`: {exc.message}") from None
     have = {r.id for r in user.roles}
     user.roles = user.roles + [r for r in roles if r.id not in have]
+    user.forget_acls()
     session.commit()
 
 
@@ -127,6 +128,7 @@ def remove_role(session: Session, actor: User, user_id: int, role_name: str) -> 
         if "System admin" not in still:
             raise ApiError(400, "you cannot remove your own System admin permission; ask another admin")
     user.roles = remaining
+    user.forget_acls()
     session.commit()
 
 

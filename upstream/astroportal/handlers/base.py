@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from .. import __version__
 from ..config import Config
-from ..domain.accounts import is_expired, user_for_token
+from ..domain.accounts import is_expired, user_for_token, user_with_acls
 from ..errors import ApiError
 from ..jsonutil import dumps
 from ..models import User
@@ -84,7 +84,7 @@ class BaseHandler(tornado.web.RequestHandler):
             if raw is None:
                 return None
             try:
-                user = self.session.get(User, int(raw))
+                user = user_with_acls(self.session, int(raw))
             except ValueError:
                 return None
             if user is None:

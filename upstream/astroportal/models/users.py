@@ -69,8 +69,8 @@ class User(Base, Timestamped):
     preferences: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
     expiration_date: Mapped[datetime | None] = mapped_column(DateTime)
 
-    roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="selectin")
-    extra_acls: Mapped[list[ACL]] = relationship(secondary=user_acls, lazy="selectin")
+    roles: Mapped[list[Role]] = relationship(secondary=user_roles)
+    extra_acls: Mapped[list[ACL]] = relationship(secondary=user_acls)
     group_users: Mapped[list["GroupUser"]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -80,10 +80,22 @@ class User(Base, Timestamped):
 
     @property
     def acl_names(self) -> set[str]:
+        """Every ACL the user holds, through roles or directly.
+
+        Authentication preloads this in the same query as the user (see domain.accounts), so that checking a
+        permission costs no extra round trip on every request.
+        """
+        cached = self.__dict__.get("_acl_cache")
+        if cached is not None:
+            return cached
         names = {acl.id for acl in self.extra_acls}
         for role in self.roles:
             names.update(acl.id for acl in role.acls)
         return names
+
+    def forget_acls(self) -> None:
+        """Drop the preloaded ACLs (after a role change in the same session)."""
+        self.__dict__.pop("_acl_cache", None)
 
     @property
     def is_system_admin(self) -> bool:
