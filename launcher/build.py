@@ -1,0 +1,44 @@
+"""`./run.sh build`: the overlay build, its summary, and the provenance and secrets warnings."""
+
+from __future__ import annotations
+
+from . import config as configmod
+from . import overlay, provenance
+from .errors import LauncherError, info, warn
+
+
+def build(cfg: configmod.Config, force: bool = False, accept: list[str] | None = None) -> overlay.BuildResult:
+    """Build patched/ for `cfg`; print the summary and any warnings; return the result."""
+    project = cfg.project
+    for where in configmod.tracked_secrets(cfg):
+        warn(f"a secret is set in a tracked file: {where}; put it in config.yaml (git-ignored) or the environment")
+    provenance.load(project)  # a broken manifest stops the build before anything changes
+    result, inputs = overlay.build(project, configmod.render_portal_file(cfg), cfg.var_dir / "run", force=force)
+    info(result.summary(_shown(project.patched, project.root)))
+    report = provenance.check(project, inputs, accept)
+    if report.recorded:
+        info(f"provenance: recorded the upstream base of {len(report.recorded)} new override(s)/deletion(s) in "
+             f"extensions/{provenance.MANIFEST}: {', '.join(report.recorded)}")
+    if report.accepted:
+        info(f"provenance: accepted today's upstream for {', '.join(report.accepted)}")
+    if report.dropped:
+        info(f"provenance: dropped {', '.join(report.dropped)} (no longer overridden or deleted)")
+    if report.stale:
+        lines = [f"  {s.path} ({s.kind}; recorded upstream {s.recorded[:12]}, upstream now {s.current[:12]})"
+                 for s in report.stale]
+        warn(f"upstream changed under {len(report.stale)} file(s) of the overlay since they were made:\n"
+             + "\n".join(lines)
+             + "\n  review with ./run.sh diff PATH, then record with ./run.sh build --accept-upstream PATH")
+    return result
+
+
+def _shown(path, root) -> str:
+    try:
+        return str(path.relative_to(root)) + "/"
+    except ValueError:
+        return str(path) + "/"
+
+
+def require_build(cfg: configmod.Config) -> None:
+    if not (cfg.project.patched / "config.yaml").exists():
+        raise LauncherError("no build yet: run ./run.sh build")

@@ -1,0 +1,206 @@
+"""run, stop, status, restart, log: the portal and its services under supervisord, with the database."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+from . import admin, database, datacheck, portal
+from .build import build
+from .config import Config
+from .errors import LauncherError, info
+from .migrations import migrate
+from .supervisor import Files, Supervisor, assemble, enabled_services, local_url, service_dirs
+
+APP = "app"
+
+
+def check_app_port(cfg: Config) -> None:
+    host = str(cfg.get("server.host") or "127.0.0.1")
+    port = cfg.int_value("server.port", 1, 65535, 5000)
+    if not database.port_free(host, port):
+        raise LauncherError(
+            f"port {port} on {host} is already in use (server.port, set by {cfg.origin('server.port')}): stop what "
+            f"uses it, or choose another port in config.yaml or with PORTAL__SERVER__PORT={port + 1}"
+        )
+
+
+def confirm_clear(cfg: Config, db, yes: bool) -> None:
+    what = f"--clear drops the portal's database ({db.status()}) and everything in it"
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise LauncherError(f"{what}; there is no terminal to confirm on: add --yes to go ahead", 2)
+    answer = input(f"{what}. Type 'yes' to go ahead: ")
+    if answer.strip().lower() != "yes":
+        raise LauncherError("not confirmed: nothing was changed", 1)
+
+
+@contextlib.contextmanager
+def database_up(cfg: Config) -> Iterator[object]:
+    """The database, started for the duration when the launcher had to start it."""
+    db = database.for_config(cfg)
+    started = db.ensure()
+    try:
+        yield db
+    finally:
+        if started and not Supervisor(cfg).running():
+            db.stop()
+
+
+def _app_gave_up(sup: Supervisor) -> None:
+    for p in sup.processes():
+        if p["group"] == APP and p["statename"] in ("FATAL", "EXITED"):
+            raise LauncherError(f"the app process {p['name']} {p['statename'].lower()}: {p.get('spawnerr') or ''}".strip())
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def _wait_for_app(cfg: Config, sup: Supervisor, services: list[str]) -> None:
+    if APP not in services:
+        info("the app service is disabled (services.disabled): not waiting for it")
+        return
+    timeout = float(cfg.get("launcher.start_timeout") or 60)
+    try:
+        portal.wait_healthy(cfg, timeout, lambda: _app_gave_up(sup))
+    except LauncherError as exc:
+        log = Files.for_var(cfg.var_dir).log_dir / f"{APP}_0.log"
+        raise LauncherError(f"{exc}\nend of {log}:\n{_log_tail(log)}") from None
+
+
+def run(cfg: Config, init: bool = False, clear: bool = False, yes: bool = False) -> int:
+    """Build, database, migrations, supervisord; return once the portal answers."""
+    sup = Supervisor(cfg)
+    if sup.running():
+        if init or clear:
+            raise LauncherError("the portal is already running: ./run.sh stop first to use --init or --clear")
+        info("already running (./run.sh restart applies changes)")
+        print(local_url(cfg) if not cfg.get("server.url") else cfg.get("server.url"))
+        return 0
+    db = database.for_config(cfg)
+    if clear:
+        confirm_clear(cfg, db, yes)
+    check_app_port(cfg)
+    build(cfg)
+    if init:  # bad data/ files stop `run --init` before anything starts
+        datacheck.check_files(cfg, admin.data_files(cfg))
+    started_db = db.ensure()
+    started_sup = False
+    try:
+        if clear:
+            db.clear()
+        migrate(cfg)
+        if init:
+            res = portal.run(cfg, "bootstrap", capture=True, what="bootstrap")
+            info("bootstrap: " + res.stdout.strip())
+        sup.start()
+        started_sup = True
+        _wait_for_app(cfg, sup, list(enabled_services(cfg)))
+        if init:
+            admin.load_data(cfg, None)
+    except BaseException:
+        if started_sup:
+            sup.shutdown()
+        if started_db:
+            db.stop()
+        raise
+    url = str(cfg.get("server.url") or local_url(cfg))
+    info(f"the portal is up at {url} (./run.sh status, ./run.sh log, ./run.sh stop)")
+    print(url)
+    return 0
+
+
+def stop(cfg: Config) -> int:
+    sup = Supervisor(cfg)
+    stopped_sup = sup.shutdown()
+    db = database.for_config(cfg)
+    stopped_db = db.stop()
+    if not (stopped_sup or stopped_db):
+        raise LauncherError(f"nothing is running here (no supervisord for {cfg.var_dir}, no embedded database)")
+    info("stopped" + (" (the external database is not the launcher's to stop)" if isinstance(db, database.External) else ""))
+    return 0
+
+
+def status(cfg: Config) -> int:
+    sup = Supervisor(cfg)
+    db = database.for_config(cfg)
+    up = sup.running()
+    if up:
+        print(f"supervisord: running (pid {sup.pid()}, {sup.files.conf})")
+        now = time.time()
+        for p in sup.processes():
+            since = f"up {int(now - p['start'])} s" if p["statename"] == "RUNNING" else p.get("spawnerr") or ""
+            print(f"  {p['group']}:{p['name']:<16} {p['statename']:<9} pid {p['pid'] or '-':<7} {since}")
+    else:
+        print("supervisord: not running")
+    print("database: " + db.status())
+    answering = portal.answers(cfg)
+    print(f"portal: {local_url(cfg)} " + ("answers" if answering else "does not answer"))
+    return 0 if up and answering else 3
+
+
+def restart(cfg: Config, service: str | None) -> int:
+    sup = Supervisor(cfg)
+    if not sup.running():
+        raise LauncherError("nothing to restart: the portal is not running (./run.sh run starts it)")
+    if service:
+        groups = sup.group_names()
+        if service not in groups:
+            raise LauncherError(f"restart: no running service {service!r} (services: {', '.join(groups)})", 2)
+        info(f"restart: {service}")
+        sup.restart(service)
+        if service == APP:
+            _wait_for_app(cfg, sup, [APP])
+        return 0
+    build(cfg)
+    with database_up(cfg):
+        migrate(cfg)
+    assemble(cfg)
+    fresh = sup.reload()
+    info("restart: every service")
+    sup.restart(skip=fresh)
+    _wait_for_app(cfg, sup, list(enabled_services(cfg)))
+    print(str(cfg.get("server.url") or local_url(cfg)))
+    return 0
+
+
+def log_names(cfg: Config) -> list[str]:
+    return sorted(set(service_dirs(cfg.project.patched)) | {"supervisord", "postgresql"})
+
+
+def log_files(cfg: Config, service: str | None) -> list[Path]:
+    log_dir = Files.for_var(cfg.var_dir).log_dir
+    if not log_dir.is_dir():
+        return []
+    files = sorted(p for p in log_dir.iterdir() if p.is_file() and p.suffix == ".log" and ".start" not in p.name)
+    if service is None:
+        return files
+    return [p for p in files if p.stem == service or p.stem.startswith(service + "_")
+            or p.name.startswith(service + "-std")]
+
+
+def log(cfg: Config, service: str | None, follow: bool, lines: int) -> int:
+    if service is not None and service not in log_names(cfg):
+        raise LauncherError(f"log: no service {service!r} (logs: {', '.join(log_names(cfg))})", 2)
+    files = log_files(cfg, service)
+    if not files:
+        raise LauncherError(f"no log yet{' for ' + service if service else ''} in {Files.for_var(cfg.var_dir).log_dir}")
+    if follow:
+        sys.stdout.flush()
+        os.execvp("tail", ["tail", "-n", str(lines), "-F", *map(str, files)])
+    for i, f in enumerate(files):
+        if len(files) > 1:
+            print(("\n" if i else "") + f"==> {f} <==")
+        text = _log_tail(f, lines)
+        if text:
+            print(text)
+    return 0

@@ -1,0 +1,139 @@
+"""Benchmark of ./run.sh build: full and no-op builds of the real tree and of a synthetic 20,000-file
+upstream, against a plain `cp -r` of the same upstream measured in the same run.
+
+    .venv/bin/python tests/bench/bench_build.py [--files 20000] [--repeat 3]
+
+Exits non-zero when a no-op build of the synthetic upstream takes more than 10% of the `cp -r` time.
+Builds are timed in-process (overlay.build, as `./run.sh build` calls it) so that the interpreter's start-up
+is not counted; the whole command's time is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CODE_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(CODE_ROOT))
+
+from launcher import config as launcher_config  # noqa: E402
+from launcher import overlay  # noqa: E402
+from launcher.paths import Project  # noqa: E402
+
+LIMIT = 0.10
+
+
+def make_synthetic(root: Path, files: int) -> None:
+    """An upstream of `files` files in nested packages, sized like the real upstream's (mean ~6 KB)."""
+    rng = random.Random(20)
+    up = root / "upstream"
+    per_dir = 100
+    for i in range(files):
+        d = up / f"pkg{i // (per_dir * 20)}" / f"mod{i // per_dir}"
+        if i % per_dir == 0:
+            d.mkdir(parents=True, exist_ok=True)
+        size = int(rng.lognormvariate(8.3, 0.9))
+        (d / f"file{i}.py").write_bytes(b"# synthetic\n" + b"x" * size)
+    (up / "config.defaults.yaml").write_text("server:\n  port: 5000\n")
+    (root / "extensions").mkdir()
+    (root / "services").mkdir()
+    # a few overrides, additions and a deletion, as a real overlay has
+    for i in range(0, 50, 10):
+        rel = f"pkg0/mod{i // 100}/file{i}.py"
+        (root / "extensions" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / "extensions" / rel).write_text("# overridden\n")
+    (root / "extensions/pkg0/added.py").write_text("# added\n")
+    (root / "extensions/pkg0/mod0/file1.py.delete").write_text("")
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def drop_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def measure(root: Path, repeat: int, label: str) -> dict[str, float]:
+    project = Project(root)
+    cfg = launcher_config.load(project, env={})
+    data = launcher_config.render_portal_file(cfg)
+    lock = cfg.var_dir / "run"
+
+    def build(force: bool = False):
+        return overlay.build(project, data, lock, force=force)[0]
+
+    full = timed(lambda: build(force=True))
+    build()  # records the state of a finished build
+    noops = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        r = build()
+        noops.append(time.perf_counter() - t)
+        assert not r.written and not r.stale, f"{label}: a no-op build wrote {len(r.written)} files"
+    cmd = [sys.executable, str(CODE_ROOT / "launcher"), "build"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    env["PORTAL_ROOT"] = str(root)
+    cli = timed(lambda: subprocess.run(cmd, env=env, check=True, capture_output=True))
+    return {"full": full, "noop": statistics.median(noops), "cli_noop": cli,
+            "files": sum(v for k, v in r.counts.items() if k != "deleted")}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="bench-build-"))
+    try:
+        # the real tree, through links to its layers
+        real = base / "real"
+        real.mkdir()
+        for name in ("upstream", "extensions", "services", "config.defaults.yaml"):
+            if (CODE_ROOT / name).exists():
+                os.symlink(CODE_ROOT / name, real / name)
+        # the synthetic tree
+        syn = base / "synthetic"
+        syn.mkdir()
+        t = timed(lambda: make_synthetic(syn, args.files))
+        print(f"synthetic upstream: {args.files} files written in {t:.1f} s")
+        # files modified within the last 2 s are re-checked by content (see overlay.RACY_NS): wait that out so
+        # that the no-op builds measure the steady state
+        time.sleep(2.2)
+
+        cps = []
+        for i in range(args.repeat):
+            dest = base / f"cp{i}"
+            cps.append(timed(lambda: subprocess.run(["cp", "-r", str(syn / "upstream"), str(dest)], check=True)))
+            drop_tree(dest)
+        cp = statistics.median(cps)
+
+        rows = [("real tree", measure(real, args.repeat, "real")), ("synthetic", measure(syn, args.repeat, "synthetic"))]
+        print(f"{'tree':<10} {'files':>7} {'full build':>11} {'no-op build':>12} {'no-op ./run.sh build':>21}")
+        for name, m in rows:
+            print(f"{name:<10} {m['files']:>7} {m['full']:>10.3f}s {m['noop']:>11.4f}s {m['cli_noop']:>20.3f}s")
+        ratio = rows[1][1]["noop"] / cp
+        print(f"cp -r of the synthetic upstream: {cp:.3f} s (median of {args.repeat})")
+        print(f"no-op build / cp -r = {ratio:.1%} (limit {LIMIT:.0%})")
+        if ratio > LIMIT:
+            print("FAIL: the no-op build is too slow", file=sys.stderr)
+            return 1
+        print("OK")
+        return 0
+    finally:
+        drop_tree(base)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

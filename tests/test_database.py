@@ -1,0 +1,189 @@
+"""The embedded PostgreSQL: created under var/, loopback and password only, data kept across restarts;
+an external database when the config names one; migrations incl. the distribution's own branch."""
+
+import os
+import pwd
+import shutil
+import socket
+import stat
+import sys
+
+import psycopg2
+import pytest
+import yaml
+
+from conftest import CODE_ROOT, Tree, free_port, launcher, link_real_layers, private_tmpdir
+
+sys.path.insert(0, str(CODE_ROOT))
+from launcher import config as launcher_config  # noqa: E402
+from launcher import database  # noqa: E402
+from launcher.paths import Project  # noqa: E402
+
+
+class DbProject:
+    def __init__(self) -> None:
+        self.base = private_tmpdir("portal-db-")
+        self.root = self.base / "project"
+        link_real_layers(self.root)
+        self.port = free_port()
+        (self.root / "config.yaml").write_text(yaml.safe_dump(
+            {"database": {"embedded": {"port": self.port, "settings": {"fsync": False}}}}))
+        self.var = self.root / "var"
+
+    def run(self, *args, **kw):
+        return launcher(self.root, *args, **kw)
+
+    def embedded(self, **env) -> database.Embedded:
+        cfg = launcher_config.load(Project(self.root), env={**env})
+        return database.Embedded(cfg)
+
+
+@pytest.fixture(scope="module")
+def dbp():
+    p = DbProject()
+    yield p
+    p.embedded().stop()
+    shutil.rmtree(p.base, ignore_errors=True)
+
+
+def test_migrate_creates_the_cluster_and_the_schema(dbp):
+    res = dbp.run("migrate")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().startswith("database at revision(s): ") and "0001" in res.stdout
+    assert "creating the embedded PostgreSQL cluster" in res.stderr
+    pgdata = dbp.var / "pgdata"
+    assert (pgdata / "PG_VERSION").exists()
+    st = os.stat(pgdata)
+    assert stat.S_IMODE(st.st_mode) == 0o700
+    if os.geteuid() == 0:
+        assert st.st_uid == pwd.getpwnam("postgres").pw_uid
+    assert stat.S_IMODE(os.stat(dbp.var / "db-credentials.yaml").st_mode) == 0o600
+    # started for the command only: nothing left running
+    assert not dbp.embedded().running()
+    # a second run finds everything in place
+    res = dbp.run("migrate")
+    assert res.returncode == 0 and "creating" not in res.stderr and "0001" in res.stdout
+
+
+def test_data_is_kept_across_restarts_and_access_is_loopback_with_password(dbp):
+    db = dbp.embedded()
+    assert db.ensure() is True
+    try:
+        conn = psycopg2.connect(db.url)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS keepme (v text)")
+            cur.execute("INSERT INTO keepme VALUES ('still here')")
+            cur.execute("SHOW listen_addresses")
+            assert cur.fetchone()[0] == "127.0.0.1"
+        conn.close()
+        with pytest.raises(psycopg2.OperationalError, match="password"):
+            psycopg2.connect(host="127.0.0.1", port=db.port, user=db.user, password="wrong", dbname=db.name)
+    finally:
+        db.stop()
+    assert not db.running()
+    db.start()
+    try:
+        conn = psycopg2.connect(db.url)
+        with conn.cursor() as cur:
+            cur.execute("SELECT v FROM keepme")
+            assert cur.fetchall() == [("still here",)]
+        conn.close()
+    finally:
+        db.stop()
+
+
+def test_database_port_in_use_is_a_clear_error(dbp):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", dbp.port))
+        s.listen()
+        res = dbp.run("migrate")
+    assert res.returncode == 1
+    assert f"port {dbp.port}" in res.stderr and "database.embedded.port" in res.stderr
+    assert not dbp.embedded().running()
+
+
+def test_distribution_branch_migration_is_applied(dbp, tmp_path):
+    """A migration in extensions/alembic/versions_distribution/ runs after upstream's chain."""
+    root = dbp.base / "branch-project"
+    root.mkdir()
+    for name in ("upstream", "services", "config.defaults.yaml", "config.yaml"):
+        os.symlink(dbp.root / name, root / name)
+    shutil.copytree(CODE_ROOT / "extensions", root / "extensions", symlinks=False)
+    (root / "extensions/alembic/versions_distribution/d9001_branch_probe.py").write_text(
+        '"""Probe of the distribution branch."""\n'
+        "import sqlalchemy as sa\nfrom alembic import op\n\n"
+        'revision = "d9001"\ndown_revision = "0001"\nbranch_labels = ("distribution",)\ndepends_on = None\n\n\n'
+        'def upgrade():\n    op.create_table("branch_probe", sa.Column("id", sa.Integer, primary_key=True))\n\n\n'
+        'def downgrade():\n    op.drop_table("branch_probe")\n'
+    )
+    env = {"PORTAL_VAR": str(dbp.var), "PORTAL__DATABASE__EMBEDDED__NAME": "branchdb"}
+    res = launcher(root, "migrate", env=env)
+    assert res.returncode == 0, res.stderr
+    # d9001 revises upstream's head, so it is the one head until upstream moves on
+    assert res.stdout.strip() == "database at revision(s): d9001"
+    db = dbp.embedded(PORTAL__DATABASE__EMBEDDED__NAME="branchdb")
+    db.ensure()
+    try:
+        conn = psycopg2.connect(db.url)
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('branch_probe') IS NOT NULL, to_regclass('users') IS NOT NULL")
+            assert cur.fetchone() == (True, True)
+        conn.close()
+    finally:
+        db.stop()
+
+
+def test_external_database_named_by_config_is_used_and_left_alone(dbp):
+    db = dbp.embedded()
+    db.ensure()
+    try:
+        conn = db.connect_admin()
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS external_probe")
+            cur.execute("CREATE DATABASE external_probe")
+        conn.close()
+        url = f"postgresql://postgres:{db.creds['superuser_password']}@127.0.0.1:{db.port}/external_probe"
+        env = {"PORTAL__DATABASE__URL": url}
+        res = dbp.run("config", "database.url", env=env)
+        assert res.stdout.strip().endswith("# env PORTAL__DATABASE__URL")
+        res = dbp.run("migrate", env=env)
+        assert res.returncode == 0, res.stderr and "0001" in res.stdout
+        assert "embedded" not in res.stderr
+        # stop does not touch a server it does not own
+        res = dbp.run("stop", env=env)
+        assert res.returncode == 1 and "nothing is running" in res.stderr
+        assert db.running()
+    finally:
+        db.stop()
+
+
+def test_unreachable_external_database_is_a_clear_error(dbp):
+    url = f"postgresql://nobody:pw@127.0.0.1:{free_port()}/nothing"
+    res = dbp.run("migrate", env={"PORTAL__DATABASE__URL": url})
+    assert res.returncode == 1
+    assert "cannot reach the database" in res.stderr and "env PORTAL__DATABASE__URL" in res.stderr
+    assert ":pw@" not in res.stderr
+
+
+def test_unreachable_var_dir_is_a_clear_error(tmp_path):
+    """pytest's tmp dirs are private to root: the postgres user cannot reach a var/ inside them."""
+    if os.geteuid() != 0:
+        pytest.skip("only root hands the cluster to the postgres user")
+    t = Tree(tmp_path / "private")
+    t.write("upstream/config.defaults.yaml", "server:\n  port: 5000\n")
+    t.write("upstream/pkg/x.py", "")
+    res = t.run("migrate", env={"PORTAL__DATABASE__EMBEDDED__PORT": str(free_port())})
+    assert res.returncode == 1 and "cannot reach" in res.stderr and "PORTAL_VAR" in res.stderr
+    assert not (t.root / "var/pgdata/PG_VERSION").exists()
+
+
+def test_missing_server_binaries_are_a_clear_error(tmp_path):
+    t = Tree(tmp_path / "nobin")
+    t.write("upstream/config.defaults.yaml", "server:\n  port: 5000\n")
+    t.write("upstream/pkg/x.py", "")
+    res = t.run("migrate", env={"PORTAL__DATABASE__EMBEDDED__BINDIR": str(tmp_path / "nothing"),
+                                "PORTAL__DATABASE__EMBEDDED__PORT": str(free_port())})
+    assert res.returncode == 1 and "server binaries (initdb, pg_ctl) not found" in res.stderr
