@@ -10,7 +10,8 @@ venv="$here/.venv"
 requirements="$here/requirements.txt"
 stamp="$venv/.requirements.sha256"
 
-want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+# requirements.txt includes upstream/requirements.txt: a change in either refreshes .venv.
+want="$(cat "$requirements" "$here/upstream/requirements.txt" | sha256sum | cut -d' ' -f1)"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   (
     # One refresh at a time, however many ./run.sh start together.

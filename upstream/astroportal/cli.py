@@ -86,6 +86,19 @@ def cmd_load_data(args: argparse.Namespace) -> int:
     return loader_main(_load(args), args.files, url=args.url, token=args.token)
 
 
+def cmd_vocabulary(args: argparse.Namespace) -> int:
+    """The names the API accepts, for clients that check their files before sending them."""
+    import json
+
+    from .bandpasses import KNOWN_FILTERS
+    from .models.instruments import INSTRUMENT_TYPES
+    from .permissions import ROLES
+
+    print(json.dumps({"filters": sorted(KNOWN_FILTERS), "instrument_types": list(INSTRUMENT_TYPES),
+                      "roles": sorted(ROLES)}, indent=1))
+    return 0
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     from .openapi import spec_json
 
@@ -118,14 +131,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="portal URL (default: loader.url or the configured server URL)")
     p.add_argument("--token", help="API token (default: the initial admin token file)")
     add("openapi", cmd_openapi, "print the OpenAPI 3 description of the API")
+    add("vocabulary", cmd_vocabulary, "print, as JSON, the photometry filters, instrument types and roles the API accepts")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic announces its plugin loading at INFO on every command; only its warnings matter here.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except portal_config.ConfigError as exc:
         print(f"astroportal: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a database that cannot be reached deserves one line, not a traceback
+        from sqlalchemy.exc import OperationalError
+
+        if not isinstance(exc, OperationalError):
+            raise
+        from sqlalchemy.engine import make_url
+
+        url = make_url(_load(args).get("database.url")).render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        print(f"astroportal: cannot reach the database at {url}: {reason}; is PostgreSQL running, and is "
+              f"database.url right?", file=sys.stderr)
         return 2

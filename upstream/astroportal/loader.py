@@ -11,7 +11,7 @@ The format is SkyPortal's data loader's. A file maps API endpoints (relative to 
     instrument:
       - name: ZTF
         telescope_id: =P48               # replaced by the id remembered as P48
-    groups/=grandma/users:               # references work in path segments too
+    groups/=team/users:                  # references work in path segments too
       - {userID: 3, admin: false}
 
 Entries are sent one request each, in file order (files in the order given, sharing one set of names).
