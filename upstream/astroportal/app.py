@@ -112,8 +112,11 @@ def make_app(cfg: Config) -> tornado.web.Application:
     from .errors import ApiError
 
     class NoSuchRoute(APIHandler):
-        def prepare(self) -> None:
+        # Refused from the methods, not prepare(): see BaseHandler.prepare.
+        def _refuse(self, *args) -> None:
             raise ApiError(404, f"no such API route: {self.request.method} {self.request.path}")
+
+        get = post = put = patch = delete = head = options = _refuse
 
     routes = collect_routes(cfg) + [(r"/api/.*", NoSuchRoute)]
     return tornado.web.Application(routes, **settings)

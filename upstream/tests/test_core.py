@@ -28,11 +28,18 @@ def test_admin_token_file_is_private_and_works(cfg, admin_token, api):
 
 
 def test_malformed_and_unknown_tokens_get_401(api):
-    status, body = api.request("GET", "/api/sysinfo", headers={"Authorization": "Bearer"})
-    # sysinfo needs no login, but a malformed header is still refused rather than ignored
+    status, body = api.request("GET", "/api/sources", headers={"Authorization": "Bearer"})
     assert status == 401 and "Authorization: token" in body["message"]
-    status, body = api.get("/api/sysinfo", "not-a-real-token")
+    status, body = api.get("/api/sources", "not-a-real-token")
     assert status == 401 and "invalid API token" in body["message"]
+
+
+def test_refusals_keep_the_connection_alive(api, admin_token):
+    """A 401 or a 404 must not close a kept-alive connection (a broker client reuses one for hours)."""
+    for _ in range(100):
+        assert api.get("/api/no_such_thing", admin_token)[0] == 404
+        assert api.get("/api/sources", "not-a-real-token")[0] == 401
+        assert api.get("/api/sysinfo")[0] == 200
 
 
 def test_serve_refuses_unmigrated_database(pg, tmp_path):
