@@ -1,0 +1,118 @@
+"""What every page handler shares: login redirects, readable error pages, page data for the browser code."""
+
+from __future__ import annotations
+
+import functools
+import http.client
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+import tornado.escape
+import tornado.web
+
+from ...errors import ApiError
+from ...jsonutil import dumps
+from ..base import BaseHandler, log
+
+# No ROUTES here: this module only holds the base class (the app factory skips modules without ROUTES).
+
+# Pages load scripts, styles and images from the portal itself only. Plotly needs inline styles, and its WebGL
+# traces compile shader code at run time ('unsafe-eval'); everything else is served from 'self'.
+DEFAULT_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; font-src 'self' data:; object-src 'none'; "
+    "base-uri 'self'; frame-ancestors 'self'; form-action 'self'"
+)
+
+
+class PageHandler(BaseHandler):
+    """A handler that answers HTML. Errors become an error page with a plain message, never a traceback.
+
+    A distribution may set `content_security_policy` to None on a subclass whose template needs inline script.
+    """
+
+    content_security_policy: str | None = DEFAULT_CSP
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        if self.content_security_policy:
+            self.set_header("Content-Security-Policy", self.content_security_policy)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+
+    def get_template_namespace(self) -> dict[str, Any]:
+        from .vendor import plotly_url
+
+        namespace = super().get_template_namespace()
+        namespace["plotly_url"] = plotly_url()
+        return namespace
+
+    def page_data_json(self, data: dict) -> str:
+        """JSON for a <script type="application/json"> block. Every "<" is written as \\u003c, so that no text in
+        the data can end the block ("</script>") or open an HTML comment in it ("<!--")."""
+        return dumps(data).replace("<", "\\u003c")
+
+    def render_page(self, template: str, status: int = 200, **kwargs: Any) -> None:
+        """Render `template` with `page_data` (dict handed to the browser code) defaulting to {}."""
+        self.set_status(status)
+        data = kwargs.pop("page_data", {}) or {}
+        self.render(template, page_data_json=self.page_data_json(data), **kwargs)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            message = exc.message
+        elif isinstance(exc, tornado.web.HTTPError) and exc.log_message and status_code < 500:
+            try:
+                message = exc.log_message % exc.args if exc.args else exc.log_message
+            except (TypeError, ValueError):
+                message = exc.log_message
+        elif status_code == 404:
+            message = "There is no page at this address."
+        elif status_code >= 500:
+            message = "Something went wrong on the server. The portal's log has the details."
+        else:
+            message = http.client.responses.get(status_code, "Error")
+        title = http.client.responses.get(status_code, "Error")
+        try:
+            self.current_user
+        except Exception:  # an expired account or a bad token: show the page as to nobody
+            self._current_user = None
+        # A failed page may have set headers for another content type before failing.
+        self.clear_header("Content-Disposition")
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        try:
+            self.render("error.html", status_code=status_code, title=title, message=message, page_data_json="{}")
+        except Exception:  # the error page itself must not fail into a traceback
+            log.exception("rendering the error page failed")
+            self.finish(
+                "<!doctype html><meta charset=utf-8><title>Error</title>"
+                f"<h1>{status_code} {tornado.escape.xhtml_escape(title)}</h1>"
+                f"<p>{tornado.escape.xhtml_escape(message)}</p>"
+            )
+
+    def get_login_url(self) -> str:
+        return "/login"
+
+
+def login_required(method: Callable) -> Callable:
+    """Redirect to /login?next=<this page> when nobody is logged in (any method but GET/HEAD answers 401)."""
+
+    @functools.wraps(method)
+    def wrapper(self: PageHandler, *args: Any, **kwargs: Any) -> Any:
+        if self.current_user is None:
+            if self.request.method in ("GET", "HEAD"):
+                self.redirect(self.get_login_url() + "?" + urlencode({"next": self.request.uri}))
+                return None
+            raise ApiError(401, "log in to use this page")
+        return method(self, *args, **kwargs)
+
+    wrapper.__auth__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def require_acl(user, acl: str) -> None:
+    """403 unless the user holds `acl` (System admin holds every one)."""
+    held = user.acl_names
+    if acl not in held and "System admin" not in held:
+        raise ApiError(403, f"this page needs the permission '{acl}'")
