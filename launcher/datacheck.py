@@ -14,8 +14,9 @@ left to the portal):
     bandpasses without repeats, no unknown field;
   - `=id` names unique across the files, telescope names unique, instrument names unique.
 
-The known filters and instrument types are the portal's own: the portal's Python lists them (run in the build,
-as a separate process: the launcher does not import the portal). The files are returned in an order where
+The known filters and instrument types are the portal's own: its public command `python -m astroportal
+vocabulary` lists them (run through launcher/portal.py in the build, as a separate process: the launcher does
+not import the portal). The files are returned in an order where
 every `=NAME` reference comes after the entry defining it (data/instruments.yaml refers to
 data/telescopes.yaml, which sorts after it).
 """
@@ -23,15 +24,14 @@ data/telescopes.yaml, which sorts after it).
 from __future__ import annotations
 
 import difflib
-import json
 import math
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
+from . import portal
 from .errors import LauncherError
 
 ID_KEY = "=id"
@@ -44,15 +44,6 @@ TELESCOPE_FIELDS = ("name", "nickname", "lat", "lon", "elevation", "diameter", "
 INSTRUMENT_FIELDS = ("name", "type", "band", "telescope_id", "filters")
 MAX_SHOWN = 50
 
-# Run in the build's directory: the portal's own lists, as JSON.
-_VOCABULARY_SCRIPT = """\
-import json
-from astroportal.bandpasses import KNOWN_FILTERS
-from astroportal.models.instruments import INSTRUMENT_TYPES
-print(json.dumps({"filters": sorted(KNOWN_FILTERS), "types": list(INSTRUMENT_TYPES)}))
-"""
-
-
 @dataclass(frozen=True)
 class Vocabulary:
     """What the portal accepts: bandpass names and instrument types."""
@@ -62,22 +53,12 @@ class Vocabulary:
 
 
 def portal_vocabulary(cfg) -> Vocabulary:
-    """The known filters and instrument types, from the portal's code in patched/ (upstream/ before a build)."""
-    project = cfg.project
-    code_dir = project.patched if (project.patched / "astroportal").is_dir() else project.upstream
+    """The known filters and instrument types: the portal's public `vocabulary` command, run in the build."""
     try:
-        res = subprocess.run([str(project.python), "-c", _VOCABULARY_SCRIPT], cwd=code_dir, capture_output=True,
-                             text=True, stdin=subprocess.DEVNULL, timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise LauncherError(f"data check: cannot ask the portal for its known filters: {exc}") from None
-    try:
-        data = json.loads(res.stdout) if res.returncode == 0 else None
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        detail = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no answer"]
-        raise LauncherError(f"data check: cannot list the portal's known filters (in {code_dir}): {detail[0]}")
-    return Vocabulary(frozenset(data["filters"]), tuple(data["types"]))
+        data = portal.vocabulary(cfg)
+    except LauncherError as exc:
+        raise LauncherError(f"data check: cannot list the portal's known filters: {exc}") from None
+    return Vocabulary(frozenset(data["filters"]), tuple(data["instrument_types"]))
 
 
 # -- reading ------------------------------------------------------------------------------------------------
@@ -337,7 +318,7 @@ class _Checker:
                 self.problem(entry, "filters", f"{name!r} is listed twice")
             elif name not in known:
                 self.problem(entry, "filters", f"{name!r} is not a bandpass the portal knows{_suggest(name, known)}"
-                             " (the portal's list: astroportal/bandpasses.py)")
+                             " (the portal's list: python -m astroportal vocabulary)")
             if isinstance(name, str):
                 seen.add(name)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -27,6 +29,38 @@ def check_app_port(cfg: Config) -> None:
             f"port {port} on {host} is already in use (server.port, set by {cfg.origin('server.port')}): stop what "
             f"uses it, or choose another port in config.yaml or with PORTAL__SERVER__PORT={port + 1}"
         )
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` (an address or a name) only ever means this machine."""
+    text = host.strip().strip("[]")
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        pass
+    if not text:
+        return False  # every address
+    try:
+        addresses = {info[4][0].split("%")[0] for info in socket.getaddrinfo(text, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+
+
+def check_exposure(cfg: Config) -> None:
+    """Refuse to serve the debug login (anyone may log in as anyone, admin included) beyond this machine."""
+    host = str(cfg.get("server.host") or "")
+    debug_login = bool(cfg.get("server.auth.debug_login"))
+    production = bool(cfg.get("server.production"))
+    if is_loopback(host) or not debug_login or production:
+        return
+    raise LauncherError(
+        f"refusing to start: server.host is {host or '(every address)'!r} (set by {cfg.origin('server.host')}), "
+        f"not a loopback address, while the debug login is on (server.auth.debug_login: true, set by "
+        f"{cfg.origin('server.auth.debug_login')}) and server.production is false: anyone who reaches the port "
+        "could log in as any user, the admin included. Either keep server.host: 127.0.0.1 (with a reverse proxy "
+        "in front), or deploy for real: server.production: true in config.yaml (it turns the debug login off) "
+        "with a login provider configured (README.md, \"Deploying\"); or set server.auth.debug_login: false", 2)
 
 
 def confirm_clear(cfg: Config, db, yes: bool) -> None:
@@ -86,6 +120,7 @@ def run(cfg: Config, init: bool = False, clear: bool = False, yes: bool = False)
         info("already running (./run.sh restart applies changes)")
         print(local_url(cfg) if not cfg.get("server.url") else cfg.get("server.url"))
         return 0
+    check_exposure(cfg)
     db = database.for_config(cfg)
     if clear:
         confirm_clear(cfg, db, yes)
@@ -161,6 +196,7 @@ def restart(cfg: Config, service: str | None) -> int:
         if service == APP:
             _wait_for_app(cfg, sup, [APP])
         return 0
+    check_exposure(cfg)
     build(cfg)
     with database_up(cfg):
         migrate(cfg)

@@ -7,6 +7,7 @@ Tests never touch the developer's patched/ or var/: every instance lives under a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,11 @@ import yaml
 
 CODE_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+# A failed browser test leaves <test>.png (a screenshot) and <test>.html (the page's source) here (git-ignored).
+ARTIFACTS = CODE_ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+_CALL_FAILED = pytest.StashKey[bool]()
 
 
 def free_port() -> int:
@@ -257,3 +263,58 @@ def patched_portal():
     portal = PatchedPortal()
     yield portal
     portal.stop()
+
+
+# -- browser tests ------------------------------------------------------------------------------------------
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember whether the test itself failed, for browser_artifacts (which runs at teardown)."""
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Debian chromium driven by selenium; a failed test saves the page (see browser_artifacts)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).exists():
+            pytest.fail(f"{path} is missing: install Debian's chromium and chromium-driver packages")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                 f"--user-data-dir={profile}", "--window-size=1280,900", "--disable-extensions"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def artifact_name(nodeid: str) -> str:
+    """A file name for a test: its module and name, e.g. test_iam_login.py__test_browser_login."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.rsplit("/", 1)[-1].replace("::", "__"))
+
+
+@pytest.fixture(autouse=True)
+def browser_artifacts(request):
+    """After a failed test that used `browser`: test-artifacts/<test>.png and .html of the page it showed."""
+    yield
+    driver = request.node.funcargs.get("browser") if hasattr(request.node, "funcargs") else None
+    if driver is None or not request.node.stash.get(_CALL_FAILED, False):
+        return
+    ARTIFACTS.mkdir(exist_ok=True)
+    base = ARTIFACTS / artifact_name(request.node.nodeid)
+    try:
+        driver.save_screenshot(str(base.with_name(base.name + ".png")))
+        base.with_name(base.name + ".html").write_text(
+            f"<!-- {driver.current_url} -->\n" + driver.page_source, encoding="utf-8")
+    except Exception as exc:  # noqa: BLE001 - a dead browser must not hide the test's own failure
+        base.with_name(base.name + ".txt").write_text(f"could not capture the page: {exc}\n")

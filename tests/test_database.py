@@ -104,8 +104,39 @@ def test_database_port_in_use_is_a_clear_error(dbp):
     assert not dbp.embedded().running()
 
 
+def _version_rows(db: database.Embedded) -> set[str]:
+    conn = psycopg2.connect(db.url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT version_num FROM alembic_version")
+            return {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def test_migrate_applies_upstreams_head_and_the_distributions_branch_idempotently(dbp):
+    """extensions/alembic/versions_distribution/ opens the branch `distribution` (d0000) beside upstream's chain."""
+    base = (CODE_ROOT / "extensions/alembic/versions_distribution/d0000_distribution_base.py").read_text()
+    assert 'branch_labels = ("distribution",)' in base and 'depends_on = "0001"' in base
+    env = {"PORTAL__DATABASE__EMBEDDED__NAME": "headsdb"}
+    res = dbp.run("migrate", env=env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "database at revision(s): 0001, d0000"
+    # `upgrade heads` again: nothing to do, same heads
+    res = dbp.run("migrate", env=env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "database at revision(s): 0001, d0000"
+    db = dbp.embedded(**env)
+    db.ensure()
+    try:
+        # Alembic records the branch's tip alone: upstream's 0001 is held through d0000's dependency on it.
+        assert _version_rows(db) == {"d0000"}
+    finally:
+        db.stop()
+
+
 def test_distribution_branch_migration_is_applied(dbp, tmp_path):
-    """A migration in extensions/alembic/versions_distribution/ runs after upstream's chain."""
+    """A migration added to extensions/alembic/versions_distribution/ runs on the distribution's branch."""
     root = dbp.base / "branch-project"
     root.mkdir()
     for name in ("upstream", "services", "config.defaults.yaml", "config.yaml"):
@@ -114,15 +145,15 @@ def test_distribution_branch_migration_is_applied(dbp, tmp_path):
     (root / "extensions/alembic/versions_distribution/d9001_branch_probe.py").write_text(
         '"""Probe of the distribution branch."""\n'
         "import sqlalchemy as sa\nfrom alembic import op\n\n"
-        'revision = "d9001"\ndown_revision = "0001"\nbranch_labels = ("distribution",)\ndepends_on = None\n\n\n'
+        'revision = "d9001"\ndown_revision = "d0000"\nbranch_labels = None\ndepends_on = None\n\n\n'
         'def upgrade():\n    op.create_table("branch_probe", sa.Column("id", sa.Integer, primary_key=True))\n\n\n'
         'def downgrade():\n    op.drop_table("branch_probe")\n'
     )
     env = {"PORTAL_VAR": str(dbp.var), "PORTAL__DATABASE__EMBEDDED__NAME": "branchdb"}
     res = launcher(root, "migrate", env=env)
     assert res.returncode == 0, res.stderr
-    # d9001 revises upstream's head, so it is the one head until upstream moves on
-    assert res.stdout.strip() == "database at revision(s): d9001"
+    # the branch's head moved on; upstream's stays its own head
+    assert res.stdout.strip() == "database at revision(s): 0001, d9001"
     db = dbp.embedded(PORTAL__DATABASE__EMBEDDED__NAME="branchdb")
     db.ensure()
     try:
@@ -131,6 +162,7 @@ def test_distribution_branch_migration_is_applied(dbp, tmp_path):
             cur.execute("SELECT to_regclass('branch_probe') IS NOT NULL, to_regclass('users') IS NOT NULL")
             assert cur.fetchone() == (True, True)
         conn.close()
+        assert _version_rows(db) == {"d9001"}
     finally:
         db.stop()
 
@@ -187,3 +219,79 @@ def test_missing_server_binaries_are_a_clear_error(tmp_path):
     res = t.run("migrate", env={"PORTAL__DATABASE__EMBEDDED__BINDIR": str(tmp_path / "nothing"),
                                 "PORTAL__DATABASE__EMBEDDED__PORT": str(free_port())})
     assert res.returncode == 1 and "server binaries (initdb, pg_ctl) not found" in res.stderr
+
+
+# -- where the server binaries come from ----------------------------------------------------------------------
+def _fake_package(site, name: str, bindir: str | None) -> None:
+    """A package importable from `site`; with `bindir`, holding fake initdb and pg_ctl (PostgreSQL 16) there."""
+    pkg = site / name
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    if bindir:
+        put_fake_server(pkg / bindir)
+
+
+def put_fake_server(bindir) -> None:
+    bindir.mkdir(parents=True, exist_ok=True)
+    for tool in ("initdb", "pg_ctl"):
+        (bindir / tool).write_text(f"#!/bin/sh\necho '{tool} (PostgreSQL) 16.2'\n")
+        (bindir / tool).chmod(0o755)
+
+
+@pytest.fixture
+def bare_machine(tmp_path, monkeypatch):
+    """No pg_ctl on PATH, no Debian directories, and packages named like the pip servers that hold none
+    (they shadow any real one): the machine as find_bindir sees it with nothing installed."""
+    monkeypatch.setenv("PATH", "")
+    site = tmp_path / "site"
+    for name in ("pgserver", "postgresql"):
+        _fake_package(site, name, None)
+    monkeypatch.syspath_prepend(str(site))
+    return site, tmp_path / "no-system-postgresql"
+
+
+def test_a_pip_installed_pgserver_is_found_when_nothing_else_is(bare_machine):
+    site, no_system = bare_machine
+    put_fake_server(site / "pgserver/pginstall/bin")
+    assert database.candidate_bindirs(None, system_root=no_system) == [site / "pgserver/pginstall/bin"]
+    assert database.find_bindir(None, "16", install=None, system_root=no_system) == site / "pgserver/pginstall/bin"
+
+
+def test_system_binaries_come_before_the_pip_package_newest_first(bare_machine, tmp_path):
+    site, _ = bare_machine
+    put_fake_server(site / "pgserver/pginstall/bin")
+    system = tmp_path / "usr-lib-postgresql"
+    for major in ("13", "15"):
+        put_fake_server(system / major / "bin")
+    assert database.candidate_bindirs(None, system_root=system) == [
+        system / "15/bin", system / "13/bin", site / "pgserver/pginstall/bin"]
+    # a configured directory is the only one looked at
+    assert database.candidate_bindirs(str(system / "13/bin"), system_root=system) == [system / "13/bin"]
+
+
+def test_with_nothing_found_the_launcher_installs_pgserver_once_and_uses_it(bare_machine):
+    site, no_system = bare_machine
+    calls = []
+
+    def install():  # what `pip install pgserver` leaves in the environment
+        calls.append(1)
+        put_fake_server(site / "pgserver/pginstall/bin")
+
+    assert database.find_bindir(None, install=install, system_root=no_system) == site / "pgserver/pginstall/bin"
+    assert calls == [1]
+    # found from now on: no second install
+    assert database.find_bindir(None, install=install, system_root=no_system) == site / "pgserver/pginstall/bin"
+    assert calls == [1]
+
+
+def test_with_nothing_found_the_message_says_exactly_what_to_install(bare_machine):
+    _, no_system = bare_machine
+    assert database.candidate_bindirs(None, system_root=no_system) == []
+    for install in (None, lambda: None):  # never installing, or an install that provided nothing
+        with pytest.raises(database.LauncherError) as err:
+            database.find_bindir(None, install=install, system_root=no_system)
+        message = str(err.value)
+        assert "server binaries (initdb, pg_ctl) not found" in message
+        assert "`apt-get install postgresql`" in message
+        assert f"`{os.path.dirname(sys.executable)}/pip install pgserver`" in message
+        assert "database.embedded.bindir" in message

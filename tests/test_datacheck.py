@@ -142,9 +142,9 @@ def test_bad_instruments_are_named(tmp_path):
         "files loaded has `=id: OHP/T12` (did you mean 'OHP/T120'?)",
         f'{i}:5: instrument entry 2 ("B"): filters: \'sdssr\' is listed twice',
         f'{i}:5: instrument entry 2 ("B"): filters: \'ztf_g\' is not a bandpass the portal knows (did you mean '
-        "'ztfg', 'ztfr'?) (the portal's list: astroportal/bandpasses.py)",
+        "'ztfg', 'ztfr'?) (the portal's list: python -m astroportal vocabulary)",
         f'{i}:5: instrument entry 2 ("B"): filters: \'r\' is not a bandpass the portal knows (the portal\'s list: '
-        "astroportal/bandpasses.py)",
+        "python -m astroportal vocabulary)",
         f'{i}:9: instrument entry 3 ("C"): api_classname: unknown instrument field; the fields are name, type, '
         "band, telescope_id, filters",
         f'{i}:9: instrument entry 3 ("C"): telescope_id: must be `=<the telescope entry\'s =id>`, got \'OHP/T120\'',
@@ -224,3 +224,26 @@ def test_run_init_refuses_bad_data_before_starting_anything():
         assert inst.run("status").returncode == 3
     finally:
         inst.cleanup()
+
+
+def test_the_vocabulary_comes_from_the_portals_public_command_in_the_build(tmp_path):
+    # A build whose portal answers `vocabulary` with its own lists: those are what the check uses.
+    root = tmp_path / "root"
+    (root / "patched/astroportal").mkdir(parents=True)
+    (root / "patched/astroportal/__init__.py").write_text("")
+    (root / "patched/astroportal/__main__.py").write_text(
+        "import json, sys\n"
+        "assert sys.argv[1:] == ['vocabulary'], sys.argv\n"
+        "print(json.dumps({'filters': ['only-this'], 'instrument_types': ['camera'], 'roles': ['Super admin']}))\n")
+    cfg = SimpleNamespace(project=Project(root))
+    assert datacheck.portal_vocabulary(cfg) == datacheck.Vocabulary(frozenset({"only-this"}), ("camera",))
+    # A portal that cannot answer: a clear error naming the command's failure, not a traceback.
+    (root / "patched/astroportal/__main__.py").write_text("import sys\nsys.exit('vocabulary: broken portal')\n")
+    with pytest.raises(datacheck.LauncherError, match="cannot list the portal's known filters.*broken portal"):
+        datacheck.portal_vocabulary(cfg)
+
+
+def test_the_launcher_never_imports_the_portal():
+    for path in (CODE_ROOT / "launcher").glob("*.py"):
+        text = path.read_text()
+        assert "import astroportal" not in text and "from astroportal" not in text, path.name

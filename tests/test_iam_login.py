@@ -293,23 +293,7 @@ def test_debug_login_still_works_in_debug_mode(iam):
     assert profile(http, inst.url)["username"] == "debugger"
 
 
-# -- the same login, in a browser ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--window-size=1280,900", "--disable-extensions"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
-
-
+# -- the same login, in a browser (conftest's `browser`; a failure leaves its page in test-artifacts/) ----
 def test_browser_login_through_the_provider(iam, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC

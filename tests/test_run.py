@@ -2,13 +2,21 @@
 answers to bad input."""
 
 import os
+import shutil
 import socket
 import subprocess
+import sys
 
 import pytest
 import requests
 
 from conftest import CODE_ROOT, free_port, launcher, link_real_layers
+
+sys.path.insert(0, str(CODE_ROOT))
+from launcher import config as launcher_config  # noqa: E402
+from launcher import lifecycle  # noqa: E402
+from launcher.errors import LauncherError  # noqa: E402
+from launcher.paths import Project  # noqa: E402
 
 
 def test_run_init_answers_and_prints_the_url(running):
@@ -41,8 +49,8 @@ def test_token_prints_the_admin_token_alone(running):
     assert res.returncode == 0
     assert res.stdout.count("\n") == 1 and len(res.stdout.strip()) >= 20 and " " not in res.stdout.strip()
     token = res.stdout.strip()
-    assert requests.get(running.url + "/api/sysinfo", headers={"Authorization": f"token {token}"}).status_code == 200
-    bad = requests.get(running.url + "/api/sysinfo", headers={"Authorization": "token not-the-token"})
+    assert requests.get(running.url + "/api/sources", headers={"Authorization": f"token {token}"}).status_code == 200
+    bad = requests.get(running.url + "/api/sources", headers={"Authorization": "token not-the-token"})
     assert bad.status_code == 401
 
 
@@ -103,7 +111,7 @@ def test_stop_clear_and_data_kept_across_restarts(running):
     # a plain run: same database, same admin token
     res = running.run("run")
     assert res.returncode == 0, res.stderr
-    assert requests.get(running.url + "/api/sysinfo", headers={"Authorization": f"token {token}"}).status_code == 200
+    assert requests.get(running.url + "/api/sources", headers={"Authorization": f"token {token}"}).status_code == 200
     # --clear --yes: a fresh database, hence a fresh admin and token
     assert running.run("stop").returncode == 0
     res = running.run("run", "--init", "--clear", "--yes")
@@ -111,7 +119,7 @@ def test_stop_clear_and_data_kept_across_restarts(running):
     assert "dropping and recreating" in res.stderr
     new_token = running.run("token").stdout.strip()
     assert new_token != token
-    assert requests.get(running.url + "/api/sysinfo", headers={"Authorization": f"token {token}"}).status_code == 401
+    assert requests.get(running.url + "/api/sources", headers={"Authorization": f"token {token}"}).status_code == 401
     assert running.run("stop").returncode == 0
 
 
@@ -140,6 +148,41 @@ def test_port_in_use_is_refused_before_anything_starts(tmp_path):
     assert not (root / "var/run/supervisord.pid").exists()
 
 
+def test_run_refuses_the_debug_login_beyond_loopback_before_anything_starts(tmp_path):
+    root = tmp_path / "exposed"
+    link_real_layers(root)
+    res = launcher(root, "run", env={"PORTAL__SERVER__HOST": "0.0.0.0", "PORTAL__SERVER__PORT": str(free_port()),
+                                     "PORTAL__DATABASE__EMBEDDED__PORT": str(free_port())})
+    assert res.returncode == 2, res.stderr
+    assert "refusing to start: server.host is '0.0.0.0' (set by env PORTAL__SERVER__HOST)" in res.stderr
+    assert "server.auth.debug_login: true, set by upstream" in res.stderr
+    assert "server.production: true" in res.stderr and 'README.md, "Deploying"' in res.stderr
+    assert not (root / "patched").exists() and not (root / "var/pgdata").exists()
+    assert not (root / "var/run/supervisord.pid").exists()
+
+
+@pytest.mark.parametrize("env, refused", [
+    ({}, False),  # the distribution's defaults: 127.0.0.1 with the debug login, fine on a dev machine
+    ({"PORTAL__SERVER__HOST": "127.0.0.2"}, False),
+    ({"PORTAL__SERVER__HOST": "::1"}, False),
+    ({"PORTAL__SERVER__HOST": "localhost"}, False),
+    ({"PORTAL__SERVER__HOST": "0.0.0.0"}, True),
+    ({"PORTAL__SERVER__HOST": "''"}, True),
+    ({"PORTAL__SERVER__HOST": "192.0.2.10"}, True),
+    ({"PORTAL__SERVER__HOST": "0.0.0.0", "PORTAL__SERVER__PRODUCTION": "true"}, False),
+    ({"PORTAL__SERVER__HOST": "0.0.0.0", "PORTAL__SERVER__AUTH__DEBUG_LOGIN": "false"}, False),
+])
+def test_the_debug_login_is_only_served_on_loopback_unless_in_production(tmp_path, env, refused):
+    root = tmp_path / "project"
+    link_real_layers(root)
+    cfg = launcher_config.load(Project(root), env=env, derive=False)
+    if refused:
+        with pytest.raises(LauncherError, match="refusing to start"):
+            lifecycle.check_exposure(cfg)
+    else:
+        lifecycle.check_exposure(cfg)
+
+
 def test_unknown_command_and_flag_say_what_exists(tmp_path):
     res = launcher(tmp_path, "launch")
     assert res.returncode == 2 and "invalid choice: 'launch'" in res.stderr and "'run'" in res.stderr
@@ -160,6 +203,88 @@ def test_run_sh_records_the_requirements_hash_and_runs_the_launcher(tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("server.host: ")
     stamp = (CODE_ROOT / ".venv/.requirements.sha256").read_text().strip()
+    assert stamp == requirements_hash(CODE_ROOT)
+
+
+def requirements_hash(root) -> str:
+    """run.sh's stamp: requirements.txt includes upstream/requirements.txt, so both count."""
     import hashlib
 
-    assert stamp == hashlib.sha256((CODE_ROOT / "requirements.txt").read_bytes()).hexdigest()
+    return hashlib.sha256((root / "requirements.txt").read_bytes()
+                          + (root / "upstream/requirements.txt").read_bytes()).hexdigest()
+
+
+# Stand-ins, so that nothing is downloaded. python3 on PATH: `-m venv DIR` puts DIR/bin/python, then (FAKE_VENV=
+# broken) fails as Debian's python3 does without python3-venv, leaving that python without pip.
+FAKE_PYTHON3 = """#!/bin/sh
+if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
+  mkdir -p "$3/bin"
+  cp "$FAKE_DIR/venv-python-$FAKE_VENV" "$3/bin/python"
+  if [ "$FAKE_VENV" = broken ]; then
+    echo "The virtual environment was not created successfully because ensurepip is not available." >&2
+    exit 1
+  fi
+  exit 0
+fi
+exec REAL "$@"
+"""
+VENV_PYTHON_BROKEN = """#!/bin/sh
+echo "No module named pip" >&2
+exit 1
+"""
+# A working venv's python whose pip only records its arguments; everything else runs on the real interpreter.
+VENV_PYTHON_WORKING = """#!/bin/sh
+if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then echo "$*" >>"$(dirname "$0")/../pip.log"; exit 0; fi
+exec REAL "$@"
+"""
+
+
+@pytest.fixture
+def run_sh_root(tmp_path):
+    """A project root holding a copy of run.sh, its requirement files and the launcher; python3 faked."""
+    root = tmp_path / "root"
+    (root / "upstream").mkdir(parents=True)
+    shutil.copy(CODE_ROOT / "run.sh", root / "run.sh")
+    (root / "requirements.txt").write_text("-r upstream/requirements.txt\nsupervisor\n")
+    (root / "upstream/requirements.txt").write_text("tornado\n")
+    os.symlink(CODE_ROOT / "launcher", root / "launcher")
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    for name, text in (("python3", FAKE_PYTHON3), ("venv-python-broken", VENV_PYTHON_BROKEN),
+                       ("venv-python-working", VENV_PYTHON_WORKING)):
+        (fake / name).write_text(text.replace("REAL", sys.executable))
+        (fake / name).chmod(0o755)
+
+    def run(mode: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+        env.update(PATH=f"{fake}:/usr/bin:/bin", FAKE_VENV=mode, FAKE_DIR=str(fake))
+        return subprocess.run([str(root / "run.sh"), "--help"], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    return root, run
+
+
+def test_run_sh_removes_a_half_made_venv_and_says_what_to_install(run_sh_root):
+    root, run = run_sh_root
+    res = run("broken")
+    assert res.returncode == 1
+    assert "ensurepip is not available" in res.stderr and "apt-get install python3-venv" in res.stderr
+    assert not (root / ".venv/bin/python").exists()
+    # A .venv left half-made by an earlier attempt (its python has no pip) is noticed, removed and made again.
+    (root / ".venv/bin").mkdir(parents=True)
+    shutil.copy(root.parent / "fake/venv-python-broken", root / ".venv/bin/python")
+    res = run("working")
+    assert res.returncode == 0, res.stderr
+    assert "is broken (its python has no pip): removing it" in res.stderr and "creating .venv" in res.stderr
+    assert res.stdout.startswith("usage: ./run.sh")
+    log = (root / ".venv/pip.log").read_text()
+    assert f"-m pip install --quiet --disable-pip-version-check -r {root}/requirements.txt" in log
+    assert (root / ".venv/.requirements.sha256").read_text().strip() == requirements_hash(root)
+    # Up to date: neither venv nor pip runs again.
+    res = run("broken")
+    assert res.returncode == 0 and res.stderr == "" and (root / ".venv/pip.log").read_text() == log
+    # A change in upstream's requirements (included by requirements.txt) reinstalls.
+    (root / "upstream/requirements.txt").write_text("tornado\nastropy\n")
+    res = run("broken")
+    assert res.returncode == 0 and "installing requirements.txt" in res.stderr
+    assert (root / ".venv/.requirements.sha256").read_text().strip() == requirements_hash(root)

@@ -3,9 +3,10 @@ upstream, against a plain `cp -r` of the same upstream measured in the same run.
 
     .venv/bin/python tests/bench/bench_build.py [--files 20000] [--repeat 3]
 
-Exits non-zero when a no-op build of the synthetic upstream takes more than 10% of the `cp -r` time.
-Builds are timed in-process (overlay.build, as `./run.sh build` calls it) so that the interpreter's start-up
-is not counted; the whole command's time is printed too.
+Exits non-zero when a no-op build of the synthetic upstream takes more than 10% of the `cp -r` time, measured
+two ways: in-process (overlay.build, as `./run.sh build` calls it: the build's own work) and as the whole
+command an admin runs, `./run.sh build` (bash, the requirements check, the interpreter's start-up, the
+configuration and the build). Both ratios are printed.
 """
 
 from __future__ import annotations
@@ -73,19 +74,32 @@ def measure(root: Path, repeat: int, label: str) -> dict[str, float]:
     def build(force: bool = False):
         return overlay.build(project, data, lock, force=force)[0]
 
+    # The command itself: run.sh of this checkout on the project at `root` (PORTAL_ROOT).
+    cmd = [str(CODE_ROOT / "run.sh"), "build"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    env["PORTAL_ROOT"] = str(root)
+
     full = timed(lambda: build(force=True))
-    build()  # records the state of a finished build
+    # The first ./run.sh build records the overrides' upstream bases in extensions/PROVENANCE.yaml (a checkout
+    # has them in its tracked manifest already); then files written in the last RACY_NS are re-checked by
+    # content once, so wait that out and record a settled state: the no-ops below measure the steady state.
+    subprocess.run(cmd, env=env, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    time.sleep(overlay.RACY_NS / 1e9 + 0.2)
+    build()
     noops = []
     for _ in range(repeat):
         t = time.perf_counter()
         r = build()
         noops.append(time.perf_counter() - t)
         assert not r.written and not r.stale, f"{label}: a no-op build wrote {len(r.written)} files"
-    cmd = [sys.executable, str(CODE_ROOT / "launcher"), "build"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
-    env["PORTAL_ROOT"] = str(root)
-    cli = timed(lambda: subprocess.run(cmd, env=env, check=True, capture_output=True))
-    return {"full": full, "noop": statistics.median(noops), "cli_noop": cli,
+    clis = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        clis.append(time.perf_counter() - t)
+        assert res.returncode == 0, f"{label}: ./run.sh build failed: {res.stderr}"
+        assert " 0 written," in res.stderr, f"{label}: ./run.sh build was not a no-op: {res.stderr}"
+    return {"full": full, "noop": statistics.median(noops), "cli_noop": statistics.median(clis), "clis": clis,
             "files": sum(v for k, v in r.counts.items() if k != "deleted")}
 
 
@@ -110,7 +124,7 @@ def main() -> int:
         print(f"synthetic upstream: {args.files} files written in {t:.1f} s")
         # files modified within the last 2 s are re-checked by content (see overlay.RACY_NS): wait that out so
         # that the no-op builds measure the steady state
-        time.sleep(2.2)
+        time.sleep(overlay.RACY_NS / 1e9 + 0.2)
 
         cps = []
         for i in range(args.repeat):
@@ -123,11 +137,17 @@ def main() -> int:
         print(f"{'tree':<10} {'files':>7} {'full build':>11} {'no-op build':>12} {'no-op ./run.sh build':>21}")
         for name, m in rows:
             print(f"{name:<10} {m['files']:>7} {m['full']:>10.3f}s {m['noop']:>11.4f}s {m['cli_noop']:>20.3f}s")
-        ratio = rows[1][1]["noop"] / cp
+        synthetic = rows[1][1]
+        print("no-op ./run.sh build of the synthetic tree, each run: "
+              + ", ".join(f"{t:.3f}s" for t in synthetic["clis"]))
         print(f"cp -r of the synthetic upstream: {cp:.3f} s (median of {args.repeat})")
-        print(f"no-op build / cp -r = {ratio:.1%} (limit {LIMIT:.0%})")
-        if ratio > LIMIT:
-            print("FAIL: the no-op build is too slow", file=sys.stderr)
+        ratios = [("no-op build (in-process) / cp -r", synthetic["noop"] / cp),
+                  ("no-op ./run.sh build     / cp -r", synthetic["cli_noop"] / cp)]
+        for what, ratio in ratios:
+            print(f"{what} = {ratio:6.1%} (limit {LIMIT:.0%})")
+        slow = [what.split(" / ")[0].strip() for what, ratio in ratios if ratio > LIMIT]
+        if slow:
+            print(f"FAIL: too slow: {', '.join(slow)}", file=sys.stderr)
             return 1
         print("OK")
         return 0

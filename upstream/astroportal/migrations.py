@@ -46,9 +46,9 @@ def current_revisions(cfg: Config) -> set[str]:
 
 
 def upgrade(cfg: Config, target: str = "heads") -> set[str]:
-    """Apply pending migrations; return the revisions the database is at afterwards."""
+    """Apply pending migrations; return the heads the database is at afterwards."""
     command.upgrade(alembic_config(cfg), target)
-    return current_revisions(cfg)
+    return applied_heads(cfg)
 
 
 def downgrade(cfg: Config, target: str) -> set[str]:
@@ -56,12 +56,50 @@ def downgrade(cfg: Config, target: str) -> set[str]:
     return current_revisions(cfg)
 
 
+def _as_tuple(value) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def applied_revisions(script: ScriptDirectory, current: set[str]) -> set[str]:
+    """Every revision the database holds: the recorded ones and all they stand on, dependencies included.
+
+    Alembic records only the tips: a branch that depends on another branch's revision keeps that revision out
+    of alembic_version although it is applied.
+    """
+    applied: set[str] = set()
+    stack = list(current)
+    while stack:
+        rev = script.get_revision(stack.pop())
+        if rev is None or rev.revision in applied:
+            continue
+        applied.add(rev.revision)
+        stack.extend(_as_tuple(rev.down_revision))
+        stack.extend(script.get_revision(dep).revision for dep in _as_tuple(rev.dependencies))
+    return applied
+
+
+def pending_revisions(cfg: Config) -> list[str]:
+    """The revisions of the migration scripts that the database does not hold yet."""
+    script = ScriptDirectory.from_config(alembic_config(cfg))
+    applied = applied_revisions(script, current_revisions(cfg))
+    return sorted(rev.revision for rev in script.walk_revisions() if rev.revision not in applied)
+
+
+def applied_heads(cfg: Config) -> set[str]:
+    """The heads of the migration scripts that the database holds (what a person expects `migrate` to report)."""
+    script = ScriptDirectory.from_config(alembic_config(cfg))
+    applied = applied_revisions(script, current_revisions(cfg))
+    return {head for head in script.get_heads() if head in applied}
+
+
 def check_migrated(cfg: Config) -> None:
-    """Raise UnmigratedDatabase unless the database is at every head of the migration scripts."""
-    current, heads = current_revisions(cfg), script_heads(cfg)
-    if current != heads:
-        missing = ", ".join(sorted(heads - current)) or "none"
+    """Raise UnmigratedDatabase unless every migration script is applied to the database."""
+    pending = pending_revisions(cfg)
+    if pending:
+        current = current_revisions(cfg)
         raise UnmigratedDatabase(
-            f"the database is at revision(s) {', '.join(sorted(current)) or '(empty)'} but the code expects "
-            f"{', '.join(sorted(heads))} (missing: {missing}); run `python -m astroportal migrate` first"
+            f"the database is at revision(s) {', '.join(sorted(current)) or '(empty)'} and lacks "
+            f"{', '.join(pending)}; run `python -m astroportal migrate` first"
         )

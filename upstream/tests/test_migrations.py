@@ -75,3 +75,24 @@ def test_check_migrated_names_the_missing_revision(fresh):
     with pytest.raises(migrations.UnmigratedDatabase) as err:
         migrations.check_migrated(fresh)
     assert "python -m astroportal migrate" in str(err.value)
+
+
+def test_a_branch_that_depends_on_the_portal_counts_as_migrated(fresh, tmp_path):
+    """A deployment's own branch (database.migration_locations) depending on the portal's head: Alembic records
+    only the branch's tip, and the serve-time check must still see every revision as applied."""
+    from astroportal import migrations
+
+    versions = tmp_path / "branch_versions"
+    versions.mkdir()
+    (versions / "b0001_branch.py").write_text(
+        'revision = "b0001"\ndown_revision = None\nbranch_labels = ("mybranch",)\ndepends_on = "0001"\n\n'
+        "def upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
+    )
+    fresh["database"]["migration_locations"] = [str(versions)]
+    with pytest.raises(migrations.UnmigratedDatabase) as err:
+        migrations.check_migrated(fresh)
+    assert "0001" in str(err.value) and "b0001" in str(err.value)
+    migrations.upgrade(fresh)
+    assert "b0001" in migrations.current_revisions(fresh)
+    migrations.check_migrated(fresh)  # does not raise
+    assert migrations.pending_revisions(fresh) == []
