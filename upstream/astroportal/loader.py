@@ -404,7 +404,7 @@ Finder = Callable[[Client, str, dict], "dict | None"]
 
 def _match(items: list[dict], payload: dict, keys: tuple[str, ...]) -> dict | None:
     for item in items:
-        if isinstance(item, dict) and all(item.get(k) == payload[k] for k in keys):
+        if isinstance(item, dict) and all(_same(payload[k], item.get(k)) for k in keys):
             return item
     return None
 
@@ -534,6 +534,11 @@ def natural_key(path: str) -> NaturalKey | None:
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
+    # The API keeps some numbers a file may give as text (a taxonomy's version 1 is stored as "1").
+    if isinstance(a, (int, float)) and isinstance(b, str):
+        return str(a) == b
+    if isinstance(a, str) and isinstance(b, (int, float)):
+        return a == str(b)
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
     if isinstance(a, dict) and isinstance(b, dict):

@@ -264,6 +264,24 @@ taxonomy:
     assert count(db, Taxonomy, name=f"loader taxonomy {t}") == 1
 
 
+def test_numeric_taxonomy_version_loads_once(load, db, tmp_path):
+    """A version written as a number (2) is stored as text ("2"): a second run must find it, not duplicate it."""
+    from astroportal.models import Taxonomy
+
+    t = tag()
+    data = write(tmp_path / "tax.yaml", f"""
+taxonomy:
+  - name: numeric version {t}
+    version: 2
+    hierarchy: {{class: Transient, subclasses: [{{class: Kilonova}}]}}
+""")
+    rc, out, err = load(data)
+    assert rc == 0, err
+    rc, out, err = load(data)
+    assert rc == 0 and "0 created, 0 updated, 1 unchanged" in out, out + err
+    assert count(db, Taxonomy, name=f"numeric version {t}") == 1
+
+
 def test_file_includes_nest_relative_to_the_including_file(load, db, tmp_path):
     first, second, third = (f"Include scope {tag()}" for _ in range(3))
     write(tmp_path / "lists" / "more.yaml", [a_telescope(third)])
