@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 
+import yaml
+
 from ... import __version__
 from ...bandpasses import FILTER_FAMILIES
 from ...domain import photometry as phot
@@ -12,6 +14,37 @@ from ...jsonutil import dumps
 from ..base import APIHandler, auth_required, permissions
 
 BIG_RESPONSE = 256 * 1024  # bytes of JSON above which the light curve is compressed here, quickly
+
+
+# The body of POST and PUT /api/photometry, described once for the OpenAPI document.
+OPENAPI_SCHEMAS = {"PhotometryUpload": yaml.safe_load(
+    """
+type: object
+description: >
+  One point or a batch: every field but group_ids and stream_ids may be a single value or a
+  list (a column); single values apply to every point and all lists must have the same length.
+  Give either the magnitude form (mag, magerr, limiting_mag) or the flux form (flux, fluxerr, zp).
+required: [obj_id, mjd, instrument_id, filter, magsys]
+properties:
+  obj_id: {description: "Object id (string or list)"}
+  mjd: {description: "Modified Julian date (number or list)"}
+  instrument_id: {description: "Instrument id (integer or list)"}
+  filter: {description: "sncosmo bandpass name, among the instrument's filters (string or list)"}
+  magsys: {description: "Magnitude system; only ab is supported"}
+  mag: {description: "AB magnitude; null for a non-detection"}
+  magerr: {description: "Magnitude error (positive; required with mag)"}
+  limiting_mag: {description: "5-sigma limiting magnitude (required when mag is null)"}
+  flux: {description: "Flux at zero point zp; null for a non-detection"}
+  fluxerr: {description: "Flux error (positive) at zero point zp"}
+  zp: {description: "Zero point of flux and fluxerr"}
+  origin: {description: "Where the point comes from (part of its identity); default empty"}
+  alert_id: {description: "Id of the alert the point came with"}
+  ra: {description: "Right ascension of the measurement, degrees"}
+  dec: {description: "Declination of the measurement, degrees"}
+  group_ids: {description: "Groups to share the points with (ids, or all); default your own group"}
+  stream_ids: {type: array, items: {type: integer}, description: "Accepted for SkyPortal clients; not stored"}
+"""
+)}
 
 
 class PhotometryHandler(APIHandler):
@@ -29,31 +62,7 @@ class PhotometryHandler(APIHandler):
           required: true
           content:
             application/json:
-              schema:
-                type: object
-                description: >
-                  One point or a batch: every field but group_ids and stream_ids may be a single value or a
-                  list (a column); single values apply to every point and all lists must have the same length.
-                  Give either the magnitude form (mag, magerr, limiting_mag) or the flux form (flux, fluxerr, zp).
-                required: [obj_id, mjd, instrument_id, filter, magsys]
-                properties:
-                  obj_id: {description: "Object id (string or list)"}
-                  mjd: {description: "Modified Julian date (number or list)"}
-                  instrument_id: {description: "Instrument id (integer or list)"}
-                  filter: {description: "sncosmo bandpass name, among the instrument's filters (string or list)"}
-                  magsys: {description: "Magnitude system; only ab is supported"}
-                  mag: {description: "AB magnitude; null for a non-detection"}
-                  magerr: {description: "Magnitude error (positive; required with mag)"}
-                  limiting_mag: {description: "5-sigma limiting magnitude (required when mag is null)"}
-                  flux: {description: "Flux at zero point zp; null for a non-detection"}
-                  fluxerr: {description: "Flux error (positive) at zero point zp"}
-                  zp: {description: "Zero point of flux and fluxerr"}
-                  origin: {description: "Where the point comes from (part of its identity); default empty"}
-                  alert_id: {description: "Id of the alert the point came with"}
-                  ra: {description: "Right ascension of the measurement, degrees"}
-                  dec: {description: "Declination of the measurement, degrees"}
-                  group_ids: {description: "Groups to share the points with (ids, or all); default your own group"}
-                  stream_ids: {type: array, items: {type: integer}, description: "Accepted for SkyPortal clients; not stored"}
+              schema: {$ref: '#/components/schemas/PhotometryUpload'}
         responses:
           200:
             description: 'The ids of the points, in input order: {"ids": [...], "upload_id": "<uuid>"}'
@@ -78,31 +87,7 @@ class PhotometryHandler(APIHandler):
           required: true
           content:
             application/json:
-              schema:
-                type: object
-                description: >
-                  One point or a batch: every field but group_ids and stream_ids may be a single value or a
-                  list (a column); single values apply to every point and all lists must have the same length.
-                  Give either the magnitude form (mag, magerr, limiting_mag) or the flux form (flux, fluxerr, zp).
-                required: [obj_id, mjd, instrument_id, filter, magsys]
-                properties:
-                  obj_id: {description: "Object id (string or list)"}
-                  mjd: {description: "Modified Julian date (number or list)"}
-                  instrument_id: {description: "Instrument id (integer or list)"}
-                  filter: {description: "sncosmo bandpass name, among the instrument's filters (string or list)"}
-                  magsys: {description: "Magnitude system; only ab is supported"}
-                  mag: {description: "AB magnitude; null for a non-detection"}
-                  magerr: {description: "Magnitude error (positive; required with mag)"}
-                  limiting_mag: {description: "5-sigma limiting magnitude (required when mag is null)"}
-                  flux: {description: "Flux at zero point zp; null for a non-detection"}
-                  fluxerr: {description: "Flux error (positive) at zero point zp"}
-                  zp: {description: "Zero point of flux and fluxerr"}
-                  origin: {description: "Where the point comes from (part of its identity); default empty"}
-                  alert_id: {description: "Id of the alert the point came with"}
-                  ra: {description: "Right ascension of the measurement, degrees"}
-                  dec: {description: "Declination of the measurement, degrees"}
-                  group_ids: {description: "Groups to share the points with (ids, or all); default your own group"}
-                  stream_ids: {type: array, items: {type: integer}, description: "Accepted for SkyPortal clients; not stored"}
+              schema: {$ref: '#/components/schemas/PhotometryUpload'}
         responses:
           200:
             description: 'The ids of the points, in input order: {"ids": [...], "upload_id": "<uuid>"}'
