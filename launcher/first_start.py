@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import portal
+from . import admin, datacheck, portal
 from .config import Config
 from .errors import LauncherError, info
 
@@ -42,6 +42,14 @@ def bootstrap(cfg: Config) -> bool:
         info(f"finishing the first start that did not complete ({marker(cfg)}): loading data/ again")
         return True
     return False
+
+
+def check_data(cfg: Config) -> None:
+    """Check data/ before anything starts; a problem says how the first start gets finished."""
+    try:
+        datacheck.check_files(cfg, admin.data_files(cfg))
+    except LauncherError as exc:
+        raise LauncherError(f"{exc}\nfix data/, then ./run.sh run again: it finishes the first start", exc.status) from None
 
 
 def finished(cfg: Config) -> None:

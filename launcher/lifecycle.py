@@ -137,7 +137,7 @@ def run(cfg: Config, init: bool = False, clear: bool = False, yes: bool = False)
         # A new database gets what --init gives (README.md, "On a fresh machine"): see first_start.py.
         first = first_start.bootstrap(cfg) or init
         if first and not init:  # bad data/ files stop a first start before supervisord starts
-            datacheck.check_files(cfg, admin.data_files(cfg))
+            first_start.check_data(cfg)
         service_tokens.ensure_tokens(cfg)
         sup.start()
         started_sup = True

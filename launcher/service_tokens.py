@@ -114,7 +114,10 @@ def ensure_tokens(cfg: Config) -> list[str]:
         args = ["service_token", name, "--acls", *decl.acls, "--output", str(token_path(cfg, name))]
         if groups:
             args += ["--groups", *groups]
-        res = portal.run(cfg, *args, capture=True, what=f"the token of the service {name}")
+        try:
+            res = portal.run(cfg, *args, capture=True, what="creating its token")
+        except LauncherError as exc:
+            raise LauncherError(f"the service {name} (services/{name}/{SERVICE_FILE}): {exc}", exc.status) from None
         try:
             answer = json.loads(res.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):

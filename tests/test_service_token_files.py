@@ -137,6 +137,22 @@ def test_restart_applies_narrowed_acls_and_keeps_the_token(inst):
         assert r.status_code == 200, r.text
     finally:
         (inst.root / "services/scout/service.yaml").write_text("acls: [Upload data]\n")
+
+
+def test_an_unknown_acl_is_refused_by_name_and_the_bot_keeps_its_acls(inst):
+    if inst.run("status").returncode != 0:
+        assert inst.run("run").returncode == 0
+    (inst.root / "services/scout/service.yaml").write_text("acls: [Upload data, Teleport]\n")
+    try:
+        res = inst.run("restart")
+    finally:
+        (inst.root / "services/scout/service.yaml").write_text("acls: [Upload data]\n")
+    assert res.returncode == 2
+    assert "the service scout (services/scout/service.yaml): creating its token failed" in res.stderr
+    assert "unknown ACL(s) ['Teleport']; known ACLs: " in res.stderr
+    token = (inst.var / "tokens/scout.token").read_text().strip()
+    me = requests.get(inst.url + "/api/internal/profile", headers={"Authorization": f"token {token}"}, timeout=10)
+    assert me.status_code == 200 and "Teleport" not in me.json()["data"]["acls"]
     assert inst.run("stop").returncode == 0
 
 
