@@ -38,8 +38,9 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     p = add("run", "build, start the database and every service, return once the portal answers",
             "Build patched/, start the database (embedded unless database.url is configured), migrate, start\n"
             "supervisord with the portal and every enabled service, wait until GET /api/sysinfo answers and\n"
-            "print the URL.")
-    p.add_argument("--init", action="store_true", help="also create the initial admin and load the distribution's data/")
+            "print the URL. On a new database (no user yet) it also does what --init does.")
+    p.add_argument("--init", action="store_true",
+                   help="also load the distribution's data/ (done by itself on a new database)")
     p.add_argument("--clear", action="store_true", help="drop and recreate the database first (asks for confirmation)")
     p.add_argument("--yes", action="store_true", help="confirm --clear without asking")
     add("stop", "stop every service and the embedded database")

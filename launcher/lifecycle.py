@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from . import admin, database, datacheck, portal
+from . import admin, database, datacheck, first_start, portal, service_tokens
 from .build import build
 from .config import Config
 from .errors import LauncherError, info
@@ -134,14 +134,17 @@ def run(cfg: Config, init: bool = False, clear: bool = False, yes: bool = False)
         if clear:
             db.clear()
         migrate(cfg)
-        if init:
-            res = portal.run(cfg, "bootstrap", capture=True, what="bootstrap")
-            info("bootstrap: " + res.stdout.strip())
+        # A new database gets what --init gives (README.md, "On a fresh machine"): see first_start.py.
+        first = first_start.bootstrap(cfg) or init
+        if first and not init:  # bad data/ files stop a first start before supervisord starts
+            first_start.check_data(cfg)
+        service_tokens.ensure_tokens(cfg)
         sup.start()
         started_sup = True
         _wait_for_app(cfg, sup, list(enabled_services(cfg)))
-        if init:
+        if first:
             admin.load_data(cfg, None)
+            first_start.finished(cfg)
     except BaseException:
         if started_sup:
             sup.shutdown()
@@ -200,6 +203,7 @@ def restart(cfg: Config, service: str | None) -> int:
     build(cfg)
     with database_up(cfg):
         migrate(cfg)
+        service_tokens.ensure_tokens(cfg)  # ACLs changed in a service.yaml, a newly enabled service
     assemble(cfg)
     fresh = sup.reload()
     info("restart: every service")

@@ -4,7 +4,8 @@ Each service folder of the build (patched/services/NAME/: upstream's and the dis
 `supervisor.conf` with one `[program:NAME]` section. Placeholders in it are replaced when the
 configuration is assembled (see services/README.md):
   {python} {root} {patched} {config} {var} {log_dir} {run_dir} {service_dir} {name}
-  {host} {port} {processes} {url}    and {cfg:DOTTED.KEY} for any configuration value.
+  {host} {port} {processes} {url}    and {cfg:DOTTED.KEY} for any configuration value;
+  {token_file}  the service's own API token file (see service_tokens.py), only for services declaring ACLs.
 `services.disabled: [NAME, ...]` leaves services out. The result is var/run/supervisord.conf.
 """
 
@@ -90,10 +91,18 @@ def local_url(cfg: Config) -> str:
     return f"http://{host}:{cfg.get('server.port')}"
 
 
+def _lazy_placeholders() -> dict:
+    """Placeholders whose value may not exist for every service: computed only where a program uses them."""
+    from . import service_tokens
+
+    return {"token_file": service_tokens.placeholder}
+
+
 def render_program(cfg: Config, name: str, service_dir: Path) -> str:
     """One service's program file with its placeholders filled; errors name the file and line."""
     path = service_dir / PROGRAM_FILE
     values = placeholders(cfg, name, service_dir)
+    lazy = _lazy_placeholders()
     out = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.lstrip().startswith((";", "#")):
@@ -108,9 +117,11 @@ def render_program(cfg: Config, name: str, service_dir: Path) -> str:
                     raise LauncherError(f"{path}:{lineno}: {{{key}}} names no configuration key", 2)
                 value = cfg.get(dotted)
                 return value if isinstance(value, str) else format_value(value)
+            if key in lazy:
+                return lazy[key](cfg, name, service_dir, f"{path}:{lineno}")
             if key not in values:
                 raise LauncherError(f"{path}:{lineno}: unknown placeholder {{{key}}} "
-                                    f"(known: {', '.join('{' + k + '}' for k in values)}, {{cfg:KEY}})", 2)
+                                    f"(known: {', '.join('{' + k + '}' for k in [*values, *lazy])}, {{cfg:KEY}})", 2)
             return values[key]
 
         out.append(PLACEHOLDER.sub(fill, line))

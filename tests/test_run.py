@@ -288,3 +288,49 @@ def test_run_sh_removes_a_half_made_venv_and_says_what_to_install(run_sh_root):
     res = run("broken")
     assert res.returncode == 0 and "installing requirements.txt" in res.stderr
     assert (root / ".venv/.requirements.sha256").read_text().strip() == requirements_hash(root)
+
+
+def _telescopes(inst, token):
+    r = requests.get(inst.url + "/api/telescope", headers={"Authorization": f"token {token}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    return {t["name"]: t for t in r.json()["data"]}
+
+
+def test_first_run_on_a_new_machine_is_ready_to_use_and_later_runs_do_not_reload():
+    """A newcomer's `./run.sh run` (no --init) on a new database ends with the network's telescopes there."""
+    import yaml
+
+    from conftest import Instance
+
+    inst = Instance()
+    try:
+        for f in (CODE_ROOT / "data").glob("*.yaml"):
+            shutil.copy(f, inst.data / f.name)
+        network = {t["name"] for t in yaml.safe_load((CODE_ROOT / "data/telescopes.yaml").read_text())["telescope"]}
+        # a first start whose data/ has a mistake stops before anything runs, and says so
+        (inst.data / "zz_broken.yaml").write_text("telescope:\n  - name: Half\n    lat: 123\n")
+        res = inst.run("run")
+        assert res.returncode == 2 and "zz_broken.yaml" in res.stderr
+        assert "fix data/, then ./run.sh run again: it finishes the first start" in res.stderr
+        assert inst.run("status").returncode == 3
+        # fixed, the next plain run finishes the first start
+        (inst.data / "zz_broken.yaml").unlink()
+        res = inst.run("run")
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip().splitlines()[-1] == inst.url
+        token = inst.run("token").stdout.strip()
+        telescopes = _telescopes(inst, token)
+        assert network <= set(telescopes) and len(network) >= 50
+        # a later plain run loads nothing: a change made through the portal survives it
+        some = sorted(network)[0]
+        r = requests.patch(f"{inst.url}/api/telescope/{telescopes[some]['id']}", json={"nickname": "renamed here"},
+                           headers={"Authorization": f"token {token}"}, timeout=10)
+        assert r.status_code == 200, r.text
+        assert inst.run("stop").returncode == 0
+        res = inst.run("run")
+        assert res.returncode == 0, res.stderr
+        assert "load_data" not in res.stderr and "first start" not in res.stderr
+        assert _telescopes(inst, token)[some]["nickname"] == "renamed here"
+        assert inst.run("token").stdout.strip() == token
+    finally:
+        inst.cleanup()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select, text
@@ -52,11 +53,21 @@ def write_private(path: Path, content: str) -> None:
     os.replace(tmp, path)
 
 
-def bootstrap(cfg: Config) -> bool:
-    """Provision the database; create the initial admin and its token file when missing. Return True if created."""
+@dataclass(frozen=True)
+class Bootstrapped:
+    """What bootstrap found and did."""
+
+    created_admin: bool
+    # No user at all before this run: a database nobody has started the portal on yet.
+    new_database: bool
+
+
+def bootstrap(cfg: Config) -> Bootstrapped:
+    """Provision the database; create the initial admin and its token file when missing."""
     created = False
     with session_scope(cfg) as session:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        new_database = session.scalar(select(User.id).limit(1)) is None
         provision(session)
         name = cfg.get("bootstrap.admin_username") or "admin"
         admin = session.scalar(select(User).where(User.username == name))
@@ -68,4 +79,4 @@ def bootstrap(cfg: Config) -> bool:
             # The stored hash cannot be turned back into a token: a lost file means a new token.
             _, token = create_token(session, admin, "initial admin token")
             write_private(path, token + "\n")
-    return created
+    return Bootstrapped(created_admin=created, new_database=new_database)

@@ -1,8 +1,10 @@
-"""`python -m astroportal COMMAND --config FILE`: serve, migrate, bootstrap, set_user_role, load_data, openapi."""
+"""`python -m astroportal COMMAND --config FILE`: serve, migrate, bootstrap, set_user_role, load_data, openapi,
+service_token."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -56,8 +58,33 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from .bootstrap import bootstrap, token_file
 
     cfg = _load(args)
-    created = bootstrap(cfg)
-    print(("created the initial admin; " if created else "") + f"admin token file: {token_file(cfg)}")
+    done = bootstrap(cfg)
+    if args.json:
+        # For a launcher deciding whether this is a first start (no user before) without importing the portal.
+        print(json.dumps({"created_admin": done.created_admin, "new_database": done.new_database,
+                          "token_file": str(token_file(cfg))}))
+    else:
+        print(("created the initial admin; " if done.created_admin else "") + f"admin token file: {token_file(cfg)}")
+    return 0
+
+
+def cmd_service_token(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .db import session_scope
+    from .domain.service_tokens import service_token_to_file
+    from .errors import ApiError
+
+    try:
+        with session_scope(_load(args)) as session:
+            answer = service_token_to_file(session, args.name, args.acls, args.groups, Path(args.output))
+    except ApiError as exc:
+        print(f"service_token: {exc.message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"service_token: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer))
     return 0
 
 
@@ -88,8 +115,6 @@ def cmd_load_data(args: argparse.Namespace) -> int:
 
 def cmd_vocabulary(args: argparse.Namespace) -> int:
     """The names the API accepts, for clients that check their files before sending them."""
-    import json
-
     from .bandpasses import KNOWN_FILTERS
     from .models.instruments import INSTRUMENT_TYPES
     from .permissions import ROLES
@@ -121,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default: server.port)")
     p.add_argument("--host", help="address (default: server.host)")
     add("migrate", cmd_migrate, "apply pending database migrations and print the revision")
-    add("bootstrap", cmd_bootstrap, "create roles, ACLs, the sitewide group and the initial admin with its token")
+    p = add("bootstrap", cmd_bootstrap, "create roles, ACLs, the sitewide group and the initial admin with its token")
+    p.add_argument("--json", action="store_true",
+                   help='answer {"created_admin", "new_database" (no user before), "token_file"} as JSON')
     p = add("set_user_role", cmd_set_user_role, "give a user a role (replacing the others), or list users' roles")
     p.add_argument("--user", metavar="NAME")
     p.add_argument("--role", metavar="ROLE")
@@ -131,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="portal URL (default: loader.url or the configured server URL)")
     p.add_argument("--token", help="API token (default: the initial admin token file)")
     add("openapi", cmd_openapi, "print the OpenAPI 3 description of the API")
+    p = add("service_token", cmd_service_token,
+            "create or update a service's bot user (exactly these ACLs and groups) and keep its API token in a file")
+    p.add_argument("name", metavar="NAME", help="the service's name, also its bot's username")
+    p.add_argument("--acls", nargs="+", default=[], metavar="ACL", help='ACLs the bot holds, e.g. "Upload data"')
+    p.add_argument("--groups", nargs="+", default=[], metavar="GROUP", help="existing groups the bot joins")
+    p.add_argument("--output", required=True, metavar="FILE",
+                   help="token file (mode 0600); a still-valid token already in it is kept")
     add("vocabulary", cmd_vocabulary, "print, as JSON, the photometry filters, instrument types and roles the API accepts")
     return parser
 

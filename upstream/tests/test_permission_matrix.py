@@ -57,6 +57,7 @@ EXPECTED: dict[tuple[str, str], list[str] | str] = {
     ("DELETE", "/api/user/{id}/roles/{id}"): ["System admin"],
     ("POST", "/api/internal/tokens"): "login",
     ("DELETE", "/api/internal/tokens/{id}"): "login",
+    ("POST", "/api/service_tokens"): ["System admin"],
     ("POST", "/api/taxonomy"): ["Post taxonomy"],
     ("DELETE", "/api/taxonomy/{id}"): ["Post taxonomy"],
     ("POST", "/api/classification"): ["Classify"],
@@ -69,7 +70,7 @@ EXPECTED: dict[tuple[str, str], list[str] | str] = {
 
 # The API modules whose routes the table covers (a missing one is reported by name).
 CORE_MODULES = ["sources", "candidates", "listings", "photometry", "groups", "telescopes", "streams", "users",
-                 "taxonomy", "classifications", "comments"]
+                 "taxonomy", "classifications", "comments", "service_tokens"]
 
 
 def _load_routes():
