@@ -1,4 +1,5 @@
-"""`python -m astroportal COMMAND --config FILE`: serve, migrate, bootstrap, set_user_role, load_data, openapi."""
+"""`python -m astroportal COMMAND --config FILE`: serve, migrate, bootstrap, set_user_role, load_data, openapi,
+vocabulary, extension_points, and the commands of the modules in `app.cli_modules`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 
 from . import __version__
 from . import config as portal_config
+from . import extension_points as ep
 
 
 def _load(args: argparse.Namespace) -> portal_config.Config:
@@ -92,10 +94,18 @@ def cmd_vocabulary(args: argparse.Namespace) -> int:
 
     from .bandpasses import KNOWN_FILTERS
     from .models.instruments import INSTRUMENT_TYPES
+    from .bootstrap import configured_permissions
     from .permissions import ROLES
 
+    _, grants = configured_permissions(_load(args))
     print(json.dumps({"filters": sorted(KNOWN_FILTERS), "instrument_types": list(INSTRUMENT_TYPES),
-                      "roles": sorted(ROLES)}, indent=1))
+                      "roles": sorted(set(ROLES) | set(grants))}, indent=1))
+    return 0
+
+
+def cmd_extension_points(args: argparse.Namespace) -> int:
+    """The catalogue of extension points, as JSON."""
+    print(ep.catalogue_json())
     return 0
 
 
@@ -106,7 +116,23 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def contributed_commands(argv: list[str]) -> list[ep.Command]:
+    """The commands of `app.cli_modules` in the configuration that `argv` (or $ASTROPORTAL_CONFIG) names.
+
+    A configuration that cannot be read leaves them out with a warning: the portal's own commands still work
+    (and report the problem themselves).
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    try:
+        return ep.CLI_MODULES.commands(portal_config.load(known.config))
+    except portal_config.ConfigError as exc:
+        print(f"astroportal: the commands of {ep.CLI_MODULES.name} are not available: {exc}", file=sys.stderr)
+        return []
+
+
+def build_parser(extra: list[ep.Command] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m astroportal", description="The astroportal astronomy portal.")
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -131,15 +157,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="portal URL (default: loader.url or the configured server URL)")
     p.add_argument("--token", help="API token (default: the initial admin token file)")
     add("openapi", cmd_openapi, "print the OpenAPI 3 description of the API")
-    add("vocabulary", cmd_vocabulary, "print, as JSON, the photometry filters, instrument types and roles the API accepts")
+    add(ep.VOCABULARY_COMMAND.name, cmd_vocabulary,
+        "print, as JSON, the photometry filters, instrument types and roles the API accepts")
+    add("extension_points", cmd_extension_points, "print, as JSON, the catalogue of extension points")
+    for command in extra or []:
+        if command.name in sub.choices:
+            raise ep.ExtensionPointError(f"{ep.CLI_MODULES.name}: command {command.name!r} is already a command "
+                                         "of the portal; give it another name")
+        p = add(command.name, _run_contributed(command), command.help)
+        if command.add_arguments is not None:
+            command.add_arguments(p)
     return parser
+
+
+def _run_contributed(command: ep.Command):
+    def run(args: argparse.Namespace) -> int:
+        return int(command.run(args, _load(args)) or 0)
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Alembic announces its plugin loading at INFO on every command; only its warnings matter here.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        parser = build_parser(contributed_commands(argv))
+    except ep.ExtensionPointError as exc:
+        print(f"astroportal: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
     except portal_config.ConfigError as exc:
