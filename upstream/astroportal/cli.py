@@ -135,11 +135,14 @@ def contributed_commands(argv: list[str]) -> list[ep.Command]:
 def build_parser(extra: list[ep.Command] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m astroportal", description="The astroportal astronomy portal.")
     parser.add_argument("--version", action="version", version=__version__)
+    # Also before the command, so that `--config FILE --help` lists the commands of that file's app.cli_modules.
+    parser.add_argument("--config", metavar="FILE", help="configuration file laid over the defaults ($ASTROPORTAL_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, func, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--config", metavar="FILE", help="configuration file laid over the defaults ($ASTROPORTAL_CONFIG)")
+        p.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                       help="configuration file laid over the defaults ($ASTROPORTAL_CONFIG)")
         p.set_defaults(func=func)
         return p
 

@@ -73,6 +73,9 @@ def _forget_at_end(session: Session, transaction: SessionTransaction) -> None:
 
 @sa_event.listens_for(Session, "after_commit")
 def _announce(session: Session) -> None:
+    # SQLAlchemy sends after_commit for a savepoint's release too; only the outermost commit makes data visible.
+    if session.get_nested_transaction() is not None:
+        return
     pending = session.info.pop(PENDING_KEY, None)
     if not pending:
         return
