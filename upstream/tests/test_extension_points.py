@@ -511,3 +511,65 @@ def test_rolled_back_transactions_and_savepoints_announce_nothing(ext, monkeypat
     with pytest.raises(ValueError, match="not declared"):
         with db() as s:
             events.record(s, Event("comment.deleted"))
+
+
+def test_candidates_columns_show_in_the_browser(ext, tmp_path):
+    """A column of `candidates.columns` appears in the candidates table, filled per row, in real Chromium."""
+    from datetime import datetime, timezone
+
+    from test_browser import wait_js
+
+    from astroportal.domain.accounts import create_user
+
+    name = f"scanner-{uuid.uuid4().hex[:8]}"
+    with ext.db() as s:
+        uid = create_user(s, name, ["Full user"]).id
+        s.commit()
+    token, tag = ext.admin_token, uuid.uuid4().hex[:6]
+    status, body = api(ext, "POST", "/api/streams", token, json={"name": f"stream-{tag}"})
+    assert status == 200, body
+    stream_id = body["data"]["id"]
+    status, body = api(ext, "POST", "/api/groups", token, json={"name": f"scan-{tag}", "group_admins": [uid]})
+    assert status == 200, body
+    gid = body["data"]["id"]
+    assert api(ext, "POST", f"/api/groups/{gid}/streams", token, json={"stream_id": stream_id})[0] == 200
+    status, body = api(ext, "POST", "/api/filters", token, json={"name": f"f-{tag}", "stream_id": stream_id, "group_id": gid})
+    assert status == 200, body
+    obj_id = unique("COL")
+    now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
+    status, body = api(ext, "POST", "/api/candidates", token,
+                       json={"id": obj_id, "ra": 12.0, "dec": 3.0, "filter_ids": [body["data"]["id"]], "passed_at": now})
+    assert status == 200, body
+
+    driver = browser(tmp_path / "chromium-profile")
+    try:
+        driver.get(f"{ext.url}/debug_login?username={name}")
+        wait_js(driver, "return document.readyState === 'complete' && !!document.body.dataset.userId")
+        driver.get(ext.url + "/candidates")
+        row = f'#candidates-list tr[data-obj-id="{obj_id}"]'
+        wait_js(driver, f"return !!document.querySelector('{row}')")
+        headers = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#candidates-list th')).map(th => th.textContent)")
+        assert headers[-1] == "Sample column"
+        cell = driver.execute_script(
+            f"const c = document.querySelector('{row}').lastElementChild;"
+            "return [c.querySelector('.sample-cell').textContent, c.querySelector('.sample-ref').dataset.objId];")
+        assert cell == [obj_id, obj_id]
+    finally:
+        driver.quit()
+
+
+def browser(profile: Path):
+    """A headless Chromium (Debian's chromium and chromium-driver) with a profile of its own."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+                f"--user-data-dir={profile}"):
+        opts.add_argument(arg)
+    drv = webdriver.Chrome(options=opts, service=Service("/usr/bin/chromedriver"))
+    drv.set_page_load_timeout(60)
+    return drv
