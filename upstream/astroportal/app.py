@@ -11,6 +11,7 @@ from pathlib import Path
 import tornado.template
 import tornado.web
 
+from . import extension_points as ep
 from .bootstrap import write_private
 from .config import Config
 from .db import import_model_modules, make_sessionmaker
@@ -30,12 +31,10 @@ def core_handler_modules() -> list[str]:
 
 
 def collect_routes(cfg: Config) -> list[tuple]:
-    """Configured extra modules come first, so that a distribution's route can take over a portal URL."""
-    routes: list[tuple] = []
-    for name in list(cfg.get("app.handler_modules") or []) + core_handler_modules():
-        module = importlib.import_module(name)
-        routes.extend(getattr(module, "ROUTES", []))
-    return routes
+    """The routes of `app.handler_modules` and of the portal's handler modules, in ROUTE_PRECEDENCE's order."""
+    extra = [r for m in ep.HANDLER_MODULES.modules(cfg) for r in ep.ROUTES_OF_MODULE.read(m, [])]
+    core = [r for name in core_handler_modules() for r in ep.ROUTES_OF_MODULE.read(importlib.import_module(name), [])]
+    return ep.ROUTE_PRECEDENCE.ordered(extra, core)
 
 
 class MultiLoader(tornado.template.Loader):
@@ -85,16 +84,24 @@ def cookie_secret(cfg: Config) -> str:
     return path.read_text().strip()
 
 
-def resolve_dirs(cfg: Config, key: str) -> list[str]:
-    base = cfg.path.parent if cfg.path else Path.cwd()
-    return [str(Path(p) if Path(p).is_absolute() else base / p) for p in (cfg.get(key) or [])]
+def check_page_extensions(cfg: Config, template_roots: list[str]) -> None:
+    """Stop at start, naming the key, when a page block's template is missing or a nav entry is malformed."""
+    ep.NAV_ENTRIES.entries(cfg)
+    for place, names in ep.PAGE_BLOCKS.places(cfg).items():
+        for name in names:
+            if not any(os.path.isfile(os.path.join(root, name)) for root in template_roots):
+                raise ep.ExtensionPointError(
+                    f"{ep.PAGE_BLOCKS.name}.{place}: template {name!r} is in none of the template directories "
+                    f"({', '.join(template_roots)}); add its directory to {ep.TEMPLATE_PATHS.name}"
+                )
 
 
 def make_app(cfg: Config) -> tornado.web.Application:
     """Build the Tornado application for `cfg` (the database must already be migrated)."""
     import_model_modules(cfg)
-    template_roots = resolve_dirs(cfg, "app.template_paths") + [str(PACKAGE_DIR / "templates")]
-    static_roots = resolve_dirs(cfg, "app.static_paths") + [str(PACKAGE_DIR / "static")]
+    template_roots = [str(p) for p in ep.TEMPLATE_PATHS.paths(cfg)] + [str(PACKAGE_DIR / "templates")]
+    static_roots = [str(p) for p in ep.STATIC_PATHS.paths(cfg)] + [str(PACKAGE_DIR / "static")]
+    check_page_extensions(cfg, template_roots)
     static_handler = type("StaticHandler", (MultiStaticHandler,), {"roots": static_roots})
     settings = dict(
         portal_config=cfg,

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from . import extension_points as ep
 from .config import Config
 from .db import session_scope
 from .domain.accounts import create_token, create_user
@@ -24,20 +25,59 @@ def token_file(cfg: Config) -> Path:
     return p if p.is_absolute() else cfg.var_dir / p
 
 
-def provision(session: Session) -> None:
-    """Create missing ACLs and roles (and give each role its ACLs), and the sitewide group."""
+def configured_permissions(cfg: Config | None) -> tuple[list[str], dict[str, list[str]]]:
+    """(the deployment's own ACLs, {role: ACLs it is granted}) from `app.extra_acls` and `app.role_grants`,
+    checked: a grant must name a known ACL. Super admin is granted every extra ACL."""
+    if cfg is None:
+        return [], {}
+    extra = ep.EXTRA_ACLS.names(cfg)
+    grants_raw = ep.ROLE_GRANTS.read(cfg)
+    if not isinstance(grants_raw, dict):
+        raise ep.ExtensionPointError(f"{ep.ROLE_GRANTS.name}: expected a mapping of role to ACL names, got {grants_raw!r}")
+    known = set(ACLS) | set(extra)
+    grants: dict[str, list[str]] = {}
+    for role, names in grants_raw.items():
+        names = [names] if isinstance(names, str) else (names or [])
+        if not isinstance(role, str) or not role.strip() or not isinstance(names, list):
+            raise ep.ExtensionPointError(f"{ep.ROLE_GRANTS.name}: {role!r}: expected a role name and a list of ACLs")
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ep.ExtensionPointError(
+                f"{ep.ROLE_GRANTS.name}.{role}: unknown ACL(s) {unknown}; declare the deployment's own in "
+                f"{ep.EXTRA_ACLS.name} (the portal's: {', '.join(ACLS)})"
+            )
+        grants[role.strip()] = list(dict.fromkeys(names))
+    grants["Super admin"] = list(dict.fromkeys(grants.get("Super admin", []) + extra))
+    return extra, grants
+
+
+def provision(session: Session, cfg: Config | None = None) -> None:
+    """Create missing ACLs and roles (and give each role its ACLs), and the sitewide group.
+
+    With `cfg`, the deployment's ACLs and grants too (app.extra_acls, app.role_grants): for its own ACLs the
+    configuration is the record, so a grant it no longer lists is withdrawn; the portal's grants are only added.
+    """
+    extra, grants = configured_permissions(cfg)
     acls = {a.id: a for a in session.scalars(select(ACL))}
-    for name in ACLS:
+    for name in list(ACLS) + extra:
         if name not in acls:
             acls[name] = ACL(id=name)
             session.add(acls[name])
     session.flush()
     roles = {r.id: r for r in session.scalars(select(Role))}
-    for name, acl_names in ROLES.items():
+    wanted = {name: list(acl_names) for name, acl_names in ROLES.items()}
+    for name, acl_names in grants.items():
+        wanted[name] = list(dict.fromkeys(wanted.get(name, []) + acl_names))
+    for name, acl_names in wanted.items():
         role = roles.get(name) or Role(id=name)
+        roles[name] = role
         have = {a.id for a in role.acls}
         role.acls = role.acls + [acls[a] for a in acl_names if a not in have]
         session.add(role)
+    for role in roles.values():
+        withdrawn = [a for a in role.acls if a.id in extra and a.id not in wanted.get(role.id, [])]
+        if withdrawn:
+            role.acls = [a for a in role.acls if a not in withdrawn]
     if session.scalar(select(Group.id).where(Group.name == SITEWIDE_GROUP)) is None:
         session.add(Group(name=SITEWIDE_GROUP, nickname="sitewide", description="Data shared with every user"))
     session.flush()
@@ -68,7 +108,7 @@ def bootstrap(cfg: Config) -> Bootstrapped:
     with session_scope(cfg) as session:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
         new_database = session.scalar(select(User.id).limit(1)) is None
-        provision(session)
+        provision(session, cfg)
         name = cfg.get("bootstrap.admin_username") or "admin"
         admin = session.scalar(select(User).where(User.username == name))
         path = token_file(cfg)

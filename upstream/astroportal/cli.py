@@ -1,5 +1,5 @@
 """`python -m astroportal COMMAND --config FILE`: serve, migrate, bootstrap, set_user_role, load_data, openapi,
-service_token."""
+vocabulary, extension_points, service_token, and the commands of the modules in `app.cli_modules`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 
 from . import __version__
 from . import config as portal_config
+from . import extension_points as ep
 
 
 def _load(args: argparse.Namespace) -> portal_config.Config:
@@ -117,10 +118,18 @@ def cmd_vocabulary(args: argparse.Namespace) -> int:
     """The names the API accepts, for clients that check their files before sending them."""
     from .bandpasses import KNOWN_FILTERS
     from .models.instruments import INSTRUMENT_TYPES
+    from .bootstrap import configured_permissions
     from .permissions import ROLES
 
+    _, grants = configured_permissions(_load(args))
     print(json.dumps({"filters": sorted(KNOWN_FILTERS), "instrument_types": list(INSTRUMENT_TYPES),
-                      "roles": sorted(ROLES)}, indent=1))
+                      "roles": sorted(set(ROLES) | set(grants))}, indent=1))
+    return 0
+
+
+def cmd_extension_points(args: argparse.Namespace) -> int:
+    """The catalogue of extension points, as JSON."""
+    print(ep.catalogue_json())
     return 0
 
 
@@ -131,14 +140,33 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def contributed_commands(argv: list[str]) -> list[ep.Command]:
+    """The commands of `app.cli_modules` in the configuration that `argv` (or $ASTROPORTAL_CONFIG) names.
+
+    A configuration that cannot be read leaves them out with a warning: the portal's own commands still work
+    (and report the problem themselves).
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    try:
+        return ep.CLI_MODULES.commands(portal_config.load(known.config))
+    except portal_config.ConfigError as exc:
+        print(f"astroportal: the commands of {ep.CLI_MODULES.name} are not available: {exc}", file=sys.stderr)
+        return []
+
+
+def build_parser(extra: list[ep.Command] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m astroportal", description="The astroportal astronomy portal.")
     parser.add_argument("--version", action="version", version=__version__)
+    # Also before the command, so that `--config FILE --help` lists the commands of that file's app.cli_modules.
+    parser.add_argument("--config", metavar="FILE", help="configuration file laid over the defaults ($ASTROPORTAL_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, func, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--config", metavar="FILE", help="configuration file laid over the defaults ($ASTROPORTAL_CONFIG)")
+        p.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                       help="configuration file laid over the defaults ($ASTROPORTAL_CONFIG)")
         p.set_defaults(func=func)
         return p
 
@@ -165,15 +193,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", nargs="+", default=[], metavar="GROUP", help="existing groups the bot joins")
     p.add_argument("--output", required=True, metavar="FILE",
                    help="token file (mode 0600); a still-valid token already in it is kept")
-    add("vocabulary", cmd_vocabulary, "print, as JSON, the photometry filters, instrument types and roles the API accepts")
+    add(ep.VOCABULARY_COMMAND.name, cmd_vocabulary,
+        "print, as JSON, the photometry filters, instrument types and roles the API accepts")
+    add("extension_points", cmd_extension_points, "print, as JSON, the catalogue of extension points")
+    for command in extra or []:
+        if command.name in sub.choices:
+            raise ep.ExtensionPointError(f"{ep.CLI_MODULES.name}: command {command.name!r} is already a command "
+                                         "of the portal; give it another name")
+        p = add(command.name, _run_contributed(command), command.help)
+        if command.add_arguments is not None:
+            command.add_arguments(p)
     return parser
+
+
+def _run_contributed(command: ep.Command):
+    def run(args: argparse.Namespace) -> int:
+        return int(command.run(args, _load(args)) or 0)
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Alembic announces its plugin loading at INFO on every command; only its warnings matter here.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        parser = build_parser(contributed_commands(argv))
+    except ep.ExtensionPointError as exc:
+        print(f"astroportal: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         return args.func(args)
     except portal_config.ConfigError as exc:

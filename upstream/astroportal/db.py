@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -10,6 +9,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import extension_points as ep
 from .config import Config
 
 _engines: dict[str, Engine] = {}
@@ -17,8 +17,7 @@ _engines: dict[str, Engine] = {}
 
 def import_model_modules(cfg: Config) -> None:
     """Import the extra model modules named in `app.model_modules` so that their tables join the metadata."""
-    for name in cfg.get("app.model_modules") or []:
-        importlib.import_module(name)
+    ep.MODEL_MODULES.modules(cfg)
 
 
 def engine_url(url: str) -> str:
@@ -43,7 +42,10 @@ def get_engine(cfg: Config) -> Engine:
 
 
 def make_sessionmaker(cfg: Config) -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(cfg), expire_on_commit=False)
+    """Sessions on the configured database that announce their committed events to `app.event_subscribers`."""
+    from .events import session_info
+
+    return sessionmaker(bind=get_engine(cfg), expire_on_commit=False, info=session_info(cfg))
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from . import extension_points as ep
 from .config import Config
 from .db import get_engine
 
@@ -23,11 +24,7 @@ def alembic_config(cfg: Config) -> AlembicConfig:
     """An Alembic configuration whose version locations are upstream's plus `database.migration_locations`."""
     ac = AlembicConfig()
     ac.set_main_option("script_location", str(ALEMBIC_DIR))
-    locations = [str(ALEMBIC_DIR / "versions")]
-    base = cfg.path.parent if cfg.path else Path.cwd()
-    for loc in cfg.get("database.migration_locations") or []:
-        p = Path(loc)
-        locations.append(str(p if p.is_absolute() else (base / p).resolve()))
+    locations = [str(ALEMBIC_DIR / "versions")] + [str(p) for p in ep.MIGRATION_LOCATIONS.paths(cfg)]
     # The path separator option lets locations contain spaces.
     ac.set_main_option("path_separator", "os")
     ac.set_main_option("version_locations", __import__("os").pathsep.join(locations))

@@ -22,6 +22,7 @@ import tornado.web
 import yaml
 
 from . import __version__
+from . import extension_points as ep
 from .config import Config
 
 log = logging.getLogger("astroportal.openapi")
@@ -554,7 +555,7 @@ def build_spec(routes: Iterable, *, title: str = "Astro Portal API", version: st
         mounted.append((pattern, handler, variants))
         handler_counts.setdefault(handler, set()).update(len(p) for _, p in variants)
         module = sys.modules.get(handler.__module__)
-        for name, schema in (getattr(module, "OPENAPI_SCHEMAS", None) or {}).items():
+        for name, schema in (ep.OPENAPI_SCHEMAS.read(module) or {}).items():
             schemas.setdefault(name, copy.deepcopy(schema))
 
     for pattern, handler, variants in mounted:
@@ -624,7 +625,7 @@ def spec(cfg: Config) -> dict:
 
     return build_spec(
         collect_routes(cfg),
-        title=f"{cfg.get('app.title') or 'Astro Portal'} API",
+        title=f"{ep.TITLE.read(cfg)} API",
         server_url=cfg.server_url,
     )
 

@@ -25,6 +25,7 @@ from social_core.exceptions import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import extension_points as ep
 from ..config import Config
 from ..domain.accounts import create_user, is_expired
 from ..errors import ApiError
@@ -184,7 +185,7 @@ def debug_login_user(session: Session, cfg: Config, username: str) -> User:
         raise LoginFailure(400, "A username is 1 to 255 letters, digits or . _ @ + - characters.")
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        role = cfg.get("server.auth.default_role")
+        role = ep.DEFAULT_ROLE.read(cfg)
         try:
             user = create_user(session, username, [role] if role else [])
         except ApiError as exc:

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from social_core.backends.base import BaseAuth
 from social_core.utils import module_member
 
+from .. import extension_points as ep
 from ..config import Config
 
 
@@ -29,7 +30,7 @@ class LoginOption:
 
 def configured_backends(cfg: Config) -> dict[str, type[BaseAuth]]:
     """{backend name: class} for every dotted path in `server.auth.backends`, in the configured order."""
-    paths = cfg.get("server.auth.backends") or []
+    paths = ep.AUTH_BACKENDS.read(cfg) or []
     if isinstance(paths, str):
         paths = [paths]
     if not isinstance(paths, list):
@@ -50,8 +51,7 @@ def configured_backends(cfg: Config) -> dict[str, type[BaseAuth]]:
 
 def backend_section(cfg: Config, name: str) -> dict:
     """`server.auth.<name>` (read directly: a backend's name is not split on dots)."""
-    section = (cfg.get("server.auth") or {}).get(name)
-    return section if isinstance(section, dict) else {}
+    return ep.AUTH_BACKEND_SETTINGS.section(cfg, name)
 
 
 def backend_paths(backends: dict[str, type[BaseAuth]]) -> list[str]:

@@ -19,6 +19,7 @@ from social_core.exceptions import AuthPolicyError
 from social_core.pipeline import DEFAULT_AUTH_PIPELINE
 from social_core.utils import module_member
 
+from .. import extension_points as ep
 from ..config import Config
 from ..domain.accounts import is_expired
 
@@ -48,7 +49,7 @@ def build_pipeline(cfg: Config) -> list[str]:
         steps.append(step)
         if step == "social_core.pipeline.social_auth.social_user":
             steps.append(f"{__name__}.refuse_expired")
-    extra = cfg.get("server.auth.pipeline_extra") or []
+    extra = ep.AUTH_PIPELINE_EXTRA.read(cfg) or []
     if isinstance(extra, str):
         extra = [extra]
     if not isinstance(extra, list):

@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .. import extension_points as ep
 from ..config import Config
 from ..domain import accounts
 from ..models import SocialAssociation, SocialCode, SocialNonce, SocialPartial, User, UserSocialAuth
@@ -67,7 +68,7 @@ class PortalUserStorage(_Bound, UserMixin):
     @classmethod
     def create_user(cls, *args: Any, username: str, email: str | None = None, **kwargs: Any) -> User:
         """A user created at first login: the configured default role, their own group, the sitewide group."""
-        role = cls.cfg.get("server.auth.default_role")
+        role = ep.DEFAULT_ROLE.read(cls.cfg)
         return accounts.create_user(
             cls.session,
             username,

@@ -9,6 +9,7 @@ from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
+from ..events import Event, record
 from ..models import Classification, Comment, User, classification_groups, comment_groups
 from .access import accessible_group_ids, get_visible_obj, target_group_ids
 from .taxonomies import check_no_nul, get_visible_taxonomy, groups_by_owner, taxonomy_classes
@@ -135,6 +136,8 @@ def create_classification(session: Session, user: User, data: dict) -> int:
     session.add(row)
     session.flush()
     _set_groups(session, classification_groups, "classification_id", row.id, group_ids)
+    record(session, Event("classification.added", obj_ids=(obj.id,), ids=(row.id,), group_ids=tuple(sorted(group_ids)),
+                          user_id=user.id))
     session.commit()
     return row.id
 
@@ -247,6 +250,8 @@ def create_comment(session: Session, user: User, obj_id: str, data: dict) -> int
     session.add(row)
     session.flush()
     _set_groups(session, comment_groups, "comment_id", row.id, group_ids)
+    record(session, Event("comment.added", obj_ids=(obj.id,), ids=(row.id,), group_ids=tuple(sorted(group_ids)),
+                          user_id=user.id))
     session.commit()
     return row.id
 

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError, forbidden, not_found
+from ..events import Event, record
 from ..models import Candidate, Filter, Group, Listing, Obj, Source, User
 from . import access
 from .sources import (
@@ -111,9 +112,17 @@ def post_candidate(session: Session, user: User, data: dict) -> dict:
             for f in missing
         ]
         # A concurrent post of the same alert may win the race: its rows are then read back below.
-        session.execute(
-            pg_insert(Candidate).values(rows).on_conflict_do_nothing(index_elements=["obj_id", "filter_id", "passed_at"])
-        )
+        new = session.execute(
+            pg_insert(Candidate)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["obj_id", "filter_id", "passed_at"])
+            .returning(Candidate.id, Candidate.filter_id)
+        ).all()
+        if new:
+            record(session, Event(
+                "candidate.passed", obj_ids=(obj_id,), ids=tuple(sorted(i for i, _ in new)),
+                group_ids=tuple(sorted({filters[f] for _, f in new})), user_id=user.id,
+            ))
         existing.update(
             session.execute(
                 select(Candidate.filter_id, Candidate.id).where(*key, Candidate.filter_id.in_(missing))

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ..bandpasses import KNOWN_FILTERS, check_filters
 from ..errors import ApiError, forbidden, not_found
+from ..events import Event, record
 from ..jsonutil import dumps
 from ..models import (
     PHOT_DETECTION_THRESHOLD,
@@ -410,8 +411,16 @@ def add_photometry(session: Session, user: User, data: dict) -> dict:
             400, f"{len(existing)} point(s) already exist: {shown}{more}; nothing was written "
             "(use PUT /api/photometry to upload idempotently)"
         )
+    result = [ids[k] for k in keys]
+    _record_added(session, user, points, result, group_ids)
     session.commit()
-    return {"ids": [ids[k] for k in keys], "upload_id": upload_id}
+    return {"ids": result, "upload_id": upload_id}
+
+
+def _record_added(session: Session, user: User, points: dict[str, list], ids: list[int], group_ids: list[int]) -> None:
+    obj_ids = tuple(dict.fromkeys(points["obj_id"]))
+    record(session, Event("photometry.added", obj_ids=obj_ids, ids=tuple(ids), group_ids=tuple(group_ids),
+                          user_id=user.id))
 
 
 def upsert_photometry(session: Session, user: User, data: dict) -> dict:
@@ -434,8 +443,10 @@ def upsert_photometry(session: Session, user: User, data: dict) -> dict:
         # A point inserted by a concurrent upload after this statement's snapshot: not joined, so not linked.
         session.rollback()
         raise ApiError(409, f"point {_describe_key(lost[0])} was written concurrently; send the batch again")
+    result = [ids[k] for k in keys]
+    _record_added(session, user, points, result, group_ids)
     session.commit()
-    return {"ids": [ids[k] for k in keys], "upload_id": upload_id}
+    return {"ids": result, "upload_id": upload_id}
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError, forbidden
+from ..events import Event, record
 from ..models import Group, Obj, Source, User
 from . import access
 
@@ -581,6 +582,7 @@ def save_to_groups(session: Session, user: User, obj_id: str, group_ids: list[in
             where=Source.__table__.c.active.is_(False),
         )
         session.execute(stmt)
+        record(session, Event("source.saved", obj_ids=(obj_id,), group_ids=tuple(sorted(missing)), user_id=user.id))
     return sorted(group_ids)
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import tornado.escape
 import tornado.web
 
+from ... import extension_points as ep
 from ...errors import ApiError
 from ...jsonutil import dumps
 from ..base import BaseHandler, log
@@ -35,8 +36,9 @@ class PageHandler(BaseHandler):
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "text/html; charset=UTF-8")
-        if self.content_security_policy:
-            self.set_header("Content-Security-Policy", self.content_security_policy)
+        csp = ep.PAGE_CSP.read(self)
+        if csp:
+            self.set_header("Content-Security-Policy", csp)
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "same-origin")
 
@@ -45,7 +47,18 @@ class PageHandler(BaseHandler):
 
         namespace = super().get_template_namespace()
         namespace["plotly_url"] = plotly_url()
+        namespace["app_title"] = ep.TITLE.read(self.cfg)
+        namespace["app_logo"] = ep.LOGO.read(self.cfg)
+        namespace["nav_entries"] = [e for e in ep.NAV_ENTRIES.entries(self.cfg) if e.visible_to(self.current_user)]
+        namespace["page_blocks"] = self.render_page_blocks
         return namespace
+
+    def render_page_blocks(self, place: str, **context: Any) -> bytes:
+        """The templates of `app.page_blocks` for `place`, rendered in order with the page's `context`."""
+        if place not in ep.PAGE_BLOCK_PLACES:
+            raise ValueError(f"page block place {place!r} is not declared in extension_points.PAGE_BLOCK_PLACES")
+        names = ep.PAGE_BLOCKS.places(self.cfg).get(place, [])
+        return b"".join(self.render_string(name, **context) for name in names)
 
     def page_data_json(self, data: dict) -> str:
         """JSON for a <script type="application/json"> block. Every "<" is written as \\u003c, so that no text in

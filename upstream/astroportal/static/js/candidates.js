@@ -74,6 +74,22 @@ Portal.ready(() => {
     );
   }
 
+  /** Columns a deployment adds (config app.page_blocks, place candidates.columns): one <template> each. */
+  function extraColumns() {
+    return Array.from(document.querySelectorAll("#candidate-columns template")).map((tpl) => ({
+      label: tpl.dataset.label || "",
+      cell: (c) => {
+        const cell = tpl.content.cloneNode(true);
+        cell.querySelectorAll("[data-field]").forEach((node) => {
+          const value = c[node.dataset.field];
+          node.textContent = value === null || value === undefined ? "" : String(value);
+        });
+        cell.querySelectorAll("[data-obj-id]").forEach((node) => node.setAttribute("data-obj-id", c.id));
+        return cell;
+      },
+    }));
+  }
+
   async function load() {
     Portal.loading(box);
     let data;
@@ -109,11 +125,12 @@ Portal.ready(() => {
           { label: "Saved to", cell: (c) => (c.saved_groups && c.saved_groups.length ? groupNames(c.saved_groups) : el("span", { class: "muted" }, "—")) },
           { label: "Save", cell: saveControl },
           { label: "", cell: rejectControl },
-        ],
+        ].concat(extraColumns()),
         data.candidates,
         { class: "candidates", rowAttrs: (c) => ({ "data-obj-id": c.id, class: c.rejected ? "rejected" : null }) }
       )
     );
+    document.dispatchEvent(new CustomEvent("portal:candidates-rendered", { detail: { candidates: data.candidates } }));
     box.appendChild(
       Portal.pager(state.pageNumber, state.numPerPage, data.totalMatches || 0, (p) => {
         state.pageNumber = p;
