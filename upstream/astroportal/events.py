@@ -40,13 +40,19 @@ def record(session: Session, event: Event) -> None:
     """Announce `event` to the subscribers once the session's transaction commits (never if it rolls back)."""
     if event.kind not in ep.EVENT_KINDS:
         raise ValueError(f"event kind {event.kind!r} is not declared in extension_points.EVENT_KINDS")
-    if not session.info.get(SUBSCRIBERS_KEY):
-        return
+    if SUBSCRIBERS_KEY not in session.info:
+        return  # not a portal session (see db.make_sessionmaker)
     transaction = session.get_nested_transaction() or session.get_transaction()
     if transaction is None:
         session.connection()  # begins the transaction the event belongs to
         transaction = session.get_transaction()
     session.info.setdefault(PENDING_KEY, []).append((transaction, event))
+
+
+def pending(session: Session) -> list[Event]:
+    """The events recorded in the session's open transaction, in order (for code that must write them in the
+    same transaction, from a `before_commit` listener)."""
+    return [event for _, event in session.info.get(PENDING_KEY, [])]
 
 
 def _within(transaction: SessionTransaction | None, ended: SessionTransaction) -> bool:

@@ -479,16 +479,30 @@ def test_refused_writes_announce_nothing(ext):
     assert [e["kind"] for e in read_events(ext, start)] == ["source.saved", "photometry.added"]
 
 
-def test_rolled_back_transactions_and_savepoints_announce_nothing(ext, monkeypatch):
+REMEMBERED: list = []
+
+
+def remember(event) -> None:
+    """A subscriber for the test below (named in its configuration by dotted path)."""
+    REMEMBERED.append(event)
+
+
+def test_rolled_back_transactions_and_savepoints_announce_nothing(ext):
     """The mechanism itself, on a session of the configured kind: commit announces, rollback drops."""
     from sqlalchemy import text
 
     from astroportal import events
     from astroportal.extension_points import Event
 
-    seen: list[Event] = []
-    db = ext.db
-    monkeypatch.setitem(db.kw["info"], events.SUBSCRIBERS_KEY, (seen.append,))
+    import copy
+
+    from astroportal.db import make_sessionmaker
+
+    seen = REMEMBERED
+    seen.clear()
+    cfg = copy.deepcopy(ext.cfg)
+    cfg["app"]["event_subscribers"] = [f"{__name__}.remember"]
+    db = make_sessionmaker(cfg)
     with db() as s:
         s.execute(text("SELECT 1"))
         events.record(s, Event("comment.added", obj_ids=("A",), ids=(1,)))
@@ -502,6 +516,7 @@ def test_rolled_back_transactions_and_savepoints_announce_nothing(ext, monkeypat
         with s.begin_nested():
             events.record(s, Event("comment.added", obj_ids=("D",), ids=(4,)))
         assert seen == []  # nothing before the commit
+        assert [e.obj_ids for e in events.pending(s)] == [("B",), ("D",)]
         s.commit()
         assert [e.obj_ids for e in seen] == [("B",), ("D",)]
         s.execute(text("SELECT 1"))
