@@ -24,7 +24,7 @@ def token_file(cfg: Config) -> Path:
 
 
 def provision(session: Session) -> None:
-    """Create missing ACLs and roles (and give each role its ACLs), and the sitewide group."""
+    """Create missing ACLs and roles (and give each role exactly its ACLs), and the sitewide group."""
     acls = {a.id: a for a in session.scalars(select(ACL))}
     for name in ACLS:
         if name not in acls:
@@ -34,8 +34,9 @@ def provision(session: Session) -> None:
     roles = {r.id: r for r in session.scalars(select(Role))}
     for name, acl_names in ROLES.items():
         role = roles.get(name) or Role(id=name)
-        have = {a.id for a in role.acls}
-        role.acls = role.acls + [acls[a] for a in acl_names if a not in have]
+        # Exactly the listed ACLs: an ACL a portal's role no longer grants (Group admin's former "Manage
+        # telescopes") is taken back from databases made before.
+        role.acls = [acls[a] for a in acl_names]
         session.add(role)
     if session.scalar(select(Group.id).where(Group.name == SITEWIDE_GROUP)) is None:
         session.add(Group(name=SITEWIDE_GROUP, nickname="sitewide", description="Data shared with every user"))

@@ -252,3 +252,19 @@ def permissions(acls: list[str]) -> Callable:
         return wrapper
 
     return decorator
+
+
+def rule(method: str, path: str) -> Callable:
+    """Check the ACL that access_rules.RULES gives the route `method path` (401 without credentials, 403 without
+    the ACL). The scope the table names is checked by the domain function the handler calls."""
+    from ..access_rules import rule_for
+
+    entry = rule_for(method, path)
+    decorator = permissions(entry.acls) if entry.acls else auth_required
+
+    def wrap(func: Callable) -> Callable:
+        wrapped = decorator(func)
+        wrapped.__rule__ = entry  # type: ignore[attr-defined]
+        return wrapped
+
+    return wrap
