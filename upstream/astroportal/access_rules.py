@@ -21,7 +21,8 @@ How to read a row: METHOD path -> ACL, SCOPE.
     TAXONOMY  deleting a taxonomy: a system admin, or a caller holding the ACL who administers every group the
               taxonomy is shared with, and only when no classification in it lies outside what the caller reads
               (the refusal does not say how many).
-    SELF      the caller's own record (their listings, their tokens); a system admin may act on anyone's tokens.
+    SELF      the caller's own record (their listings), nobody else's, not even a system admin's.
+    SELF_OR_ADMIN  the caller's own record (their API tokens), or anyone's for a system admin.
 
 Refusals: 401 without credentials; 403 when the thing is visible but the ACL or scope is missing; 404 (or the
 body field's 400) when it is not visible, exactly as when it does not exist. A refusal never counts other
@@ -36,7 +37,8 @@ LOGIN = "login"
 SYSTEM_ADMIN = "System admin"
 MANAGE_SOURCES = "Manage sources"
 
-SITEWIDE, MEMBER, GROUP, OWNER, OBJECT, TAXONOMY, SELF = "sitewide", "member", "group", "owner", "object", "taxonomy", "self"
+SITEWIDE, MEMBER, GROUP, OWNER, OBJECT, TAXONOMY = "sitewide", "member", "group", "owner", "object", "taxonomy"
+SELF, SELF_OR_ADMIN = "self", "self or admin"
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ RULES: list[Rule] = [
     Rule("DELETE", "/api/sources/{id}",                   "Upload data",       MEMBER,   "unsave an object from one's groups"),
     Rule("POST",   "/api/source_groups",                  "Upload data",       MEMBER,   "save to / unsave from some of one's groups"),
     Rule("POST",   "/api/candidates",                     "Upload data",       MEMBER,   "record a pass through a filter of one's group"),
-    Rule("POST",   "/api/listing",                        LOGIN,               SELF,     "put a visible object on one's own list"),
+    Rule("POST",   "/api/listing",                        LOGIN,               MEMBER,   "put a visible object on one's own list"),
     Rule("DELETE", "/api/listing/{id}",                   LOGIN,               SELF,     "take an object off one's own list"),
     # -- photometry ------------------------------------------------------------------------------------------------
     Rule("POST",   "/api/photometry",                     "Upload data",       MEMBER,   "upload points of visible objects to one's groups"),
@@ -110,7 +112,7 @@ RULES: list[Rule] = [
     Rule("POST",   "/api/user/{id}/roles",                SYSTEM_ADMIN,        SITEWIDE, "give a user roles"),
     Rule("DELETE", "/api/user/{id}/roles/{id}",           SYSTEM_ADMIN,        SITEWIDE, "take a role from a user"),
     Rule("POST",   "/api/internal/tokens",                LOGIN,               SELF,     "create an API token for oneself"),
-    Rule("DELETE", "/api/internal/tokens/{id}",           LOGIN,               SELF,     "revoke one's token"),
+    Rule("DELETE", "/api/internal/tokens/{id}",           LOGIN,     SELF_OR_ADMIN,     "revoke a token"),
 ]
 # fmt: on
 
