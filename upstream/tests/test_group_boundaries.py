@@ -90,8 +90,13 @@ def world(db, make_user, server):
         s.add(inst)
         s.commit()
         instrument, telescope = inst.id, tel.id
+    with db() as s:
+        from astroportal.models import User
+
+        outsider_name = s.get(User, outsider).username
     return {
         "owner": owner_token,
+        "outsider_name": outsider_name,
         "token": outsider_token,
         "group": outsiders_group,
         "filter": new_filter(db, outsiders_group),
@@ -189,3 +194,16 @@ def test_an_independent_detection_at_the_same_position_is_saved_without_changing
         "group_ids": [world["group"]]})
     assert status == 200, body
     assert obj_row(db, hidden) == before
+
+
+def test_pages_answer_a_hidden_object_like_an_absent_one(server, world):
+    import requests
+
+    browser = requests.Session()
+    assert browser.get(f"{server.url}/debug_login", params={"username": world["outsider_name"]},
+                       allow_redirects=False, timeout=30).status_code == 302
+    hidden, absent = world["hidden"], unique("ZTF")
+    page = browser.get(f"{server.url}/source/{hidden}", timeout=30)
+    missing = browser.get(f"{server.url}/source/{absent}", timeout=30)
+    assert page.status_code == missing.status_code == 404
+    assert page.text.replace(hidden, "ID") == missing.text.replace(absent, "ID")
