@@ -13,11 +13,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from ..models import User, UserSession
-from .accounts import user_with_acls
+from .accounts import _acls_of
 
 # last_seen is written at most this often per session: the hot path stays read-only between writes.
 TOUCH_EVERY = timedelta(seconds=60)
@@ -55,23 +55,23 @@ def end_session(session: Session, key: str) -> None:
     session.commit()
 
 
-def end_all_sessions(session: Session, user_id: int) -> int:
-    """End every session of a user (not committed); return how many there were."""
-    return session.execute(delete(UserSession).where(UserSession.user_id == user_id)).rowcount
+# Built once, like the token lookup: every request of a browser runs it (the user, the session and the ACLs in one
+# round trip).
+_USER_BY_SESSION = (
+    select(User, UserSession.id, UserSession.created_at, UserSession.last_seen, _acls_of(User.id))
+    .join(UserSession, UserSession.user_id == User.id)
+    .where(UserSession.key_hash == bindparam("key_hash"))
+)
 
 
 def user_for_session(session: Session, key: str, limits: Lifetimes, now: datetime | None = None) -> User | None:
     """The user of a live session, with ACLs preloaded; None for an unknown, idle or too old session
     (which is then deleted)."""
     now = now or datetime.utcnow()
-    row = session.execute(
-        select(UserSession.id, UserSession.user_id, UserSession.created_at, UserSession.last_seen).where(
-            UserSession.key_hash == _hash(key)
-        )
-    ).first()
-    if row is None:
+    found = session.execute(_USER_BY_SESSION, {"key_hash": _hash(key)}).first()
+    if found is None:
         return None
-    sid, user_id, created_at, last_seen = row
+    user, sid, created_at, last_seen, acls = found
     if now - last_seen > limits.idle or now - created_at > limits.absolute:
         session.execute(delete(UserSession).where(UserSession.id == sid))
         session.commit()
@@ -79,7 +79,8 @@ def user_for_session(session: Session, key: str, limits: Lifetimes, now: datetim
     if now - last_seen > TOUCH_EVERY:
         session.execute(update(UserSession).where(UserSession.id == sid).values(last_seen=now))
         session.commit()
-    return user_with_acls(session, user_id)
+    user.__dict__["_acl_cache"] = set(acls or ())
+    return user
 
 
 def csrf_token(secret: str, key: str) -> str:
