@@ -207,3 +207,15 @@ def test_sessions_end_after_the_idle_and_the_absolute_lifetime(server, cfg, db):
     assert profile_status(cookie, server) == 200
     _age_session(db, name, created={"hours": 2})
     assert profile_status(cookie, server) == 401
+
+
+def test_a_new_login_ends_the_browsers_previous_session(server):
+    """A session key planted in a browser before it logs in (session fixation) is worthless afterwards."""
+    s = browser(server, f"fix-{uuid.uuid4().hex[:6]}")
+    before = s.cookies.get(SESSION_COOKIE)
+    r = s.get(f"{server.url}/debug_login", params={"username": f"fix-{uuid.uuid4().hex[:6]}"}, allow_redirects=False,
+              timeout=30)
+    assert r.status_code == 302
+    assert s.cookies.get(SESSION_COOKIE) != before
+    assert profile_status(before, server) == 401
+    assert profile_status(s.cookies.get(SESSION_COOKIE), server) == 200

@@ -41,8 +41,16 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def start_session(session: Session, user: User) -> str:
-    """Record a new session for `user` (not committed); return the key the cookie carries."""
+def start_session(session: Session, user: User, limits: Lifetimes) -> str:
+    """Record a new session for `user` (not committed); return the key the cookie carries. The user's sessions
+    that have run out are deleted on the way, so that abandoned ones do not pile up."""
+    now = datetime.utcnow()
+    session.execute(
+        delete(UserSession).where(
+            UserSession.user_id == user.id,
+            (UserSession.last_seen < now - limits.idle) | (UserSession.created_at < now - limits.absolute),
+        )
+    )
     key = secrets.token_urlsafe(32)
     session.add(UserSession(key_hash=_hash(key), user_id=user.id))
     session.flush()

@@ -139,7 +139,10 @@ class BaseHandler(tornado.web.RequestHandler):
         """Start a browser session for `user`: a row in user_sessions and a signed, HTTP-only cookie with its key
         (Secure in production mode)."""
         limits = browser_sessions.Lifetimes.from_config(self.cfg)
-        key = browser_sessions.start_session(self.session, user)
+        previous = self.get_signed_cookie(SESSION_COOKIE)
+        if previous:  # a new login is a new session: the one this browser had ends
+            browser_sessions.end_session(self.session, previous.decode("ascii", "replace"))
+        key = browser_sessions.start_session(self.session, user, limits)
         self.session.commit()
         self.set_signed_cookie(
             SESSION_COOKIE,
