@@ -2,9 +2,9 @@
 in the caller's group, in another group, and absent. The expected answer of each cell is derived from
 astroportal/access_rules.py (the table the handlers read), so the test checks the table and the code agree.
 
-- The caller of each role is a member of their own group; the Group admin is that group's admin (their
-  "Manage ..." ACLs count there). Things are made by another user (the "author"), so that no cell is
-  allowed through authorship.
+- "mine": the caller's own group, of which the Group admin is the admin (their "Manage ..." ACLs count there);
+  "member": a group every caller is a plain member of (nobody's "Manage ..." ACLs count there). Things are
+  made by another user (the "author"), so that no cell is allowed through authorship.
 - "other": a private group the caller is not in. A thing there is refused exactly as an absent one is (same
   status): the caller learns nothing of it. A write aimed at that group (a save, a filter) is refused (403).
 - Every allowed cell must answer 2xx; every refused one 403, or 404/400 for an absent or hidden thing.
@@ -24,7 +24,7 @@ from astroportal import access_rules as ar
 from astroportal.permissions import ROLES
 
 ROLE_NAMES = ["Super admin", "Group admin", "Full user", "View only"]
-PLACES = ["mine", "other", "absent"]
+PLACES = ["mine", "member", "other", "absent"]
 MISSING = 999999999
 HIERARCHY = {"class": "Transient", "subclasses": [{"class": "Kilonova"}, {"class": "SN"}]}
 
@@ -66,7 +66,14 @@ class World:
                 s.add(GroupUser(group_id=g.id, user_id=self.author))
                 self.home[role] = g.id
             self.other = other.id
-            all_groups = [*self.home.values(), other.id]
+            shared = Group(name=f"matrix-shared-{tag()}", private=True)
+            s.add(shared)
+            s.flush()
+            s.add(GroupUser(group_id=shared.id, user_id=self.author, admin=True))
+            for uid, _ in self.actors.values():
+                s.add(GroupUser(group_id=shared.id, user_id=uid))
+            self.shared = shared.id
+            all_groups = [*self.home.values(), other.id, shared.id]
             s.execute(
                 __import__("astroportal.models", fromlist=["group_streams"]).group_streams.insert(),
                 [{"group_id": g, "stream_id": self.stream.id} for g in all_groups],
@@ -101,7 +108,9 @@ class World:
             s.commit()
             return f.id
 
-    def new_group(self, actor_role: str) -> int:
+    def new_group(self, actor_role: str, place: str) -> int:
+        """A group to delete: the caller is its admin ("mine", the Group admin only), a plain member ("member",
+        and the others in "mine"), or not in it ("other")."""
         from astroportal.models import Group, GroupUser
 
         with self.db() as s:
@@ -109,9 +118,14 @@ class World:
             s.add(g)
             s.flush()
             s.add(GroupUser(group_id=g.id, user_id=self.author, admin=True))
-            s.add(GroupUser(group_id=g.id, user_id=self.actors[actor_role][0], admin=(actor_role == "Group admin")))
+            if place != "other":
+                admin = place == "mine" and actor_role == "Group admin"
+                s.add(GroupUser(group_id=g.id, user_id=self.actors[actor_role][0], admin=admin))
             s.commit()
             return g.id
+
+    def place_of(self, role: str, group: int) -> str:
+        return "mine" if group == self.home[role] else "member" if group == self.shared else "other"
 
     def new_user(self, role: str | None = None) -> int:
         from astroportal.domain.accounts import create_user
@@ -288,7 +302,7 @@ CALLS = {
     ("PATCH", "/api/groups/{id}"): lambda w, r, g: Call(f"/api/groups/{g or MISSING}", {"nickname": f"n{tag()}"},
                                                         hidden=False),
     ("DELETE", "/api/groups/{id}"): lambda w, r, g: Call(
-        f"/api/groups/{(w.new_group(r) if g == w.home[r] else w.new_group_without(r)) if g else MISSING}", hidden=False),
+        f"/api/groups/{w.new_group(r, w.place_of(r, g)) if g else MISSING}", hidden=False),
     ("POST", "/api/groups/{id}/users"): lambda w, r, g: Call(f"/api/groups/{g or MISSING}/users",
                                                              {"userID": w.new_user()}, hidden=False),
     ("PATCH", "/api/groups/{id}/users/{id}"): lambda w, r, g: Call(f"/api/groups/{g or MISSING}/users/{w.author}",
@@ -327,20 +341,7 @@ def _member_of(self, group: int) -> int:
     return uid
 
 
-def _new_group_without(self, role: str) -> int:
-    from astroportal.models import Group, GroupUser
-
-    with self.db() as s:
-        g = Group(name=f"matrix-del-{tag()}", private=True)
-        s.add(g)
-        s.flush()
-        s.add(GroupUser(group_id=g.id, user_id=self.author, admin=True))
-        s.commit()
-        return g.id
-
-
 World.member_of = _member_of
-World.new_group_without = _new_group_without
 
 
 # Routes that create a thing belonging to no group (or to the caller alone): there is no "other" or "absent".
@@ -360,10 +361,10 @@ def expected_allowed(rule: ar.Rule, role: str, place: str) -> bool:
     if ar.SYSTEM_ADMIN in acls:
         return True
     group_admin = role == "Group admin"  # the only caller who administers their own group
-    mine = place == "mine"
+    mine = place == "mine"  # in "member", nobody's "Manage ..." ACLs count
     return {
         ar.SITEWIDE: True,
-        ar.MEMBER: mine,
+        ar.MEMBER: place in ("mine", "member"),
         ar.SELF_OR_ADMIN: mine,
         ar.GROUP: mine and group_admin,
         ar.OWNER: mine and group_admin and ar.holds(acls, ar.MANAGE_SOURCES),
@@ -395,7 +396,7 @@ def test_matrix_row(api, world, rule):
         token = world.actors[role][1]
         answers = {}
         for place in (["mine"] if rule.key in PLACELESS else PLACES):
-            group = {"mine": world.home[role], "other": world.other, "absent": None}[place]
+            group = {"mine": world.home[role], "member": world.shared, "other": world.other, "absent": None}[place]
             call = CALLS[rule.key](world, role, group)
             status, body = _send(api, rule.method, call, token)
             answers[place] = (status, call)
