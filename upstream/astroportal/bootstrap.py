@@ -52,10 +52,11 @@ def configured_permissions(cfg: Config | None) -> tuple[list[str], dict[str, lis
 
 
 def provision(session: Session, cfg: Config | None = None) -> None:
-    """Create missing ACLs and roles (and give each role its ACLs), and the sitewide group.
+    """Create missing ACLs and roles (and give each portal role exactly its ACLs), and the sitewide group.
 
     With `cfg`, the deployment's ACLs and grants too (app.extra_acls, app.role_grants): for its own ACLs the
-    configuration is the record, so a grant it no longer lists is withdrawn; the portal's grants are only added.
+    configuration is the record, so a grant it no longer lists is withdrawn; the portal's roles hold exactly
+    their ACLs (an ACL a role no longer grants is taken back from databases made before).
     """
     extra, grants = configured_permissions(cfg)
     acls = {a.id: a for a in session.scalars(select(ACL))}
@@ -71,8 +72,9 @@ def provision(session: Session, cfg: Config | None = None) -> None:
     for name, acl_names in wanted.items():
         role = roles.get(name) or Role(id=name)
         roles[name] = role
-        have = {a.id for a in role.acls}
-        role.acls = role.acls + [acls[a] for a in acl_names if a not in have]
+        # Exactly the listed ACLs: an ACL a portal's role no longer grants (Group admin's former "Manage
+        # telescopes") is taken back from databases made before.
+        role.acls = [acls[a] for a in acl_names]
         session.add(role)
     for role in roles.values():
         withdrawn = [a for a in role.acls if a.id in extra and a.id not in wanted.get(role.id, [])]

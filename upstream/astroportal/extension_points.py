@@ -404,9 +404,9 @@ ROLE_GRANTS = ConfigPoint(
     name="app.role_grants",
     receives="nothing",
     provides="{role: [ACL names]}: the roles that hold the deployment's ACLs (or more of the portal's). A role "
-             "not yet known is created. Bootstrap writes the grants at every start, idempotently; for the ACLs "
-             "of app.extra_acls the configuration is the record: a grant removed here is withdrawn at the next "
-             "start. The portal's own grants are never withdrawn",
+             "not yet known is created. Bootstrap writes the grants at every start, idempotently, and the "
+             "configuration is the record: each role holds exactly the portal's grants (permissions.ROLES) plus "
+             "the ones listed here, so a grant removed here is withdrawn at the next start",
     example="app: {role_grants: {Full user: [Solve images], Group admin: [Solve images, Manage alerts]}}",
     default={},
 )

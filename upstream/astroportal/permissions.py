@@ -15,11 +15,12 @@ ACLS = [
 
 ROLES: dict[str, list[str]] = {
     "Super admin": list(ACLS),
+    # A group role: its "Manage ..." ACLs count only in the groups the user administers (see access_rules.py).
+    # Shared data (telescopes, instruments, streams) needs a sitewide role.
     "Group admin": [
         "Manage users",
         "Manage groups",
         "Manage sources",
-        "Manage telescopes",
         "Upload data",
         "Classify",
         "Comment",

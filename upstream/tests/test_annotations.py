@@ -79,6 +79,12 @@ def people(make_user, db):
     ga_id, ga = make_user("Group admin")
     v_id, v = make_user("View only")
     shared = new_group(db, a_id, b_id, ga_id)
+    from astroportal.models import GroupUser
+
+    with db() as s:  # the Group admin administers the shared group (their "Manage sources" counts there)
+        s.execute(GroupUser.__table__.update().where(GroupUser.group_id == shared, GroupUser.user_id == ga_id)
+                  .values(admin=True))
+        s.commit()
     return {
         "a": a, "b": b, "c": c, "ga": ga, "viewer": v,
         "a_id": a_id, "shared": shared, "sitewide": group_of(db, "Sitewide Group"),
@@ -184,7 +190,8 @@ def test_taxonomy_needs_post_taxonomy_permission(api, people):
 def test_new_version_becomes_latest_and_delete_restores(api, people):
     name = f"tax-{uuid.uuid4().hex[:6]}"
     post = lambda version, **kw: api.post(  # noqa: E731
-        "/api/taxonomy", people["ga"], json={"name": name, "hierarchy": HIERARCHY, "version": version, **kw}
+        "/api/taxonomy", people["ga"],
+        json={"name": name, "hierarchy": HIERARCHY, "version": version, "group_ids": [people["shared"]], **kw},
     )[1]["data"]["taxonomy_id"]
     v1 = post("1")
     v2 = post("2")
@@ -206,7 +213,8 @@ def test_deleting_taxonomy_removes_its_classifications(api, db, people):
     from astroportal.models import Classification
 
     status, body = api.post(
-        "/api/taxonomy", people["ga"], json={"name": f"tax-{uuid.uuid4().hex[:6]}", "hierarchy": HIERARCHY, "version": "1"}
+        "/api/taxonomy", people["ga"],
+        json={"name": f"tax-{uuid.uuid4().hex[:6]}", "hierarchy": HIERARCHY, "version": "1", "group_ids": [people["shared"]]},
     )
     tid = body["data"]["taxonomy_id"]
     obj = new_obj(db, people["shared"])
@@ -333,7 +341,7 @@ def test_change_and_delete_classification_author_or_manager(api, db, people, tax
     assert status == 400 and "probability" in body["message"]
     assert api.put(f"/api/classification/{cid}", people["a"], json={"obj_id": "other"})[0] == 400
     assert (get()["classification"], get()["probability"]) == ("SN Ia", 0.9)
-    # a group admin holds "Manage sources"
+    # an admin of the shared group holding "Manage sources"
     assert api.put(f"/api/classification/{cid}", people["ga"], json={"probability": None})[0] == 200
     assert get()["probability"] is None
     assert api.delete(f"/api/classification/{cid}", people["a"])[0] == 200

@@ -504,3 +504,20 @@ def test_every_page_loads_without_script_errors(driver, server, api, make_user, 
         assert not driver.find_elements("css selector", "main .alert.error"), path
         problems = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert problems == [], (path, problems)
+
+
+# -- logging out ----------------------------------------------------------------------------------------------------------------
+def test_logout_button_ends_the_session_for_every_copy_of_the_cookie(driver, server, member):
+    """The navbar's Logout posts the page's anti-forgery token; the session ends in the database."""
+    import requests
+
+    name, _ = member
+    login(driver, server, name)
+    open_page(driver, server, "/profile")
+    copied = driver.get_cookie("session")["value"]
+    profile = lambda: requests.get(server.url + "/api/internal/profile", cookies={"session": copied}, timeout=30)  # noqa: E731
+    assert profile().status_code == 200
+    driver.find_element("id", "logout-link").click()
+    wait_js(driver, "return location.pathname === '/login' && !document.body.dataset.userId")
+    assert driver.get_cookie("session") is None
+    assert profile().status_code == 401

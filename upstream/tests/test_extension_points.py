@@ -281,7 +281,8 @@ def test_role_sync_is_idempotent_and_follows_the_configuration(ext, tmp_path):
     assert run_portal("bootstrap", config=ext.config, env=ext.env).returncode == 0
     assert run_portal("bootstrap", config=ext.config, env=ext.env).returncode == 0
     assert role_acls(ext) == before
-    # A grant of the deployment's own ACL taken out of the configuration is withdrawn; the portal's stay.
+    # The configuration is the record of every role it names: a grant taken out of it is withdrawn, the
+    # portal's own ACLs included (a role holds exactly the portal's grants plus the configured ones).
     changed = yaml.safe_load(ext.config.read_text())
     changed["app"]["role_grants"] = {"Observer": ["Other ACL"]}
     other = tmp_path / "config.yaml"
@@ -292,7 +293,7 @@ def test_role_sync_is_idempotent_and_follows_the_configuration(ext, tmp_path):
         after = role_acls(ext)
         assert "Sample ACL" not in after["Full user"]
         assert set(before["Full user"]) - {"Sample ACL"} == set(after["Full user"])
-        assert after["Observer"] == ["Comment", "Other ACL"]  # the portal's ACL granted earlier is kept
+        assert after["Observer"] == ["Other ACL"]  # "Comment", granted before, is taken back
     finally:
         assert run_portal("bootstrap", config=ext.config, env=ext.env).returncode == 0
     assert role_acls(ext) == before

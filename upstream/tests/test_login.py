@@ -7,6 +7,7 @@ test-only backend fake_backends.FakeGoogleOAuth2, which talks to the FakeProvide
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -176,7 +177,7 @@ def test_authorization_code_login_creates_user_with_default_role(portals, provid
     assert r.status_code == 302, r.text
     assert r.headers["Location"] == "/sources"
     cookie = r.headers["Set-Cookie"]
-    assert "user_id=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "session=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" not in cookie  # debug mode over plain HTTP
 
     # The browser session works: the API and the login page both know who this is.
@@ -229,7 +230,7 @@ def test_wrong_state_is_rejected_with_a_readable_page(portals, provider):
     wrong = dict(query, state="x" * 32)
     r = http.get(f"{url}{parsed.path}?{urlencode(wrong)}", allow_redirects=False, timeout=30)
     assert_readable_page(r, 400, "Please restart login", "login-error")
-    assert "user_id=" not in r.headers.get("Set-Cookie", "")
+    assert "session=" not in r.headers.get("Set-Cookie", "")
 
     missing = {"code": query["code"]}
     r = http.get(f"{url}{parsed.path}?{urlencode(missing)}", allow_redirects=False, timeout=30)
@@ -266,7 +267,7 @@ def test_provider_down_gives_a_clear_error_page(portals, provider):
     finally:
         provider.start()
     assert_readable_page(r, 502, "could not be reached", "Try again in a few minutes")
-    assert "user_id=" not in r.headers.get("Set-Cookie", "")
+    assert "session=" not in r.headers.get("Set-Cookie", "")
 
 
 def test_unknown_backend_is_a_404_page(portals):
@@ -281,10 +282,11 @@ def test_logout_clears_the_session(portals):
     assert r.status_code == 302
     assert profile(http, url)[0] == 200
 
-    r = http.get(url + "/logout", allow_redirects=False, timeout=30)
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', http.get(url + "/login", timeout=30).text).group(1)
+    r = http.post(url + "/logout", data={"csrf_token": token}, headers={"Origin": url}, allow_redirects=False, timeout=30)
     assert r.status_code == 302 and r.headers["Location"] == "/login"
-    assert "user_id=;" in r.headers["Set-Cookie"] or 'user_id="";' in r.headers["Set-Cookie"]
-    assert "user_id" not in http.cookies
+    assert "session=;" in r.headers["Set-Cookie"] or 'session="";' in r.headers["Set-Cookie"]
+    assert "session" not in http.cookies
     assert profile(http, url)[0] == 401
     assert "logged-in-as" not in http.get(url + "/login", timeout=30).text
 
@@ -323,7 +325,7 @@ def test_debug_login_refused_in_production_mode(portals, db):
     name = f"mallory-{uuid.uuid4().hex[:6]}"
     r = requests.get(url + "/debug_login", params={"username": name}, allow_redirects=False, timeout=30)
     assert_readable_page(r, 403, "disabled in production mode")
-    assert "user_id" not in r.headers.get("Set-Cookie", "")
+    assert "session=" not in r.headers.get("Set-Cookie", "")
     with db() as session:
         assert session.scalar(select(User).where(User.username == name)) is None
 
@@ -342,7 +344,7 @@ def test_production_cookies_are_secure(portals, provider):
     callback = authorize(requests.Session(), r.headers["Location"])
     r = requests.get(callback, headers={"Cookie": pending.split(";")[0]}, allow_redirects=False, timeout=30)
     assert r.status_code == 302, r.text
-    session_cookie = [c for c in r.raw.headers.getlist("Set-Cookie") if c.startswith("user_id=")]
+    session_cookie = [c for c in r.raw.headers.getlist("Set-Cookie") if c.startswith("session=")]
     assert session_cookie, r.headers["Set-Cookie"]
     for flag in ("Secure", "HttpOnly", "SameSite=Lax"):
         assert flag in session_cookie[0]

@@ -58,8 +58,11 @@ def test_every_page_renders_for_a_member(web, server, member):
         assert r.status_code == 200, (path, r.text[:300])
         text = r.text
         assert "Astro Portal" in text  # app.title
-        for label in ("Dashboard", "Sources", "Candidates", "Telescopes", "Instruments", "Groups", "Profile", "Logout"):
+        for label in ("Dashboard", "Sources", "Candidates", "Telescopes", "Instruments", "Groups", "Profile"):
             assert f">{label}</a>" in text, (path, label)
+        # Logging out is a form posting the page's anti-forgery token, which the scripts read from a meta tag.
+        assert 'id="logout-link">Logout</button>' in text, path
+        assert re.search(r'<meta name="csrf-token" content="[0-9a-f]{64}">', text), path
         # A Full user manages nobody: no link to user management.
         assert "User management" not in text
         assert member[0] in text

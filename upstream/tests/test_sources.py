@@ -104,8 +104,8 @@ def bulk_sources(db, group_id: int, positions, prefix: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def team(make_user, db):
-    """alice and dave (Full users) and manny (Group admin) share group A; bob (Full user) is in group B
-    only; vic is View only in A."""
+    """alice and dave (Full users) and manny (Group admin, and an admin of A) share group A; bob (Full user)
+    is in group B only; vic is View only in A."""
     people = {}
     for name, role in (("alice", "Full user"), ("dave", "Full user"), ("manny", "Group admin"),
                        ("bob", "Full user"), ("vic", "View only")):
@@ -114,6 +114,12 @@ def team(make_user, db):
     a = new_group(db, people["alice"]["id"], people["dave"]["id"], people["manny"]["id"], people["vic"]["id"])
     b = new_group(db, people["bob"]["id"])
     people["A"], people["B"] = a, b
+    from astroportal.models import GroupUser
+
+    with db() as s:
+        s.execute(GroupUser.__table__.update().where(GroupUser.group_id == a, GroupUser.user_id == people["manny"]["id"])
+                  .values(admin=True))
+        s.commit()
     return people
 
 
@@ -153,14 +159,18 @@ def test_post_without_group_ids_saves_to_all_my_groups(api, db, team):
 def test_existing_position_kept_unless_manage_sources(api, db, team):
     obj_id = unique()
     assert post_source(api, team["alice"]["token"], id=obj_id, ra=10.0, dec=10.0, group_ids=[team["A"]])[0] == 200
-    # another user saving the same object elsewhere with another position does not move it
-    status, body = post_source(api, team["bob"]["token"], id=obj_id, ra=11.0, dec=11.0, group_ids=[team["B"]])
-    assert status == 200 and body["data"]["saved_to_groups"] == [team["B"]]
-    assert (obj_row(db, obj_id).ra, obj_row(db, obj_id).dec) == (10.0, 10.0)
-    # a user holding "Manage sources" moves it
+    # a user holding "Manage sources" who administers every group of the object moves it
     status, body = post_source(api, team["manny"]["token"], id=obj_id, ra=12.0, dec=-12.0, group_ids=[team["A"]])
     assert status == 200, body
     assert (obj_row(db, obj_id).ra, obj_row(db, obj_id).dec) == (12.0, -12.0)
+    # another user, who cannot see it, detecting it half an arcsecond away saves it elsewhere without moving it
+    status, body = post_source(api, team["bob"]["token"], id=obj_id, ra=12.0 + 0.5 / 3600, dec=-12.0, group_ids=[team["B"]])
+    assert status == 200 and body["data"]["saved_to_groups"] == [team["B"]]
+    assert (obj_row(db, obj_id).ra, obj_row(db, obj_id).dec) == (12.0, -12.0)
+    # now it is also group B's object, which manny does not administer: his re-save keeps it where it is
+    status, body = post_source(api, team["manny"]["token"], id=obj_id, ra=13.0, dec=13.0, redshift=0.3, group_ids=[team["A"]])
+    assert status == 200, body
+    assert (obj_row(db, obj_id).ra, obj_row(db, obj_id).dec, obj_row(db, obj_id).redshift) == (12.0, -12.0, None)
 
 
 @pytest.mark.parametrize(
@@ -516,6 +526,13 @@ def test_patch_by_saver_and_manager_only(api, db, team):
     assert status == 200, body
     row = obj_row(db, obj_id)
     assert (row.ra, row.dec, row.redshift, row.origin) == (11.0, -1.0, 0.05, "fix")
+    # once group B has it too, neither its saver nor A's admin may change another group's object
+    assert post_source(api, team["bob"]["token"], id=obj_id, ra=11.0, dec=-1.0, group_ids=[team["B"]])[0] == 200
+    for who in ("alice", "manny"):
+        status, body = api.patch(f"/api/sources/{obj_id}", team[who]["token"], json={"redshift": 0.9})
+        assert status == 403 and "every group" in body["message"], (who, body)
+        assert str(team["B"]) not in body["message"]
+    assert obj_row(db, obj_id).redshift == 0.05
 
 
 @pytest.mark.parametrize(
@@ -546,8 +563,11 @@ def test_delete_unsaves_from_my_groups_and_keeps_history(api, db, team):
     ids, _ = list_ids(api, team["alice"]["token"], f"sourceID={obj_id}")
     assert ids == []
     assert api.get(f"/api/sources/{obj_id}", team["bob"]["token"])[0] == 200
-    # saving again brings it back, in the same row
+    # saving again brings it back, in the same row (now that it is only B's, alice names its position like
+    # anyone who cannot see it)
     status, body = post_source(api, team["alice"]["token"], id=obj_id, group_ids=[team["A"]])
+    assert status == 400 and "`ra`" in body["message"]
+    status, body = post_source(api, team["alice"]["token"], id=obj_id, ra=10.0, dec=10.0, group_ids=[team["A"]])
     assert status == 200, body
     rows = source_rows(db, obj_id)
     assert rows[team["A"]]["active"] is True and rows[team["A"]]["unsaved_at"] is None and len(rows) == 2

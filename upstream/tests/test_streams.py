@@ -173,7 +173,7 @@ def test_filter_needs_membership_and_manage_groups(api, db, setup):
     payload = {"name": "f", "stream_id": setup["sid"], "group_id": setup["gid"]}
     before = count(db, "Filter")
     status, body = api.post("/api/filters", setup["outsider"][1], json=payload)
-    assert status == 403 and "member" in body["message"]
+    assert status == 403 and "admin of group" in body["message"]
     status, body = api.post("/api/filters", setup["member"][1], json=payload)
     assert status == 403 and "Manage groups" in body["message"]
     assert api.post("/api/filters", None, json=payload)[0] == 401

@@ -87,8 +87,10 @@ def test_telescope_writes_need_manage_telescopes(api, db, role_tokens, telescope
     assert api.post("/api/telescope", None, json=telescope_payload())[0] == 401
 
 
-def test_group_admin_role_may_create_telescopes(api, role_tokens):
+def test_telescopes_are_sitewide_data_a_group_admin_may_not_create(api, role_tokens):
     status, body = api.post("/api/telescope", role_tokens["Group admin"], json=telescope_payload())
+    assert status == 403 and "Manage telescopes" in body["message"]
+    status, body = api.post("/api/telescope", role_tokens["Super admin"], json=telescope_payload())
     assert status == 200 and isinstance(body["data"]["id"], int)
 
 

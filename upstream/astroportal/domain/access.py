@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from ..access_rules import MANAGE_SOURCES, holds
 from ..errors import ApiError, forbidden, not_found
 from ..models import Candidate, Filter, Group, GroupUser, Obj, Source, User
 from ..permissions import SITEWIDE_GROUP
@@ -104,3 +106,107 @@ def get_visible_obj(session: Session, user: User, obj_id: str) -> Obj:
     if clause is not None and not session.scalar(select(select(Obj.id).where(Obj.id == obj_id, clause).exists())):
         raise not_found(f"object {obj_id!r}")
     return obj
+
+
+def obj_is_visible(session: Session, user: User, obj_id: str) -> bool:
+    """Whether `user` may read the (existing) object `obj_id`."""
+    clause = obj_visible_clause(user, accessible_group_ids(session, user))
+    if clause is None:
+        return True
+    return bool(session.scalar(select(select(Obj.id).where(Obj.id == obj_id, clause).exists())))
+
+
+# Two positions this close name the same sky object: a writer who gives one has detected it independently.
+# Alert positions of one object scatter by tenths of an arcsecond; a guess would have to hit a disk of this
+# radius somewhere on the sky (about 10^11 such disks), so the test reveals no position.
+SAME_OBJECT_ARCSEC = 2.0
+
+
+def missing_position(field: str, obj_id: str) -> ApiError:
+    """The refusal of a write that would create `obj_id` without a position. A write naming an object the
+    writer cannot read gets the very same answer, so that it tells nothing about that object."""
+    return ApiError(400, f"missing required field `{field}` (needed to create object {obj_id!r})")
+
+
+def separation_arcsec(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Great-circle distance between two positions in degrees, in arcseconds (haversine: exact at small angles)."""
+    r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
+    h = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
+    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h)))) * 3600
+
+
+def check_write_to_hidden_obj(obj: Obj, fields: dict) -> None:
+    """A write (a save, a candidate) naming an existing object that the writer cannot read.
+
+    It is answered as if the object did not exist: without a position, the same 400 as for creating a new
+    object without one. With a position that matches the stored one, the writer has detected the same object and
+    the write goes on; the caller must then leave the object's fields as they are (they are not the writer's to
+    change). With another position the id is taken by another object: 409, naming none of its fields.
+    """
+    for field in ("ra", "dec"):
+        if fields.get(field) is None:
+            raise missing_position(field, obj.id)
+    if separation_arcsec(fields["ra"], fields["dec"], obj.ra, obj.dec) > SAME_OBJECT_ARCSEC:
+        raise ApiError(
+            409,
+            f"the object id {obj.id!r} is taken by another object, more than {SAME_OBJECT_ARCSEC:g} arcsec from the "
+            "given position; check the position, or choose another id",
+        )
+
+
+# -- the scopes of access_rules.py ------------------------------------------------------------------------------
+def admin_group_ids(session: Session, user: User) -> set[int]:
+    """The groups `user` administers (membership with admin set)."""
+    return set(
+        session.scalars(select(GroupUser.group_id).where(GroupUser.user_id == user.id, GroupUser.admin.is_(True)))
+    )
+
+
+def obj_group_ids(session: Session, obj_id: str) -> set[int]:
+    """Every group an object is in: active saves, and the groups of the filters it passed."""
+    saved = select(Source.group_id).where(Source.obj_id == obj_id, Source.active.is_(True))
+    passed = select(Filter.group_id).join(Candidate, Candidate.filter_id == Filter.id).where(Candidate.obj_id == obj_id)
+    return set(session.scalars(saved.union(passed)))
+
+
+def administers_all(session: Session, user: User, group_ids: Iterable[int]) -> bool:
+    """Whether `user` is a system admin or an admin of every group in `group_ids` (and of at least one)."""
+    if user.is_system_admin:
+        return True
+    wanted = set(group_ids)
+    return bool(wanted) and wanted <= admin_group_ids(session, user)
+
+
+def may_edit_obj(session: Session, user: User, obj_id: str) -> bool:
+    """Scope OBJECT of access_rules.py: may `user` change the object's own fields (position, redshift, ...)?
+
+    A system admin may; so may a holder of "Manage sources" who administers every group the object is in, and a
+    user who saved it and is a member of every group it is in. Nobody else: another group's object is not theirs.
+    """
+    if user.is_system_admin:
+        return True
+    groups = obj_group_ids(session, obj_id)
+    if not groups:
+        return False
+    if MANAGE_SOURCES in user.acl_names and groups <= admin_group_ids(session, user):
+        return True
+    saver = session.scalar(
+        select(exists().where(Source.obj_id == obj_id, Source.saved_by_id == user.id, Source.active.is_(True)))
+    )
+    return bool(saver) and groups <= user_group_ids(session, user)
+
+
+def may_manage_record(session: Session, user: User, author_id: int | None, group_ids: Iterable[int]) -> bool:
+    """Scope OWNER of access_rules.py: its author, a system admin, or a holder of "Manage sources" who
+    administers every group the record (comment, classification, photometry point) is shared with."""
+    if author_id is not None and author_id == user.id:
+        return True
+    if user.is_system_admin:
+        return True
+    return holds(user.acl_names, MANAGE_SOURCES) and administers_all(session, user, group_ids)
+
+
+def require_group_admin_of(session: Session, user: User, group_id: int, doing: str) -> None:
+    """Scope GROUP of access_rules.py: 403 unless `user` administers the group (or is a system admin)."""
+    if not administers_all(session, user, [group_id]):
+        raise forbidden(f"only an admin of group {group_id} (or a system admin) may {doing}")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from ..errors import ApiError
 from ..events import Event, record
 from ..models import Classification, Comment, User, classification_groups, comment_groups
-from .access import accessible_group_ids, get_visible_obj, target_group_ids
+from .access import accessible_group_ids, get_visible_obj, may_manage_record, target_group_ids
 from .taxonomies import check_no_nul, get_visible_taxonomy, groups_by_owner, taxonomy_classes
 
 MAX_COMMENT_LENGTH = 10_000
@@ -49,9 +49,11 @@ def _probability(value: Any) -> float | None:
     return float(value)
 
 
-def may_manage(user: User, author_id: int | None) -> bool:
-    """Authors manage their own annotations; "Manage sources" (and system admins) manage everyone's."""
-    return user.id == author_id or user.is_system_admin or "Manage sources" in user.acl_names
+def may_manage(session: Session, user: User, author_id: int | None, link_table, owner_column: str, owner_id: int) -> bool:
+    """Scope OWNER of access_rules.py: authors manage their own annotations; a holder of "Manage sources"
+    manages those shared only with groups they administer; system admins manage everyone's."""
+    groups = session.scalars(select(link_table.c.group_id).where(link_table.c[owner_column] == owner_id))
+    return may_manage_record(session, user, author_id, groups)
 
 
 def _visible_clause(link_table, owner_column: str, owner_id_column, groups: set[int] | None):
@@ -151,8 +153,9 @@ def get_classification(session: Session, user: User, classification_id: int) -> 
 def update_classification(session: Session, user: User, classification_id: int, data: dict) -> None:
     """Change a classification's class, taxonomy, probability or groups (its author or "Manage sources")."""
     row = _visible_classification(session, user, classification_id)
-    if not may_manage(user, row.author_id):
-        raise ApiError(403, "only the classification's author or a user with \"Manage sources\" may change it")
+    if not may_manage(session, user, row.author_id, classification_groups, "classification_id", row.id):
+        raise ApiError(403, "only the classification's author, a system admin, or a holder of \"Manage sources\" who "
+                       "administers every group it is shared with may change it")
     if "obj_id" in data and data["obj_id"] != row.obj_id:
         raise ApiError(400, "`obj_id` of a classification cannot be changed; delete it and classify the other object")
     data = {k: v for k, v in data.items() if k != "obj_id"}
@@ -177,8 +180,9 @@ def update_classification(session: Session, user: User, classification_id: int, 
 
 def delete_classification(session: Session, user: User, classification_id: int) -> None:
     row = _visible_classification(session, user, classification_id)
-    if not may_manage(user, row.author_id):
-        raise ApiError(403, "only the classification's author or a user with \"Manage sources\" may delete it")
+    if not may_manage(session, user, row.author_id, classification_groups, "classification_id", row.id):
+        raise ApiError(403, "only the classification's author, a system admin, or a holder of \"Manage sources\" who "
+                       "administers every group it is shared with may delete it")
     session.delete(row)
     session.commit()
 
@@ -265,8 +269,9 @@ def get_comment(session: Session, user: User, obj_id: str, comment_id: int) -> d
 def update_comment(session: Session, user: User, obj_id: str, comment_id: int, data: dict) -> None:
     """Change a comment's text or groups (its author or "Manage sources")."""
     row = _visible_comment(session, user, obj_id, comment_id)
-    if not may_manage(user, row.author_id):
-        raise ApiError(403, "only the comment's author or a user with \"Manage sources\" may change it")
+    if not may_manage(session, user, row.author_id, comment_groups, "comment_id", row.id):
+        raise ApiError(403, "only the comment's author, a system admin, or a holder of \"Manage sources\" who "
+                       "administers every group it is shared with may change it")
     _check_fields(data, COMMENT_FIELDS)
     if not data:
         raise ApiError(400, f"nothing to change: send one or more of {sorted(COMMENT_FIELDS)}")
@@ -280,8 +285,9 @@ def update_comment(session: Session, user: User, obj_id: str, comment_id: int, d
 
 def delete_comment(session: Session, user: User, obj_id: str, comment_id: int) -> None:
     row = _visible_comment(session, user, obj_id, comment_id)
-    if not may_manage(user, row.author_id):
-        raise ApiError(403, "only the comment's author or a user with \"Manage sources\" may delete it")
+    if not may_manage(session, user, row.author_id, comment_groups, "comment_id", row.id):
+        raise ApiError(403, "only the comment's author, a system admin, or a holder of \"Manage sources\" who "
+                       "administers every group it is shared with may delete it")
     session.delete(row)
     session.commit()
 

@@ -36,7 +36,7 @@ from ..models import (
     User,
     photometry_groups,
 )
-from .access import accessible_group_ids, get_visible_obj, obj_visible_clause, target_group_ids
+from .access import accessible_group_ids, get_visible_obj, may_manage_record, obj_visible_clause, target_group_ids
 
 PHOT = Photometry.__table__
 LN10_OVER_2_5 = math.log(10) / 2.5  # d(flux)/flux per magnitude
@@ -578,10 +578,15 @@ def _visible_point_row(session: Session, user: User, point_id: int):
     return row
 
 
-def _check_may_edit(user: User, owner_id: int | None, point_id: int) -> None:
-    acls = user.acl_names
-    if owner_id != user.id and "Manage sources" not in acls and "System admin" not in acls:
-        raise forbidden(f"photometry point {point_id} is not yours; changing it requires the permission Manage sources")
+def _check_may_edit(session: Session, user: User, owner_id: int | None, point_id: int) -> None:
+    """Scope OWNER of access_rules.py: the uploader, a system admin, or a holder of "Manage sources" who
+    administers every group the point is shared with."""
+    groups = session.scalars(select(photometry_groups.c.group_id).where(photometry_groups.c.photometry_id == point_id))
+    if not may_manage_record(session, user, owner_id, groups):
+        raise forbidden(
+            f"photometry point {point_id} is not yours; changing it requires the permission Manage sources "
+            "and being an admin of every group it is shared with"
+        )
 
 
 PATCHABLE = frozenset(ALLOWED_FIELDS - {"obj_id", "stream_ids"})
@@ -596,7 +601,7 @@ def update_photometry(session: Session, user: User, point_id: int, data: dict) -
     if not isinstance(data, dict) or not data:
         raise ApiError(400, "the request body must be a JSON object with the fields to change")
     row = _visible_point_row(session, user, point_id)
-    _check_may_edit(user, row.owner_id, point_id)
+    _check_may_edit(session, user, row.owner_id, point_id)
     unknown = sorted(set(data) - PATCHABLE)
     if unknown:
         raise ApiError(400, f"field(s) {_names(unknown)} cannot be changed; changeable: {_names(sorted(PATCHABLE))}")
@@ -630,6 +635,6 @@ def update_photometry(session: Session, user: User, point_id: int, data: dict) -
 def delete_photometry(session: Session, user: User, point_id: int) -> None:
     """DELETE: remove one point (its owner, or a user with Manage sources)."""
     row = _visible_point_row(session, user, point_id)
-    _check_may_edit(user, row.owner_id, point_id)
+    _check_may_edit(session, user, row.owner_id, point_id)
     session.execute(delete(PHOT).where(PHOT.c.id == point_id))
     session.commit()

@@ -527,10 +527,14 @@ def ensure_obj(
     may manage sources, and its empty fields are filled for anyone. Returns (obj, created)."""
     obj = session.get(Obj, obj_id)
     created = False
+    if obj is not None and not access.obj_is_visible(session, user, obj_id):
+        # Another group's object: answered as if absent, and its fields are not the writer's to change.
+        access.check_write_to_hidden_obj(obj, fields)
+        return obj, False
     if obj is None:
         for field in ("ra", "dec"):
             if fields.get(field) is None:
-                raise ApiError(400, f"missing required field `{field}` (needed to create object {obj_id!r})")
+                raise access.missing_position(field, obj_id)
         values = {k: fields.get(k) for k in OBJ_FIELDS}
         # Concurrent posts of the same new object (a broker's batches) must not fail on the primary key.
         inserted = session.execute(
@@ -540,15 +544,22 @@ def ensure_obj(
         obj = session.get(Obj, obj_id, populate_existing=True)
         if created:
             return obj, True
-    if not update_existing:
+        if not access.obj_is_visible(session, user, obj_id):  # another group created it a moment ago
+            access.check_write_to_hidden_obj(obj, fields)
+            return obj, False
+    if not update_existing or not fields:
         return obj, False
-    manager = can_manage_sources(user)
+    # Scope OBJECT of access_rules.py: an object shared with groups the writer does not manage keeps its fields.
+    may_edit = access.may_edit_obj(session, user, obj_id)
+    # A repeated save does not move an object, unless it comes from a manager of sources (an alert's position
+    # is one detection's).
+    manager = may_edit and can_manage_sources(user)
     for field, value in fields.items():
         current = getattr(obj, field)
         if field in ("ra", "dec"):
             if manager and value is not None and value != current:
                 setattr(obj, field, value)
-        elif value is not None and (current is None or current == [] or manager) and value != current:
+        elif may_edit and value is not None and (current is None or current == [] or manager) and value != current:
             setattr(obj, field, value)
     return obj, created
 
@@ -626,14 +637,12 @@ def patch_source(session: Session, user: User, obj_id: str, data: dict) -> dict:
     if not data:
         raise ApiError(400, f"nothing to change: give one or more of {list(OBJ_FIELDS)}")
     fields = check_obj_fields(data)
-    if not can_manage_sources(user):
-        saver = session.scalar(
-            select(
-                exists().where(Source.obj_id == obj_id, Source.saved_by_id == user.id, Source.active.is_(True))
-            )
+    # Scope OBJECT of access_rules.py.
+    if not access.may_edit_obj(session, user, obj_id):
+        raise forbidden(
+            "changing an object's fields needs the permission Manage sources and being an admin of every group "
+            "it is in, or to have saved it and be a member of every group it is in; ask a system admin otherwise"
         )
-        if not saver:
-            raise forbidden("changing a source needs the permission Manage sources, or to have saved it yourself")
     for field, value in fields.items():
         setattr(obj, field, value)
     session.commit()

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from ..errors import ApiError
 from ..models import Candidate, Filter, Group, Stream, User, group_streams
 from . import checks
-from .access import accessible_group_ids
-from .groups import group_stream_ids, membership
+from .access import accessible_group_ids, require_group_admin_of
+from .groups import group_stream_ids
 
 # -- streams ----------------------------------------------------------------------------------------
 
@@ -136,8 +136,8 @@ def get_filter(session: Session, user: User, filter_id: int) -> Filter:
 
 
 def _check_member(session: Session, user: User, group_id: int) -> None:
-    if not user.is_system_admin and membership(session, group_id, user.id) is None:
-        raise ApiError(403, f"you are not a member of group {group_id}")
+    """Scope GROUP of access_rules.py: a group's filters are its admins' to manage."""
+    require_group_admin_of(session, user, group_id, "manage its filters")
 
 
 def create_filter(session: Session, user: User, data: dict) -> int:

@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.orm import Session
 
-from ..errors import ApiError
-from ..models import Group, Taxonomy, User, taxonomy_groups
-from .access import accessible_group_ids, target_group_ids
+from ..errors import ApiError, forbidden
+from ..models import Classification, Group, Taxonomy, User, classification_groups, taxonomy_groups
+from .access import accessible_group_ids, administers_all, target_group_ids
 
 TAXONOMY_FIELDS = {"name", "hierarchy", "version", "provenance", "group_ids", "isLatest"}
 # A node's keys: the tree itself, plus the descriptive keys of tdtax (SkyPortal's default taxonomy).
@@ -198,12 +198,38 @@ def create_taxonomy(session: Session, user: User, data: dict) -> int:
     return taxonomy.id
 
 
+def check_may_delete_taxonomy(session: Session, user: User, taxonomy_id: int) -> None:
+    """Scope TAXONOMY of access_rules.py. A taxonomy is shared: only a system admin, or an admin of every group
+    it is shared with, may delete it; and never when classifications the deleter cannot read would go with it
+    (the refusal does not say how many there are)."""
+    groups = session.scalars(select(taxonomy_groups.c.group_id).where(taxonomy_groups.c.taxonomy_id == taxonomy_id))
+    if not administers_all(session, user, groups):
+        raise forbidden(
+            f"taxonomy {taxonomy_id} is shared with groups you do not administer; ask a system admin to delete it"
+        )
+    readable = accessible_group_ids(session, user)
+    if readable is None:
+        return
+    cg = classification_groups
+    unreadable = exists().where(
+        Classification.taxonomy_id == taxonomy_id,
+        ~exists().where(cg.c.classification_id == Classification.id, cg.c.group_id.in_(readable or [-1])),
+    )
+    if session.scalar(select(unreadable)):
+        raise ApiError(
+            409,
+            f"taxonomy {taxonomy_id} holds classifications of groups you cannot read, which deleting it would "
+            "delete; ask a system admin",
+        )
+
+
 def delete_taxonomy(session: Session, user: User, taxonomy_id: int) -> None:
     """Delete a taxonomy the user can see, with the classifications made in it.
 
     When the latest version goes, the newest remaining version of the same name becomes the latest.
     """
     taxonomy = get_visible_taxonomy(session, user, taxonomy_id)
+    check_may_delete_taxonomy(session, user, taxonomy.id)
     name, was_latest = taxonomy.name, taxonomy.isLatest
     session.execute(delete(Taxonomy).where(Taxonomy.id == taxonomy.id))
     if was_latest:

@@ -12,14 +12,17 @@ from sqlalchemy.orm import Session
 
 from .. import __version__
 from ..config import Config
-from ..domain.accounts import is_expired, user_for_token, user_with_acls
+from ..domain import browser_sessions
+from ..domain.accounts import is_expired, user_for_token
 from ..errors import ApiError
 from ..jsonutil import dumps
 from ..models import User
+from . import forgery
 
 log = logging.getLogger("astroportal")
 
 AUTH_HINT = "send the header `Authorization: token <token>` or log in"
+SESSION_COOKIE = "session"
 
 
 @tornado.web.stream_request_body
@@ -27,6 +30,10 @@ class BaseHandler(tornado.web.RequestHandler):
     """Every handler's base. Bodies are streamed so that an oversized one is refused before it is read."""
 
     _session: Session | None = None
+    # The key of the browser session that authenticated this request (None for token requests).
+    session_key: str | None = None
+    # Whether the state-changing methods of this handler read a JSON body (see handlers/forgery.py).
+    json_body = False
 
     # -- configuration and database -------------------------------------------------------
     @property
@@ -80,32 +87,78 @@ class BaseHandler(tornado.web.RequestHandler):
             if user is None:
                 raise ApiError(401, f"invalid API token: {AUTH_HINT}")
         else:
-            raw = self.get_signed_cookie("user_id", max_age_days=30)
-            if raw is None:
-                return None
-            try:
-                user = user_with_acls(self.session, int(raw))
-            except ValueError:
-                return None
+            user = self._session_user()
             if user is None:
                 return None
         if is_expired(user):
             raise ApiError(403, "this account has expired; ask an administrator to renew it")
         return user
 
+    def _session_user(self) -> User | None:
+        """The user of the browser session in the cookie, after the anti-forgery checks for a state change."""
+        limits = browser_sessions.Lifetimes.from_config(self.cfg)
+        raw = self.get_signed_cookie(SESSION_COOKIE, max_age_days=limits.absolute.total_seconds() / 86400)
+        if not raw:
+            return None
+        key = raw.decode("ascii", "replace")
+        user = browser_sessions.user_for_session(self.session, key, limits)
+        if user is None:
+            return None
+        self.session_key = key
+        if self.request.method not in forgery.SAFE_METHODS:
+            self.check_forgery(key)
+        return user
+
+    def check_forgery(self, key: str) -> None:
+        """403 (415 for a JSON route sent another body type) unless this cookie-authenticated state change
+        comes from the portal's own pages; see handlers/forgery.py."""
+        expected = forgery.expected_origin(self.cfg.get("server.url"), self.request.protocol, self.request.host)
+        forgery.check_same_origin(self.request.headers, expected)
+        secret = self.application.settings["cookie_secret"]
+        if not browser_sessions.csrf_token_matches(secret, key, self.sent_csrf_token()):
+            raise ApiError(
+                403,
+                f"missing or wrong anti-forgery token: the portal's pages send it as the {forgery.CSRF_HEADER} "
+                "header; reload the page and try again",
+            )
+        if self.json_body and (self.request.method in ("POST", "PUT", "PATCH") or self.body):
+            forgery.check_json_content_type(self.request.headers.get("Content-Type"))
+
+    def sent_csrf_token(self) -> str | None:
+        """The anti-forgery token the request carries (a header; pages' forms also send a field)."""
+        return self.request.headers.get(forgery.CSRF_HEADER)
+
+    @property
+    def csrf_token(self) -> str:
+        """The token the pages embed for the portal's own scripts and forms ("" without a browser session)."""
+        if self.current_user is None or self.session_key is None:
+            return ""
+        return browser_sessions.csrf_token(self.application.settings["cookie_secret"], self.session_key)
+
     def log_in(self, user: User) -> None:
-        """Start a browser session for `user` (a signed, HTTP-only cookie)."""
+        """Start a browser session for `user`: a row in user_sessions and a signed, HTTP-only cookie with its key
+        (Secure in production mode)."""
+        limits = browser_sessions.Lifetimes.from_config(self.cfg)
+        previous = self.get_signed_cookie(SESSION_COOKIE)
+        if previous:  # a new login is a new session: the one this browser had ends
+            browser_sessions.end_session(self.session, previous.decode("ascii", "replace"))
+        key = browser_sessions.start_session(self.session, user, limits)
+        self.session.commit()
         self.set_signed_cookie(
-            "user_id",
-            str(user.id),
-            expires_days=30,
+            SESSION_COOKIE,
+            key,
+            expires_days=limits.absolute.total_seconds() / 86400,
             httponly=True,
             secure=bool(self.cfg.get("server.production")),
             samesite="Lax",
         )
 
     def log_out(self) -> None:
-        self.clear_cookie("user_id")
+        """End the browser session in the database (every copy of the cookie stops working) and drop the cookie."""
+        raw = self.get_signed_cookie(SESSION_COOKIE)
+        if raw:
+            browser_sessions.end_session(self.session, raw.decode("ascii", "replace"))
+        self.clear_cookie(SESSION_COOKIE)
 
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
         if isinstance(value, ApiError):
@@ -116,6 +169,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
 class APIHandler(BaseHandler):
     """A handler that answers SkyPortal's envelope: {"status": "success", "data": ...} or an error."""
+
+    json_body = True
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -200,3 +255,19 @@ def permissions(acls: list[str]) -> Callable:
         return wrapper
 
     return decorator
+
+
+def rule(method: str, path: str) -> Callable:
+    """Check the ACL that access_rules.RULES gives the route `method path` (401 without credentials, 403 without
+    the ACL). The scope the table names is checked by the domain function the handler calls."""
+    from ..access_rules import rule_for
+
+    entry = rule_for(method, path)
+    decorator = permissions(entry.acls) if entry.acls else auth_required
+
+    def wrap(func: Callable) -> Callable:
+        wrapped = decorator(func)
+        wrapped.__rule__ = entry  # type: ignore[attr-defined]
+        return wrapped
+
+    return wrap

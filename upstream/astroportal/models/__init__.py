@@ -7,6 +7,6 @@ from .instruments import INSTRUMENT_TYPES, Instrument, Telescope
 from .listings import LIST_NAMES, Listing
 from .photometry import PHOT_DETECTION_THRESHOLD, PHOT_ZP, Photometry, photometry_groups
 from .social import SocialAssociation, SocialCode, SocialNonce, SocialPartial, UserSocialAuth
-from .users import ACL, Group, GroupUser, Role, Token, User, role_acls, user_acls, user_roles
+from .users import ACL, Group, GroupUser, Role, Token, User, UserSession, role_acls, user_acls, user_roles
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -150,3 +150,15 @@ class Token(Base):
     last_used: Mapped[datetime | None] = mapped_column(DateTime)
 
     created_by: Mapped[User] = relationship(back_populates="tokens")
+
+
+class UserSession(Base):
+    """A browser session. The cookie holds a random key; only its SHA-256 hash is stored, so that logging out
+    (deleting the row) ends the session for every copy of the cookie, and a database dump yields no cookie."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now(), nullable=False)
+    last_seen: Mapped[datetime] = mapped_column(DateTime, server_default=func.now(), nullable=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...domain import candidates
 from ...domain.sources import DEFAULT_PER_PAGE, parse_bool, parse_id_csv
-from ..base import APIHandler, auth_required, permissions
+from ..base import APIHandler, auth_required, rule
 
 
 class CandidateListHandler(APIHandler):
@@ -52,7 +52,7 @@ class CandidateListHandler(APIHandler):
             )
         )
 
-    @permissions(["Upload data"])
+    @rule("POST", "/api/candidates")
     def post(self) -> None:
         """Record that an object passed filters (creating the object if new).
         ---

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...domain import annotations
 from ...domain.access import get_visible_obj
 from ...errors import ApiError
-from ..base import APIHandler, auth_required, permissions
+from ..base import APIHandler, auth_required, rule
 
 CLASSIFICATION_SCHEMA = {
     "type": "object",
@@ -33,7 +33,7 @@ def classification_path_id(raw: str) -> int:
 
 
 class ClassificationListHandler(APIHandler):
-    @permissions(["Classify"])
+    @rule("POST", "/api/classification")
     def post(self) -> None:
         """
         Classify an object
@@ -104,7 +104,7 @@ class ClassificationHandler(APIHandler):
         cid = classification_path_id(classification_id)
         self.success(annotations.get_classification(self.session, self.current_user, cid))
 
-    @permissions(["Classify"])
+    @rule("PUT", "/api/classification/{id}")
     def put(self, classification_id: str) -> None:
         """
         Change a classification
@@ -138,7 +138,7 @@ class ClassificationHandler(APIHandler):
         annotations.update_classification(self.session, self.current_user, cid, self.get_json())
         self.success()
 
-    @permissions(["Classify"])
+    @rule("DELETE", "/api/classification/{id}")
     def delete(self, classification_id: str) -> None:
         """
         Delete a classification

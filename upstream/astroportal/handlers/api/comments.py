@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...domain import annotations
 from ...domain.access import get_visible_obj
 from ...errors import ApiError
-from ..base import APIHandler, auth_required, permissions
+from ..base import APIHandler, auth_required, rule
 
 COMMENT_SCHEMA = {
     "type": "object",
@@ -58,7 +58,7 @@ class ObjCommentsHandler(APIHandler):
         obj = get_visible_obj(self.session, self.current_user, obj_id)
         self.success(annotations.comments_for_obj(self.session, self.current_user, obj.id))
 
-    @permissions(["Comment"])
+    @rule("POST", "/api/sources/{id}/comments")
     def post(self, obj_id: str) -> None:
         """
         Comment on an object
@@ -130,7 +130,7 @@ class CommentHandler(APIHandler):
             annotations.get_comment(self.session, self.current_user, obj_id, comment_path_id(comment_id))
         )
 
-    @permissions(["Comment"])
+    @rule("PUT", "/api/sources/{id}/comments/{id}")
     def put(self, obj_id: str, comment_id: str) -> None:
         """
         Change a comment
@@ -164,7 +164,7 @@ class CommentHandler(APIHandler):
         )
         self.success()
 
-    @permissions(["Comment"])
+    @rule("DELETE", "/api/sources/{id}/comments/{id}")
     def delete(self, obj_id: str, comment_id: str) -> None:
         """
         Delete a comment

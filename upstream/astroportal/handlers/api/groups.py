@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...domain import groups
 from ...domain.checks import path_id
 from ...errors import ApiError
-from ..base import APIHandler, auth_required, permissions
+from ..base import APIHandler, auth_required, rule
 
 
 def _flag(raw: str | None) -> bool:
@@ -48,7 +48,7 @@ class GroupHandler(APIHandler):
         include = self.query("includeSingleUserGroups", False, _flag)
         self.success(groups.list_groups(self.session, self.current_user, include))
 
-    @permissions(["Manage groups"])
+    @rule("POST", "/api/groups")
     def post(self, group_id: str | None = None) -> None:
         """
         ---
@@ -82,7 +82,7 @@ class GroupHandler(APIHandler):
             raise ApiError(405, "create groups with POST /api/groups")
         self.success({"id": groups.create_group(self.session, self.current_user, self.get_json())})
 
-    @auth_required
+    @rule("PATCH", "/api/groups/{id}")
     def patch(self, group_id: str | None = None) -> None:
         """
         ---
@@ -112,7 +112,7 @@ class GroupHandler(APIHandler):
         groups.update_group(self.session, self.current_user, path_id(group_id, "group"), self.get_json())
         self.success()
 
-    @auth_required
+    @rule("DELETE", "/api/groups/{id}")
     def delete(self, group_id: str | None = None) -> None:
         """
         ---
@@ -149,7 +149,7 @@ class PublicGroupHandler(APIHandler):
 
 
 class GroupUserHandler(APIHandler):
-    @auth_required
+    @rule("POST", "/api/groups/{id}/users")
     def post(self, group_id: str | None = None, user_id: str | None = None) -> None:
         """
         ---
@@ -181,7 +181,7 @@ class GroupUserHandler(APIHandler):
         gid = path_id(group_id, "group")
         self.success(groups.add_member(self.session, self.current_user, gid, self.get_json()))
 
-    @auth_required
+    @rule("PATCH", "/api/groups/{id}/users/{id}")
     def patch(self, group_id: str | None = None, user_id: str | None = None) -> None:
         """
         ---
@@ -210,7 +210,7 @@ class GroupUserHandler(APIHandler):
         gid, uid = path_id(group_id, "group"), path_id(user_id, "user")
         self.success(groups.update_member(self.session, self.current_user, gid, uid, self.get_json()))
 
-    @auth_required
+    @rule("DELETE", "/api/groups/{id}/users/{id}")
     def delete(self, group_id: str | None = None, user_id: str | None = None) -> None:
         """
         ---
@@ -235,7 +235,7 @@ class GroupUserHandler(APIHandler):
 
 
 class GroupStreamHandler(APIHandler):
-    @permissions(["System admin"])
+    @rule("POST", "/api/groups/{id}/streams")
     def post(self, group_id: str | None = None, stream_id: str | None = None) -> None:
         """
         ---
@@ -265,7 +265,7 @@ class GroupStreamHandler(APIHandler):
         gid = path_id(group_id, "group")
         self.success(groups.add_group_stream(self.session, self.current_user, gid, self.get_json()))
 
-    @permissions(["System admin"])
+    @rule("DELETE", "/api/groups/{id}/streams/{id}")
     def delete(self, group_id: str | None = None, stream_id: str | None = None) -> None:
         """
         ---

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...domain import listings
 from ...errors import not_found
-from ..base import APIHandler, auth_required
+from ..base import APIHandler, auth_required, rule
 
 
 class ListingListHandler(APIHandler):
@@ -28,7 +28,7 @@ class ListingListHandler(APIHandler):
         """
         self.success(listings.get_listings(self.session, self.current_user, self.query("listName")))
 
-    @auth_required
+    @rule("POST", "/api/listing")
     def post(self) -> None:
         """Put an object on one of your lists.
         ---
@@ -56,7 +56,7 @@ class ListingListHandler(APIHandler):
 
 
 class ListingHandler(APIHandler):
-    @auth_required
+    @rule("DELETE", "/api/listing/{id}")
     def delete(self, listing_id: str) -> None:
         """Remove one of your listings.
         ---

@@ -11,7 +11,7 @@ from ...bandpasses import FILTER_FAMILIES
 from ...domain import photometry as phot
 from ...errors import ApiError
 from ...jsonutil import dumps
-from ..base import APIHandler, auth_required, permissions
+from ..base import APIHandler, auth_required, rule
 
 BIG_RESPONSE = 256 * 1024  # bytes of JSON above which the light curve is compressed here, quickly
 
@@ -48,7 +48,7 @@ properties:
 
 
 class PhotometryHandler(APIHandler):
-    @permissions(["Upload data"])
+    @rule("POST", "/api/photometry")
     def post(self) -> None:
         """
         Upload photometry
@@ -73,7 +73,7 @@ class PhotometryHandler(APIHandler):
         """
         self.success(phot.add_photometry(self.session, self.current_user, self.get_json()))
 
-    @permissions(["Upload data"])
+    @rule("PUT", "/api/photometry")
     def put(self) -> None:
         """
         Upload photometry idempotently
@@ -127,7 +127,7 @@ class PhotometryPointHandler(APIHandler):
         fmt = self.query("format", "mag")
         self.success(phot.get_photometry(self.session, self.current_user, _point_id(point_id), fmt))
 
-    @auth_required
+    @rule("PATCH", "/api/photometry/{id}")
     def patch(self, point_id: str) -> None:
         """
         Change one photometry point
@@ -157,7 +157,7 @@ class PhotometryPointHandler(APIHandler):
         """
         self.success(phot.update_photometry(self.session, self.current_user, _point_id(point_id), self.get_json()))
 
-    @auth_required
+    @rule("DELETE", "/api/photometry/{id}")
     def delete(self, point_id: str) -> None:
         """
         Delete one photometry point

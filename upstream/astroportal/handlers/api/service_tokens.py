@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from ...domain import service_tokens
-from ..base import APIHandler, permissions
+from ..base import APIHandler, rule
 
 
 class ServiceTokenHandler(APIHandler):
-    @permissions(["System admin"])
+    @rule("POST", "/api/service_tokens")
     def post(self) -> None:
         """
         ---

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...domain import sources
-from ..base import APIHandler, auth_required, permissions
+from ..base import APIHandler, auth_required, rule
 
 
 class SourceListHandler(APIHandler):
@@ -59,7 +59,7 @@ class SourceListHandler(APIHandler):
             )
         )
 
-    @permissions(["Upload data"])
+    @rule("POST", "/api/sources")
     def post(self) -> None:
         """Save an object (created if new) to groups.
         ---
@@ -135,7 +135,7 @@ class SourceHandler(APIHandler):
             )
         )
 
-    @permissions(["Upload data"])
+    @rule("PATCH", "/api/sources/{id}")
     def patch(self, obj_id: str) -> None:
         """Change a source's position, redshift, alias or origin.
         ---
@@ -168,7 +168,7 @@ class SourceHandler(APIHandler):
         """
         self.success(sources.patch_source(self.session, self.current_user, obj_id, self.get_json()))
 
-    @permissions(["Upload data"])
+    @rule("DELETE", "/api/sources/{id}")
     def delete(self, obj_id: str) -> None:
         """Unsave a source from all your groups.
         ---
@@ -189,7 +189,7 @@ class SourceHandler(APIHandler):
 
 
 class SourceGroupsHandler(APIHandler):
-    @permissions(["Upload data"])
+    @rule("POST", "/api/source_groups")
     def post(self) -> None:
         """Save a source to more groups and/or unsave it from some.
         ---

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...domain import streams
 from ...domain.checks import path_id
 from ...errors import ApiError
-from ..base import APIHandler, auth_required, permissions
+from ..base import APIHandler, auth_required, rule
 
 
 class StreamHandler(APIHandler):
@@ -37,7 +37,7 @@ class StreamHandler(APIHandler):
             return
         self.success(streams.list_streams(self.session, self.current_user, self.query("name")))
 
-    @permissions(["System admin"])
+    @rule("POST", "/api/streams")
     def post(self, stream_id: str | None = None) -> None:
         """
         ---
@@ -65,7 +65,7 @@ class StreamHandler(APIHandler):
             raise ApiError(405, "create streams with POST /api/streams")
         self.success({"id": streams.create_stream(self.session, self.get_json())})
 
-    @permissions(["System admin"])
+    @rule("PATCH", "/api/streams/{id}")
     def patch(self, stream_id: str | None = None) -> None:
         """
         ---
@@ -93,7 +93,7 @@ class StreamHandler(APIHandler):
         streams.update_stream(self.session, self.current_user, path_id(stream_id, "stream"), self.get_json())
         self.success()
 
-    @permissions(["System admin"])
+    @rule("DELETE", "/api/streams/{id}")
     def delete(self, stream_id: str | None = None) -> None:
         """
         ---
@@ -137,7 +137,7 @@ class FilterHandler(APIHandler):
             return
         self.success(streams.list_filters(self.session, self.current_user))
 
-    @permissions(["Manage groups"])
+    @rule("POST", "/api/filters")
     def post(self, filter_id: str | None = None) -> None:
         """
         ---
@@ -166,7 +166,7 @@ class FilterHandler(APIHandler):
             raise ApiError(405, "create filters with POST /api/filters")
         self.success({"id": streams.create_filter(self.session, self.current_user, self.get_json())})
 
-    @permissions(["Manage groups"])
+    @rule("PATCH", "/api/filters/{id}")
     def patch(self, filter_id: str | None = None) -> None:
         """
         ---
@@ -194,7 +194,7 @@ class FilterHandler(APIHandler):
         streams.update_filter(self.session, self.current_user, path_id(filter_id, "filter"), self.get_json())
         self.success()
 
-    @permissions(["Manage groups"])
+    @rule("DELETE", "/api/filters/{id}")
     def delete(self, filter_id: str | None = None) -> None:
         """
         ---

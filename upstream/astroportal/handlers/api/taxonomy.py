@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...domain import taxonomies
 from ...errors import ApiError
-from ..base import APIHandler, auth_required, permissions
+from ..base import APIHandler, auth_required, rule
 
 # Picked up by astroportal.openapi for the document's components.
 OPENAPI_SCHEMAS = {
@@ -63,7 +63,7 @@ class TaxonomyListHandler(APIHandler):
         """
         self.success(taxonomies.list_taxonomies(self.session, self.current_user))
 
-    @permissions(["Post taxonomy"])
+    @rule("POST", "/api/taxonomy")
     def post(self) -> None:
         """
         Post a taxonomy
@@ -141,7 +141,7 @@ class TaxonomyHandler(APIHandler):
         """
         self.success(taxonomies.get_taxonomy(self.session, self.current_user, taxonomy_path_id(taxonomy_id)))
 
-    @permissions(["Post taxonomy"])
+    @rule("DELETE", "/api/taxonomy/{id}")
     def delete(self, taxonomy_id: str) -> None:
         """
         Delete a taxonomy

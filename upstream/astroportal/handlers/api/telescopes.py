@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...domain import telescopes
 from ...domain.checks import path_id
 from ...errors import ApiError
-from ..base import APIHandler, auth_required, permissions
+from ..base import APIHandler, auth_required, rule
 
 
 class TelescopeHandler(APIHandler):
@@ -38,7 +38,7 @@ class TelescopeHandler(APIHandler):
             return
         self.success(telescopes.list_telescopes(self.session, self.query("name")))
 
-    @permissions(["Manage telescopes"])
+    @rule("POST", "/api/telescope")
     def post(self, telescope_id: str | None = None) -> None:
         """
         ---
@@ -74,7 +74,7 @@ class TelescopeHandler(APIHandler):
             raise ApiError(405, "create telescopes with POST /api/telescope")
         self.success({"id": telescopes.create_telescope(self.session, self.get_json())})
 
-    @permissions(["Manage telescopes"])
+    @rule("PATCH", "/api/telescope/{id}")
     def patch(self, telescope_id: str | None = None) -> None:
         """
         ---
@@ -100,7 +100,7 @@ class TelescopeHandler(APIHandler):
         telescopes.update_telescope(self.session, path_id(telescope_id, "telescope"), self.get_json())
         self.success()
 
-    @permissions(["Manage telescopes"])
+    @rule("PUT", "/api/telescope/{id}")
     def put(self, telescope_id: str | None = None) -> None:
         """
         ---
@@ -123,7 +123,7 @@ class TelescopeHandler(APIHandler):
         """
         self.patch(telescope_id)
 
-    @permissions(["Manage telescopes"])
+    @rule("DELETE", "/api/telescope/{id}")
     def delete(self, telescope_id: str | None = None) -> None:
         """
         ---
@@ -171,7 +171,7 @@ class InstrumentHandler(APIHandler):
             return
         self.success(telescopes.list_instruments(self.session, self.query("name")))
 
-    @permissions(["Manage telescopes"])
+    @rule("POST", "/api/instrument")
     def post(self, instrument_id: str | None = None) -> None:
         """
         ---
@@ -204,7 +204,7 @@ class InstrumentHandler(APIHandler):
             raise ApiError(405, "create instruments with POST /api/instrument")
         self.success({"id": telescopes.create_instrument(self.session, self.get_json())})
 
-    @permissions(["Manage telescopes"])
+    @rule("PATCH", "/api/instrument/{id}")
     def patch(self, instrument_id: str | None = None) -> None:
         """
         ---
@@ -230,7 +230,7 @@ class InstrumentHandler(APIHandler):
         telescopes.update_instrument(self.session, path_id(instrument_id, "instrument"), self.get_json())
         self.success()
 
-    @permissions(["Manage telescopes"])
+    @rule("PUT", "/api/instrument/{id}")
     def put(self, instrument_id: str | None = None) -> None:
         """
         ---
@@ -253,7 +253,7 @@ class InstrumentHandler(APIHandler):
         """
         self.patch(instrument_id)
 
-    @permissions(["Manage telescopes"])
+    @rule("DELETE", "/api/instrument/{id}")
     def delete(self, instrument_id: str | None = None) -> None:
         """
         ---

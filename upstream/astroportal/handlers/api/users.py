@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...domain import tokens, users
 from ...domain.checks import path_id
 from ...errors import ApiError
-from ..base import APIHandler, auth_required, permissions
+from ..base import APIHandler, auth_required, rule
 
 
 class UserHandler(APIHandler):
@@ -49,7 +49,7 @@ class UserHandler(APIHandler):
         per_page = self.query("numPerPage", 100, int)
         self.success(users.list_users(self.session, page, per_page, self.query("username")))
 
-    @permissions(["System admin"])
+    @rule("POST", "/api/user")
     def post(self, user_id: str | None = None) -> None:
         """
         ---
@@ -83,7 +83,7 @@ class UserHandler(APIHandler):
 
 
 class UserRoleHandler(APIHandler):
-    @permissions(["System admin"])
+    @rule("POST", "/api/user/{id}/roles")
     def post(self, user_id: str | None = None, role: str | None = None) -> None:
         """
         ---
@@ -115,7 +115,7 @@ class UserRoleHandler(APIHandler):
         users.add_roles(self.session, path_id(user_id, "user"), self.get_json())
         self.success()
 
-    @permissions(["System admin"])
+    @rule("DELETE", "/api/user/{id}/roles/{id}")
     def delete(self, user_id: str | None = None, role: str | None = None) -> None:
         """
         ---
@@ -192,7 +192,7 @@ class TokenHandler(APIHandler):
         owner = self.query("user_id", None, int)
         self.success(tokens.list_tokens(self.session, self.current_user, owner))
 
-    @auth_required
+    @rule("POST", "/api/internal/tokens")
     def post(self, token_id: str | None = None) -> None:
         """
         ---
@@ -221,7 +221,7 @@ class TokenHandler(APIHandler):
             raise ApiError(405, "create tokens with POST /api/internal/tokens")
         self.success(tokens.new_token(self.session, self.current_user, self.get_json()))
 
-    @auth_required
+    @rule("DELETE", "/api/internal/tokens/{id}")
     def delete(self, token_id: str | None = None) -> None:
         """
         ---

@@ -150,19 +150,34 @@ class LoginComplete(AuthPage):
 class Logout(AuthPage):
     def get(self) -> None:
         """
-        Log out: ends the browser session and goes to the login page.
+        Logging out is a POST from the portal's pages; a plain link (or another site) only reaches the login page.
+        ---
+        summary: Log out (the login page, which offers the logout button)
+        tags: [auth]
+        responses:
+          302:
+            description: Redirect to /login
+        """
+        self.redirect("/login")
+
+    def post(self) -> None:
+        """
+        Log out: ends the browser session in the database (a copied cookie stops working) and goes to the
+        login page. Needs the page's anti-forgery token (form field csrf_token) and the portal's own Origin.
         ---
         summary: Log out
         tags: [auth]
         responses:
           302:
             description: Redirect to /login
+          403:
+            description: The request did not come from the portal's own page.
         """
+        # Reading the user runs the anti-forgery checks: another site cannot log a person out.
+        self.current_user
         self.log_out()
         self.clear_cookie(SESSION_COOKIE)
         self.redirect("/login")
-
-    post = get
 
 
 class DebugLogin(AuthPage):

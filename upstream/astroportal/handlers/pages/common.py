@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import http.client
 from typing import Any, Callable
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import tornado.escape
 import tornado.web
@@ -13,6 +13,7 @@ import tornado.web
 from ... import extension_points as ep
 from ...errors import ApiError
 from ...jsonutil import dumps
+from .. import forgery
 from ..base import BaseHandler, log
 
 # No ROUTES here: this module only holds the base class (the app factory skips modules without ROUTES).
@@ -41,6 +42,17 @@ class PageHandler(BaseHandler):
             self.set_header("Content-Security-Policy", csp)
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "same-origin")
+
+    def sent_csrf_token(self) -> str | None:
+        """The header, or the `csrf_token` field of a form the portal's page posted."""
+        header = super().sent_csrf_token()
+        if header:
+            return header
+        media = (self.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media != "application/x-www-form-urlencoded":
+            return None
+        fields = parse_qs(self.body.decode("utf-8", "replace"))
+        return (fields.get(forgery.CSRF_FIELD) or [None])[0]
 
     def get_template_namespace(self) -> dict[str, Any]:
         from .vendor import plotly_url

@@ -19,8 +19,16 @@ const Portal = (() => {
     return envelope(path, request(method, path, body));
   }
 
+  /** The session's anti-forgery token, which the page carries in <meta name="csrf-token">. */
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
   function request(method, path, body) {
     const opts = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    // A state change with the session cookie must prove it comes from the portal's own page.
+    if (method !== "GET" && method !== "HEAD") opts.headers["X-CSRF-Token"] = csrfToken();
     if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
@@ -274,7 +282,7 @@ const Portal = (() => {
   }
 
   return {
-    ApiError, api, envelope, query, el, append, clear, $, flash, showError, loading, fmt, sexagesimal, mjdToDate,
+    ApiError, api, envelope, csrfToken, query, el, append, clear, $, flash, showError, loading, fmt, sexagesimal, mjdToDate,
     dateToMjd, mjdToIso, fmtTime, user, table, pager, ready, pageData, action, safeHref, groupNames,
   };
 })();
