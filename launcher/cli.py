@@ -162,7 +162,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     build(args.cfg)
     with lifecycle.database_up(args.cfg):
-        migrate(args.cfg)
+        migrate(args.cfg, answer=True)
     return 0
 
 

@@ -13,8 +13,9 @@ from .config import Config
 from .errors import LauncherError, info
 
 
-def migrate(cfg: Config) -> dict:
-    """Apply pending migrations; print "database at revision(s): ..." and return the portal's JSON answer
+def migrate(cfg: Config, answer: bool = False) -> dict:
+    """Apply pending migrations; say "database at revision(s): ..." (on stdout when it is the command's
+    `answer`, else with the progress on stderr) and return the portal's JSON answer
     ({"heads", "current", "applied", "pending", "upgraded"}: lists of revisions)."""
     info("migrate: applying pending migrations")
     res = portal.run(cfg, "migrate", "--json", capture=True, what="migrate")
@@ -26,5 +27,9 @@ def migrate(cfg: Config) -> dict:
     if state["upgraded"]:
         info(f"migrate: applied {', '.join(state['upgraded'])}")
     at = [h for h in heads if h in applied]
-    print("database at revision(s): " + (", ".join(sorted(at)) or "(empty)"), flush=True)
+    line = "database at revision(s): " + (", ".join(sorted(at)) or "(empty)")
+    if answer:
+        print(line, flush=True)
+    else:
+        info(line)
     return state

@@ -200,16 +200,36 @@ def test_unreachable_external_database_is_a_clear_error(dbp):
     assert ":pw@" not in res.stderr
 
 
-def test_unreachable_var_dir_is_a_clear_error(tmp_path):
-    """pytest's tmp dirs are private to root: the postgres user cannot reach a var/ inside them."""
+def test_as_root_a_project_the_postgres_user_cannot_reach_runs_without_a_chmod(tmp_path):
+    """pytest's tmp dirs are 0700 root's, as a clone under /root: the cluster goes where postgres can reach it."""
     if os.geteuid() != 0:
         pytest.skip("only root hands the cluster to the postgres user")
-    t = Tree(tmp_path / "private")
-    t.write("upstream/config.defaults.yaml", "server:\n  port: 5000\n")
-    t.write("upstream/pkg/x.py", "")
-    res = t.run("migrate", env={"PORTAL__DATABASE__EMBEDDED__PORT": str(free_port())})
-    assert res.returncode == 1 and "cannot reach" in res.stderr and "PORTAL_VAR" in res.stderr
-    assert not (t.root / "var/pgdata/PG_VERSION").exists()
+    assert stat.S_IMODE(os.stat(tmp_path).st_mode) & 0o001 == 0
+    root = tmp_path / "project"
+    link_real_layers(root)
+    port = free_port()
+    (root / "config.yaml").write_text(yaml.safe_dump({
+        "server": {"port": port},
+        "database": {"embedded": {"port": free_port(), "settings": {"fsync": False}}}}))
+    var = root / "var"
+    home = database.cluster_home(var)
+    try:
+        res = launcher(root, "run")
+        assert res.returncode == 0, res.stderr
+        assert "chmod" not in res.stderr and f"the cluster goes to {home}" in res.stderr
+        assert res.stdout.strip() == f"http://127.0.0.1:{port}"
+        # var/pgdata leads to the cluster, which the postgres user owns; the caller's directories are unchanged.
+        assert (var / "pgdata").is_symlink() and (var / "pgdata" / "PG_VERSION").exists()
+        assert os.stat(home / "pgdata").st_uid == pwd.getpwnam("postgres").pw_uid
+        assert stat.S_IMODE(os.stat(tmp_path).st_mode) & 0o001 == 0
+        assert "database system is ready" in launcher(root, "log", "postgresql", "-n", "100").stdout
+        assert launcher(root, "stop").returncode == 0
+        # Again, from the cluster it made: same place, data kept.
+        res = launcher(root, "migrate")
+        assert res.returncode == 0 and "creating the embedded PostgreSQL cluster" not in res.stderr, res.stderr
+    finally:
+        launcher(root, "stop")
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_missing_server_binaries_are_a_clear_error(tmp_path):
