@@ -76,9 +76,12 @@ def ensure_credentials(var: VarLayout) -> dict:
 
 def ensure_var(var: Path) -> None:
     """Create var/ traversable (not listable) by others: the postgres user must reach var/pgdata."""
-    if not var.exists():
-        var.mkdir(parents=True)
-        os.chmod(var, 0o711)
+    var.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        var.mkdir()
+    except FileExistsError:
+        return  # made already (perhaps a moment ago by another ./run.sh)
+    os.chmod(var, 0o711)
 
 
 def derive_url(cfg: "Config") -> None:

@@ -168,6 +168,8 @@ def _run(cfg: Config, init: bool, clear: bool, yes: bool) -> int:
         data = admin.data_files(cfg)
         if data:
             data = admin.validate_data(cfg, data)
+        else:
+            info(f"load_data: {cfg.project.data} holds no *.yaml file: nothing to load")
     started_db = db.ensure()
     started_sup = False
     try:
