@@ -1,11 +1,13 @@
 """The portal's PostgreSQL: an embedded cluster under var/, or an external server named by the config.
 
-Embedded (no `database.url` set above upstream's defaults, and `database.embedded.enabled`):
-  var/pgdata               the cluster (owned by the `postgres` system user when we run as root)
+Embedded (no `database.url` set above upstream's defaults, and `database.embedded.enabled`), in the places
+launcher/paths.py (VarLayout) names:
+  var/pgdata               the cluster (owned by the `postgres` system user when we run as root; then, if
+                           that user cannot reach var/, a link to /var/lib/astroportal/..., see Embedded)
   var/run/postgresql/      its unix socket directory
   var/log/postgresql.log   its log
-  var/db-credentials.yaml  generated passwords (mode 0600): the superuser `postgres` (used by the launcher
-                           to create and drop the database) and the portal's own role
+  var/db-credentials.yaml  generated passwords (mode 0600, by the first build): the superuser `postgres`
+                           (used by the launcher to create and drop the database) and the portal's own role
 It listens on 127.0.0.1 only, at `database.embedded.port` (5433 by default, so that a system PostgreSQL
 on 5432 is left alone), with password (scram-sha-256) authentication for TCP and peer for the socket.
 """

@@ -148,6 +148,15 @@ class VarLayout:
         return self.run / "supervisord.pid"
 
     @property
+    def supervisor_log(self) -> Path:
+        return self.log / "supervisord.log"
+
+    @property
+    def supervisor_start_log(self) -> Path:
+        """supervisord's own early errors (before it logs to supervisor_log)."""
+        return self.log / "supervisord.start.log"
+
+    @property
     def lifecycle_lock(self) -> Path:
         """flock'ed by run, stop, restart and the commands that start the database for a while."""
         return self.run / "lifecycle.lock"

@@ -125,7 +125,7 @@ file={files.supervisor_socket}
 chmod=0700
 
 [supervisord]
-logfile={files.log / 'supervisord.log'}
+logfile={files.supervisor_log}
 logfile_maxbytes=10MB
 logfile_backups=3
 pidfile={files.supervisor_pid}
@@ -199,18 +199,18 @@ class Supervisor:
         self.files.supervisor_socket.unlink(missing_ok=True)
         info(f"supervisor: starting {', '.join(names) or 'no service'} (logs in {self.files.log})")
         # supervisord daemonizes; its early errors go to a file rather than a pipe it might hold open.
-        with open(self.files.log / "supervisord.start.log", "w") as err:
+        with open(self.files.supervisor_start_log, "w") as err:
             res = subprocess.run([str(self.bin / "supervisord"), "-c", str(conf)], stdin=subprocess.DEVNULL,
                                  stdout=err, stderr=subprocess.STDOUT)
         if res.returncode != 0:
             raise LauncherError("supervisord did not start: "
-                                + (self.files.log / "supervisord.start.log").read_text().strip())
+                                + self.files.supervisor_start_log.read_text().strip())
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.running():
                 return
             time.sleep(0.1)
-        raise LauncherError(f"supervisord did not answer on {self.files.supervisor_socket}; see {self.files.log / 'supervisord.log'}")
+        raise LauncherError(f"supervisord did not answer on {self.files.supervisor_socket}; see {self.files.supervisor_log}")
 
     def processes(self) -> list[dict]:
         return self.rpc().supervisor.getAllProcessInfo()
