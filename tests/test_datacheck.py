@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CODE_ROOT, Instance, launcher, link_real_layers
+from conftest import CODE_ROOT, Instance, free_port, launcher, link_real_layers
 
 GOOD_TELESCOPES = """\
 telescope:
@@ -40,6 +40,8 @@ def project(tmp_path) -> Path:
     data = tmp_path / "data"
     data.mkdir()
     link_real_layers(root, data)
+    # A free port: "the portal is not running" must not depend on what else runs on this machine.
+    (root / "config.yaml").write_text(f"server:\n  port: {free_port()}\n")
     return root
 
 
