@@ -1,19 +1,22 @@
-"""Admin commands: token, set_user_role and load_data (the portal's YAML loader over HTTP)."""
+"""Admin commands: token, set_user_role and load_data, each driving the portal's own command."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-from . import config as configmod
-from . import datacheck, portal
+from . import portal
 from .config import Config
 from .errors import LauncherError, info
+from .paths import ADMIN_TOKEN
+
+MAX_SHOWN = 50  # problems listed by load_data; the rest are counted
 
 
 def token_path(cfg: Config) -> Path:
     """bootstrap.token_file, relative to paths.var (as the portal resolves it)."""
-    p = Path(str(cfg.get("bootstrap.token_file") or "admin_token"))
+    p = Path(str(cfg.get("bootstrap.token_file") or ADMIN_TOKEN))
     return p if p.is_absolute() else cfg.var_dir / p
 
 
@@ -28,19 +31,22 @@ def token(cfg: Config) -> str:
     return value
 
 
-def set_user_role(cfg: Config, user: str | None, role: str | None, list_: bool) -> str:
+def set_user_role(cfg: Config, user: str | None, role: str | None, list_: bool, force: bool = False) -> str:
+    """The portal's `set_user_role` with the same arguments: the portal checks them and answers."""
+    args = ["set_user_role"]
     if list_:
-        args = ["set_user_role", "--list"]
-    else:
-        if not user or not role:
-            raise LauncherError("set_user_role: give --user NAME and --role ROLE, or --list", 2)
-        args = ["set_user_role", "--user", user, "--role", role]
-    res = portal.run(cfg, *args, capture=True, what="set_user_role")
-    return res.stdout
+        args.append("--list")
+    if user is not None:
+        args += ["--user", user]
+    if role is not None:
+        args += ["--role", role]
+    if force:
+        args.append("--force")
+    return portal.run(cfg, *args, capture=True, what="set_user_role").stdout
 
 
 def data_files(cfg: Config) -> list[Path]:
-    """The distribution's data: every data/*.yaml (and *.yml); load_data orders them by their references.
+    """The distribution's data: every data/*.yaml (and *.yml); the portal's loader orders them by their references.
 
     Files in subfolders of data/ are not loaded on their own: they are there for `{file: ...}` includes.
     """
@@ -62,15 +68,42 @@ def resolve_files(cfg: Config, names: list[str]) -> list[Path]:
     return out
 
 
-def load_data(cfg: Config, names: list[str] | None) -> int:
-    """Load the named files (default: the distribution's data/) through the running portal; return how many."""
+def validate_data(cfg: Config, files: list[Path]) -> list[Path]:
+    """The portal's `load_data --dry-run --json` on `files`: return them in load order, or raise naming every
+    problem (file, line, entry, field). Nothing is written and no running portal is needed."""
+    res = portal.run(cfg, "load_data", "--dry-run", "--json", *[str(f) for f in files], capture=True,
+                     what="checking the data files (load_data --dry-run)", ok_codes=(0, 1))
+    try:
+        answer = json.loads(res.stdout)
+        problems = [p["text"] for p in answer["problems"]]
+        ordered = [Path(f) for f in answer["files"]]
+    except (ValueError, KeyError, TypeError):
+        raise LauncherError("the portal's `load_data --dry-run --json` did not answer its JSON object: "
+                            f"{(res.stdout or res.stderr).strip()[:300]!r}") from None
+    if problems:
+        shown = problems[:MAX_SHOWN]
+        more = f"\n  ... and {len(problems) - MAX_SHOWN} more" if len(problems) > MAX_SHOWN else ""
+        raise LauncherError(
+            f"the data files have {len(problems)} problem(s); nothing was loaded:\n  " + "\n  ".join(shown) + more, 2
+        )
+    return ordered
+
+
+def load_data(cfg: Config, names: list[str] | None, dry_run: bool = False, validated: bool = False) -> int:
+    """Validate, then load the named files (default: the distribution's data/) through the running portal.
+
+    `validated`: the files were checked already (run --init checks them before starting anything).
+    Returns how many files were loaded (or would be, for a dry run).
+    """
     files = resolve_files(cfg, names) if names else data_files(cfg)
     if not files:
         info(f"load_data: {cfg.project.data} holds no *.yaml file: nothing to load")
         return 0
-    for f in files:  # a YAML error names the file and line before anything is sent
-        configmod.parse_yaml(f.read_text(encoding="utf-8"), str(f))
-    files = datacheck.check_files(cfg, files)  # every problem at once, and nothing sent; definitions first
+    if not validated:
+        files = validate_data(cfg, files)  # every problem at once, and nothing sent
+    if dry_run:
+        info(f"load_data: {len(files)} file(s) checked, no problem found; nothing was loaded (--dry-run)")
+        return len(files)
     if not portal.answers(cfg):
         raise LauncherError("load_data sends the data through the portal's API, and the portal is not running: "
                             "./run.sh run first")

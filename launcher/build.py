@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from . import config as configmod
-from . import overlay, provenance
-from .errors import LauncherError, info, warn
+from . import database, overlay, provenance
+from .errors import info, warn
 
 
 def build(cfg: configmod.Config, force: bool = False, accept: list[str] | None = None) -> overlay.BuildResult:
@@ -13,7 +13,8 @@ def build(cfg: configmod.Config, force: bool = False, accept: list[str] | None =
     for where in configmod.tracked_secrets(cfg):
         warn(f"a secret is set in a tracked file: {where}; put it in config.yaml (git-ignored) or the environment")
     provenance.load(project)  # a broken manifest stops the build before anything changes
-    result, inputs = overlay.build(project, configmod.render_portal_file(cfg), cfg.var_dir / "run", force=force)
+    database.prepare(cfg)  # the portal's file carries the embedded database's generated password
+    result, inputs = overlay.build(project, configmod.render_portal_file(cfg), cfg.var.run, force=force)
     info(result.summary(_shown(project.patched, project.root)))
     report = provenance.check(project, inputs, accept)
     if report.recorded:
@@ -37,8 +38,3 @@ def _shown(path, root) -> str:
         return str(path.relative_to(root)) + "/"
     except ValueError:
         return str(path) + "/"
-
-
-def require_build(cfg: configmod.Config) -> None:
-    if not (cfg.project.patched / "config.yaml").exists():
-        raise LauncherError("no build yet: run ./run.sh build")

@@ -1,9 +1,15 @@
-"""`./run.sh COMMAND [OPTIONS]`: the command line of the distribution."""
+"""`./run.sh COMMAND [OPTIONS]`: the command line of the distribution.
+
+Every command is a plain function registered with @command, its arguments declared beside it; the one
+registry (COMMANDS) builds both the argparse parser (with --help for each command) and the dispatch.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from . import __version__
 from .errors import LauncherError
@@ -22,60 +28,201 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n(see {self.prog} --help)\n")
 
 
+def arg(*flags: str, **options: Any) -> tuple[tuple[str, ...], dict]:
+    """One argument of a command, as argparse's add_argument takes it."""
+    return flags, options
+
+
+@dataclass
+class Command:
+    name: str
+    func: Callable[[argparse.Namespace], int]
+    help: str
+    description: str | None = None
+    arguments: list[tuple[tuple[str, ...], dict]] = field(default_factory=list)
+    config: bool = True  # the function gets the loaded configuration as args.cfg
+    passthrough: bool = False  # takes arguments after `--` (as args.passthrough)
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, *arguments: tuple[tuple[str, ...], dict], description: str | None = None,
+            config: bool = True, passthrough: bool = False):
+    """Register the decorated function as `./run.sh NAME` (in the order of registration)."""
+
+    def register(func: Callable[[argparse.Namespace], int]):
+        COMMANDS[name] = Command(name, func, help, description, list(arguments), config, passthrough)
+        return func
+
+    return register
+
+
+# -- the commands ---------------------------------------------------------------------------------------------
+@command("run", "build, start the database and every service, return once the portal answers",
+         arg("--init", action="store_true",
+             help="also validate and load the distribution's data/ (done by itself on a new database)"),
+         arg("--clear", action="store_true", help="drop and recreate the database first (asks for confirmation)"),
+         arg("--yes", action="store_true", help="confirm --clear without asking"),
+         description="Build patched/, start the database (embedded unless database.url is configured), migrate, start\n"
+                     "supervisord with the portal and every enabled service, wait until GET /api/sysinfo answers and\n"
+                     "print the URL. On a new database (no user yet) it also does what --init does. Two at once: the\n"
+                    "second waits for the first, then says the portal runs.")
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
+    return lifecycle.run(args.cfg, init=args.init, clear=args.clear, yes=args.yes)
+
+
+@command("stop", "stop every service and the embedded database")
+def cmd_stop(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
+    return lifecycle.stop(args.cfg)
+
+
+@command("status", "show the services, the database and whether the portal answers (exit 3 when not running)")
+def cmd_status(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
+    return lifecycle.status(args.cfg)
+
+
+@command("restart", "rebuild, migrate and restart every service, or restart one service",
+         arg("service", nargs="?", metavar="SERVICE", help="a service name, e.g. app"))
+def cmd_restart(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
+    return lifecycle.restart(args.cfg, args.service)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+@command("log", "show the logs under var/log/ (all, or one service's)",
+         arg("service", nargs="?", metavar="SERVICE", help="a service name, supervisord or postgresql"),
+         arg("-f", "--follow", action="store_true", help="keep printing new lines"),
+         arg("-n", "--lines", type=positive_int, default=50, metavar="N", help="lines to show (at least 1; default 50)"))
+def cmd_log(args: argparse.Namespace) -> int:
+    from . import lifecycle
+
+    return lifecycle.log(args.cfg, args.service, args.follow, args.lines)
+
+
+@command("token", "print the initial admin's API token alone on one line")
+def cmd_token(args: argparse.Namespace) -> int:
+    from .admin import token
+
+    print(token(args.cfg))
+    return 0
+
+
+@command("set_user_role", "give a user a role (replacing their roles), or list users and roles",
+         arg("--user", metavar="NAME"),
+         arg("--role", metavar="ROLE", help="Super admin, Group admin, Full user or View only"),
+         arg("--list", action="store_true", help="list users and their roles"),
+         arg("--force", action="store_true", help="allow demoting the last Super admin"),
+         description="Give a user a role, or list users and roles: the portal's own `set_user_role` command, run on\n"
+                     "the database (started for the while if needed). The portal checks the arguments.")
+def cmd_set_user_role(args: argparse.Namespace) -> int:
+    from . import lifecycle
+    from .admin import set_user_role
+    from .build import build
+
+    build(args.cfg)
+    with lifecycle.database_up(args.cfg):
+        sys.stdout.write(set_user_role(args.cfg, args.user, args.role, args.list, args.force))
+    return 0
+
+
+@command("load_data", "validate, then load YAML data through the running portal's API (default: data/)",
+         arg("files", nargs="*", metavar="FILE", help="files to load (relative to the current directory or data/)"),
+         arg("--dry-run", action="store_true", help="only validate the files (the portal need not run)"))
+def cmd_load_data(args: argparse.Namespace) -> int:
+    from .admin import load_data
+    from .build import build
+
+    build(args.cfg)  # the portal's own loader checks the files: the build's
+    load_data(args.cfg, args.files, dry_run=args.dry_run)
+    return 0
+
+
+@command("migrate", "apply pending database migrations (upstream's chain and the distribution's branch)")
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from . import lifecycle
+    from .build import build
+    from .migrations import migrate
+
+    build(args.cfg)
+    with lifecycle.database_up(args.cfg):
+        migrate(args.cfg, answer=True)
+    return 0
+
+
+@command("build", "assemble patched/ from upstream/, extensions/, services/ and the configuration",
+         arg("--force", action="store_true", help="rewrite every file instead of only the changed ones"),
+         arg("--accept-upstream", nargs="*", metavar="PATH",
+             help="record today's upstream file as the base of these overrides (all when no PATH)"),
+         description="Assemble patched/ (incremental and atomic) and print a summary. Warns when upstream changed under\n"
+                     "an override recorded in extensions/PROVENANCE.yaml.")
+def cmd_build(args: argparse.Namespace) -> int:
+    from .build import build
+
+    build(args.cfg, force=args.force, accept=args.accept_upstream)
+    return 0
+
+
+@command("diff", "show each override against upstream as a unified diff, and the added and deleted files",
+         arg("path", nargs="?", metavar="PATH", help="a file or directory of the tree"),
+         arg("--stat", action="store_true", help="one line per override with its added/removed line counts"))
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import diff
+
+    sys.stdout.write(diff(args.cfg.project, args.path, args.stat))
+    return 0
+
+
+@command("config", "print the effective configuration (or one KEY) and the layer that set each value",
+         arg("key", nargs="?", metavar="KEY", help="a dotted key, e.g. server.port"),
+         arg("--show-secrets", action="store_true", help="print secret values instead of ********"))
+def cmd_config(args: argparse.Namespace) -> int:
+    from .show_config import show
+
+    return show(args.cfg, args.key, args.show_secrets)
+
+
+@command("test", "run every test: upstream's suite, then the distribution's; ends with 'N passed, N failed'",
+         arg("--suite", choices=["upstream", "distribution"], action="append", help="run only this suite (repeatable)"),
+         description="Run the upstream portal's suite (cd upstream && pytest tests) and the distribution's (pytest tests).\n"
+                     "Arguments after -- go to pytest, e.g. ./run.sh test --suite distribution -- -k overlay -x",
+         config=False, passthrough=True)
+def cmd_test(args: argparse.Namespace) -> int:
+    from . import suite
+
+    return suite.run(args.suite or list(suite.SUITES), args.passthrough)
+
+
+# -- the parser and the dispatch, both from COMMANDS ----------------------------------------------------------
 def build_parser() -> tuple[Parser, dict[str, Parser]]:
     parser = Parser(prog="./run.sh", description="Run, build and administer the astroportal distribution.",
                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"launcher {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     subs: dict[str, Parser] = {}
-
-    def add(name: str, help: str, description: str | None = None) -> Parser:
-        p = sub.add_parser(name, help=help, description=description or help,
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description or cmd.help,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        subs[name] = p
-        return p
-
-    p = add("run", "build, start the database and every service, return once the portal answers",
-            "Build patched/, start the database (embedded unless database.url is configured), migrate, start\n"
-            "supervisord with the portal and every enabled service, wait until GET /api/sysinfo answers and\n"
-            "print the URL. On a new database (no user yet) it also does what --init does.")
-    p.add_argument("--init", action="store_true",
-                   help="also load the distribution's data/ (done by itself on a new database)")
-    p.add_argument("--clear", action="store_true", help="drop and recreate the database first (asks for confirmation)")
-    p.add_argument("--yes", action="store_true", help="confirm --clear without asking")
-    add("stop", "stop every service and the embedded database")
-    add("status", "show the services, the database and whether the portal answers (exit 3 when not running)")
-    p = add("restart", "rebuild, migrate and restart every service, or restart one service")
-    p.add_argument("service", nargs="?", metavar="SERVICE", help="a service name, e.g. app")
-    p = add("log", "show the logs under var/log/ (all, or one service's)")
-    p.add_argument("service", nargs="?", metavar="SERVICE", help="a service name, supervisord or postgresql")
-    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-    p.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="lines to show (default 50)")
-    add("token", "print the initial admin's API token alone on one line")
-    p = add("set_user_role", "give a user a role (replacing their roles), or list users and roles")
-    p.add_argument("--user", metavar="NAME")
-    p.add_argument("--role", metavar="ROLE", help="Super admin, Group admin, Full user or View only")
-    p.add_argument("--list", action="store_true", help="list users and their roles")
-    p = add("load_data", "load YAML data through the running portal's API (default: the distribution's data/)")
-    p.add_argument("files", nargs="*", metavar="FILE", help="files to load (relative to the current directory or data/)")
-    add("migrate", "apply pending database migrations (upstream's chain and the distribution's branch)")
-    p = add("build", "assemble patched/ from upstream/, extensions/, services/ and the configuration",
-            "Assemble patched/ (incremental and atomic) and print a summary. Warns when upstream changed under\n"
-            "an override recorded in extensions/PROVENANCE.yaml.")
-    p.add_argument("--force", action="store_true", help="rewrite every file instead of only the changed ones")
-    p.add_argument("--accept-upstream", nargs="*", metavar="PATH",
-                   help="record today's upstream file as the base of these overrides (all when no PATH)")
-    p = add("diff", "show each override against upstream as a unified diff, and the added and deleted files")
-    p.add_argument("path", nargs="?", metavar="PATH", help="a file or directory of the tree")
-    p.add_argument("--stat", action="store_true", help="one line per override with its added/removed line counts")
-    p = add("config", "print the effective configuration (or one KEY) and the layer that set each value")
-    p.add_argument("key", nargs="?", metavar="KEY", help="a dotted key, e.g. server.port")
-    p.add_argument("--show-secrets", action="store_true", help="print secret values instead of ********")
-    p = add("test", "run every test: upstream's suite, then the distribution's; ends with 'N passed, N failed'",
-            "Run the upstream portal's suite (cd upstream && pytest tests) and the distribution's (pytest tests).\n"
-            "Arguments after -- go to pytest, e.g. ./run.sh test --suite distribution -- -k overlay -x")
-    p.add_argument("--suite", choices=["upstream", "distribution"], action="append",
-                   help="run only this suite (repeatable)")
+        for flags, options in cmd.arguments:
+            p.add_argument(*flags, **options)
+        subs[cmd.name] = p
     return parser, subs
 
 
@@ -90,84 +237,21 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    cmd = COMMANDS[args.command]
     if extra:
-        subs[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
-    if passthrough and args.command != "test":
-        subs[args.command].error("arguments after -- are only for `test`")
+        subs[cmd.name].error(f"unrecognized arguments: {' '.join(extra)}")
+    if passthrough and not cmd.passthrough:
+        subs[cmd.name].error("arguments after -- are only for `test`")
+    args.passthrough = passthrough
     try:
-        return dispatch(args, passthrough)
+        if cmd.config:
+            from . import config as configmod
+
+            args.cfg = configmod.load()
+        return cmd.func(args)
     except LauncherError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-def dispatch(args: argparse.Namespace, passthrough: list[str]) -> int:
-    if args.command == "test":
-        from . import suite
-
-        return suite.run(args.suite or list(suite.SUITES), passthrough)
-
-    from . import config as configmod
-
-    cfg = configmod.load()
-    cmd = args.command
-    if cmd == "config":
-        from .show_config import show
-
-        return show(cfg, args.key, args.show_secrets)
-    if cmd == "build":
-        from .build import build
-
-        build(cfg, force=args.force, accept=args.accept_upstream)
-        return 0
-    if cmd == "diff":
-        from .diff import diff
-
-        sys.stdout.write(diff(cfg.project, args.path, args.stat))
-        return 0
-    if cmd == "token":
-        from .admin import token
-
-        print(token(cfg))
-        return 0
-
-    from . import lifecycle
-
-    if cmd == "run":
-        return lifecycle.run(cfg, init=args.init, clear=args.clear, yes=args.yes)
-    if cmd == "stop":
-        return lifecycle.stop(cfg)
-    if cmd == "status":
-        return lifecycle.status(cfg)
-    if cmd == "restart":
-        return lifecycle.restart(cfg, args.service)
-    if cmd == "log":
-        return lifecycle.log(cfg, args.service, args.follow, args.lines)
-
-    from .build import build
-
-    if cmd == "migrate":
-        from .migrations import migrate
-
-        build(cfg)
-        with lifecycle.database_up(cfg):
-            migrate(cfg)
-        return 0
-    if cmd == "set_user_role":
-        from .admin import set_user_role
-
-        if not args.list and not (args.user and args.role):
-            raise LauncherError("set_user_role: give --user NAME and --role ROLE, or --list", 2)
-        build(cfg)
-        with lifecycle.database_up(cfg):
-            sys.stdout.write(set_user_role(cfg, args.user, args.role, args.list))
-        return 0
-    if cmd == "load_data":
-        from .admin import load_data
-
-        load_data(cfg, args.files)
-        return 0
-    raise LauncherError(f"unknown command {cmd}", 2)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import difflib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,10 +24,10 @@ from typing import Any, Iterator
 import yaml
 
 from .errors import LauncherError
-from .paths import Project
+from .masking import is_secret
+from .paths import Project, VarLayout
 
 ENV_PREFIX = "PORTAL__"
-SECRET_KEY = re.compile(r"(secret|password|passwd|token)$", re.I)
 
 
 class _Delete:
@@ -80,6 +79,9 @@ def env_layer(env: dict, current: dict) -> list[tuple[str, list[str], Any]]:
 
     Each `__`-separated part names a key, matched case-insensitively against the keys already there
     with `-` and `_` alike (so PORTAL__SERVER__AUTH__GOOGLE_OAUTH2__KEY reaches `google-oauth2`).
+    A part that names no key where the files define some (PORTAL__SERVER__PROT) is a typo until shown
+    otherwise: it is refused with the closest keys. New keys go under a mapping the files leave empty
+    (e.g. database.embedded.settings) or into config.yaml.
     """
     out = []
     for var in sorted(env):
@@ -94,11 +96,28 @@ def env_layer(env: dict, current: dict) -> list[tuple[str, list[str], Any]]:
             match = None
             if isinstance(node, dict):
                 match = next((k for k in node if str(k).lower().replace("-", "_") == want), None)
+                if match is None and node:
+                    _refuse_unknown(var, path, part, current)
             key = match if match is not None else part.lower()
             path.append(key)
             node = node.get(key) if isinstance(node, dict) else None
         out.append((var, path, parse_yaml(env[var], f"environment variable {var}")))
     return out
+
+
+def _env_name(path: list[str]) -> str:
+    return ENV_PREFIX + "__".join(str(p).upper().replace("-", "_") for p in path)
+
+
+def _refuse_unknown(var: str, path: list[str], part: str, current: dict) -> None:
+    """Refuse an environment variable naming a key that no layer defines, with the closest keys."""
+    keys = [k for k, _ in _leaves(current, "")]
+    keys += sorted({".".join(k.split(".")[:i]) for k in keys for i in range(1, k.count(".") + 1)})
+    wanted = ".".join([*map(str, path), part.lower()])
+    close = difflib.get_close_matches(wanted, keys, n=3, cutoff=0.6)
+    hint = ("; did you mean " + ", ".join(f"{_env_name(k.split('.'))} ({k})" for k in close) + "?") if close else ""
+    raise LauncherError(f"environment variable {var}: no configuration key {wanted!r}{hint} (`./run.sh config` "
+                        "lists the keys; a new key belongs in config.yaml)", 2)
 
 
 @dataclass
@@ -120,6 +139,11 @@ class Config:
     layers: list[Layer] = field(default_factory=list)
     var_dir: Path | None = None
     project: Project | None = None
+
+    @property
+    def var(self) -> VarLayout:
+        """The runtime directory's layout (paths only: nothing is created)."""
+        return VarLayout(self.var_dir)
 
     def get(self, key: str, default: Any = None) -> Any:
         node: Any = self.data
@@ -244,7 +268,10 @@ def merge_layers(layers: list[Layer]) -> Config:
 
 
 def load(project: Project | None = None, env: dict | None = None, derive: bool = True) -> Config:
-    """Load every layer for `project` (default: from the environment) and derive the launcher's values."""
+    """Load every layer for `project` (default: from the environment) and derive the launcher's values.
+
+    Reads only: nothing is created (no var/, no credentials); the commands that need them make them.
+    """
     env = dict(os.environ) if env is None else env
     project = project or Project.from_env(env)
     files = [
@@ -272,7 +299,8 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _derive(cfg: Config, project: Project, env: dict) -> None:
-    """paths.var becomes absolute (PORTAL_VAR wins), so the portal and the launcher agree on it."""
+    """paths.var becomes absolute (PORTAL_VAR wins), so the portal and the launcher agree on it; database.url
+    names the embedded cluster when it is the one in use."""
     if env.get("PORTAL_VAR"):
         var, label = Path(env["PORTAL_VAR"]), "env PORTAL_VAR"
     else:
@@ -330,21 +358,6 @@ def render_portal_file(cfg: Config) -> bytes:
     )
     body = yaml.safe_dump(portal_file_data(cfg), sort_keys=False, default_flow_style=False, allow_unicode=True)
     return (header + body).encode("utf-8")
-
-
-def is_secret(key: str) -> bool:
-    return bool(SECRET_KEY.search(key.split(".")[-1]))
-
-
-def mask(key: str, value: Any) -> Any:
-    """Hide a secret value (and the password in a database URL) for display."""
-    if value is None or value == "":
-        return value
-    if is_secret(key):
-        return "********"
-    if isinstance(value, str) and "://" in value:
-        return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1********@", value)
-    return value
 
 
 def tracked_secrets(cfg: Config) -> list[str]:

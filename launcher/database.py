@@ -1,17 +1,20 @@
 """The portal's PostgreSQL: an embedded cluster under var/, or an external server named by the config.
 
-Embedded (no `database.url` set above upstream's defaults, and `database.embedded.enabled`):
-  var/pgdata               the cluster (owned by the `postgres` system user when we run as root)
+Embedded (no `database.url` set above upstream's defaults, and `database.embedded.enabled`), in the places
+launcher/paths.py (VarLayout) names:
+  var/pgdata               the cluster (owned by the `postgres` system user when we run as root; then, if
+                           that user cannot reach var/, a link to /var/lib/astroportal/..., see Embedded)
   var/run/postgresql/      its unix socket directory
   var/log/postgresql.log   its log
-  var/db-credentials.yaml  generated passwords (mode 0600): the superuser `postgres` (used by the launcher
-                           to create and drop the database) and the portal's own role
+  var/db-credentials.yaml  generated passwords (mode 0600, by the first build): the superuser `postgres`
+                           (used by the launcher to create and drop the database) and the portal's own role
 It listens on 127.0.0.1 only, at `database.embedded.port` (5433 by default, so that a system PostgreSQL
 on 5432 is left alone), with password (scram-sha-256) authentication for TCP and peer for the socket.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -28,6 +31,9 @@ from urllib.parse import urlsplit
 import yaml
 
 from .errors import LauncherError, info
+from .files import write_private
+from .masking import hide_password
+from .paths import VarLayout
 
 if TYPE_CHECKING:
     from .config import Config
@@ -47,54 +53,60 @@ def is_embedded(cfg: "Config") -> bool:
     return bool(cfg.get("database.embedded.enabled", True))
 
 
-def credentials_file(var: Path) -> Path:
-    return var / "db-credentials.yaml"
+def read_credentials(var: VarLayout) -> dict | None:
+    """The embedded cluster's generated passwords, or None before the first build made them."""
+    try:
+        data = yaml.safe_load(var.db_credentials.read_text()) or {}
+    except FileNotFoundError:
+        return None
+    if isinstance(data, dict) and data.get("superuser_password") and data.get("password"):
+        return data
+    return None
 
 
-def credentials(var: Path) -> dict:
-    """The embedded cluster's passwords, generated once and kept private in var/."""
-    path = credentials_file(var)
-    if path.exists():
-        data = yaml.safe_load(path.read_text()) or {}
-        if data.get("superuser_password") and data.get("password"):
-            return data
+def ensure_credentials(var: VarLayout) -> dict:
+    """The embedded cluster's passwords, generated once and kept private (0600) in var/."""
+    data = read_credentials(var)
+    if data:
+        return data
     data = {"superuser_password": secrets.token_urlsafe(24), "password": secrets.token_urlsafe(24)}
-    ensure_var(var)
-    write_private(path, "# Generated passwords of the embedded PostgreSQL cluster (var/pgdata).\n" + yaml.safe_dump(data))
+    ensure_var(var.root)
+    write_private(var.db_credentials,
+                  "# Generated passwords of the embedded PostgreSQL cluster (var/pgdata).\n" + yaml.safe_dump(data))
     return data
-
-
-def write_private(path: Path, content: str) -> None:
-    """Write a file only its owner can read, atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(content)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def ensure_var(var: Path) -> None:
     """Create var/ traversable (not listable) by others: the postgres user must reach var/pgdata."""
-    if not var.exists():
-        var.mkdir(parents=True)
-        os.chmod(var, 0o711)
+    var.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        var.mkdir()
+    except FileExistsError:
+        return  # made already (perhaps a moment ago by another ./run.sh)
+    os.chmod(var, 0o711)
 
 
 def derive_url(cfg: "Config") -> None:
-    """Point database.url at the embedded cluster when it is the one in use."""
+    """Point database.url at the embedded cluster when it is the one in use (reads only: before the first
+    build there is no password yet, and the URL says so)."""
     if not is_embedded(cfg):
         return
     port = cfg.int_value("database.embedded.port", 1, 65535, DEFAULT_PORT)
     name = cfg.get("database.embedded.name") or "astroportal"
     user = cfg.get("database.embedded.user") or "astroportal"
-    password = credentials(cfg.var_dir)["password"]
-    cfg.set("database.url", f"postgresql://{user}:{password}@127.0.0.1:{port}/{name}", EMBEDDED_LABEL)
+    creds = read_credentials(cfg.var)
+    if creds is None:
+        cfg.set("database.url", f"postgresql://{user}@127.0.0.1:{port}/{name}",
+                EMBEDDED_LABEL + "; its password is generated by the first build")
+        return
+    cfg.set("database.url", f"postgresql://{user}:{creds['password']}@127.0.0.1:{port}/{name}", EMBEDDED_LABEL)
 
 
-def describe(url: str) -> str:
-    """A URL with its password hidden."""
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
+def prepare(cfg: "Config") -> None:
+    """What a build needs before writing the portal's configuration: the embedded cluster's credentials."""
+    if is_embedded(cfg):
+        ensure_credentials(cfg.var)
+        derive_url(cfg)
 
 
 def port_free(host: str, port: int) -> bool:
@@ -223,15 +235,29 @@ def _reachable(path: Path, uid: int, gid: int) -> Path | None:
     return None
 
 
+CLUSTERS_ROOT = Path("/var/lib/astroportal")
+
+
+def cluster_home(var: Path) -> Path:
+    """Where the cluster of `var` lives when the postgres user cannot reach var/ (see Embedded)."""
+    digest = hashlib.sha256(str(var).encode()).hexdigest()[:12]
+    return CLUSTERS_ROOT / f"{var.parent.name or 'root'}-{digest}"
+
+
 class Embedded:
-    """The PostgreSQL cluster under var/pgdata."""
+    """The PostgreSQL cluster under var/pgdata.
+
+    As root, PostgreSQL runs as the `postgres` system user, which must reach the data directory. When it
+    cannot traverse the way to var/ (a clone under /root, mode 0700), the cluster lives in a directory of its
+    own under /var/lib/astroportal/ (persistent, owned by postgres; see cluster_home) and var/pgdata is a link
+    to it, so that nothing asks for a chmod of the caller's directories.
+    """
+
+    label = "embedded PostgreSQL"
 
     def __init__(self, cfg: "Config") -> None:
-        var = cfg.var_dir
-        self.var = var
-        self.datadir = var / "pgdata"
-        self.sockdir = var / "run" / "postgresql"
-        self.logfile = var / "log" / "postgresql.log"
+        self.layout = cfg.var
+        self.var = cfg.var_dir
         self.port = cfg.int_value("database.embedded.port", 1, 65535, DEFAULT_PORT)
         self.name = cfg.get("database.embedded.name") or "astroportal"
         self.user = cfg.get("database.embedded.user") or "astroportal"
@@ -239,15 +265,31 @@ class Embedded:
         if not isinstance(self.settings, dict):
             raise LauncherError(f"database.embedded.settings: expected a mapping of PostgreSQL settings, got {self.settings!r}", 2)
         self.configured_bindir = cfg.get("database.embedded.bindir")
-        self.creds = credentials(var)
         self.run_as = SYSTEM_USER if os.geteuid() == 0 else None
         self._bindir: Path | None = None
 
-    label = "embedded PostgreSQL"
+    @property
+    def creds(self) -> dict:
+        return ensure_credentials(self.layout)
 
     @property
-    def url(self) -> str:
-        return f"postgresql://{self.user}:{self.creds['password']}@127.0.0.1:{self.port}/{self.name}"
+    def datadir(self) -> Path:
+        """var/pgdata, or where its link leads (the postgres user is given the real path)."""
+        link = self.layout.pgdata
+        return Path(os.readlink(link)) if link.is_symlink() else link
+
+    @property
+    def home(self) -> Path | None:
+        """The directory outside var/ holding the cluster, when it lives there."""
+        return self.datadir.parent if self.layout.pgdata.is_symlink() else None
+
+    @property
+    def sockdir(self) -> Path:
+        return self.home / "socket" if self.home else self.layout.postgres_socket
+
+    @property
+    def logfile(self) -> Path:
+        return self.home / "postgresql.log" if self.home else self.layout.postgres_log
 
     @property
     def bindir(self) -> Path:
@@ -286,7 +328,7 @@ class Embedded:
         """True when the postmaster recorded in var/pgdata/postmaster.pid is alive."""
         try:
             pid = int((self.datadir / "postmaster.pid").read_text().split("\n", 1)[0])
-        except (FileNotFoundError, ValueError, PermissionError):
+        except (FileNotFoundError, ValueError, PermissionError, NotADirectoryError):
             return False
         try:
             os.kill(pid, 0)
@@ -296,16 +338,39 @@ class Embedded:
             return True
         return True
 
+    def _move_home_if_unreachable(self, uid: int, gid: int) -> None:
+        """As root, with var/ out of the postgres user's reach and no cluster made yet: put it in its own home."""
+        pgdata = self.layout.pgdata
+        if not self.run_as or pgdata.is_symlink() or (pgdata / "PG_VERSION").exists():
+            return
+        blocked = _reachable(self.var, uid, gid)
+        if blocked is None:
+            return
+        home = cluster_home(self.var)
+        CLUSTERS_ROOT.mkdir(parents=True, exist_ok=True)
+        os.chmod(CLUSTERS_ROOT, 0o755)
+        home.mkdir(exist_ok=True)
+        os.chown(home, uid, gid)
+        os.chmod(home, 0o700)
+        if pgdata.is_dir():
+            if any(pgdata.iterdir()):
+                raise LauncherError(f"{pgdata} is not empty but holds no PostgreSQL cluster (no PG_VERSION): move it away")
+            pgdata.rmdir()
+        info(f"database: the `{self.run_as}` user cannot traverse {blocked}, so the cluster goes to {home} "
+             f"(var/pgdata links to it)")
+        pgdata.symlink_to(home / "pgdata")
+
     def _prepare_dirs(self) -> None:
         uid, gid = self._owner()
         ensure_var(self.var)
-        for d in (self.var / "run", self.var / "log"):
+        for d in (self.layout.run, self.layout.log):
             d.mkdir(parents=True, exist_ok=True)
-        blocked = _reachable(self.var, uid, gid)
+        self._move_home_if_unreachable(uid, gid)
+        blocked = _reachable(self.datadir.parent, uid, gid)
         if blocked:
             raise LauncherError(
-                f"the `{self.run_as or 'current'}` user cannot reach {self.var}: {blocked} is not traversable by it "
-                f"(chmod o+x {blocked}, or choose another var directory with PORTAL_VAR)"
+                f"the `{self.run_as or 'current'}` user cannot reach {self.datadir}: {blocked} is not traversable by "
+                f"it (chmod o+x {blocked}, or choose another var directory with PORTAL_VAR)"
             )
         for d, mode in ((self.datadir, 0o700), (self.sockdir, 0o700)):
             d.mkdir(exist_ok=True)
@@ -314,6 +379,10 @@ class Embedded:
         if not self.logfile.exists():
             self.logfile.touch()
         os.chown(self.logfile, uid, gid)
+        if self.home and not self.layout.postgres_log.is_symlink():
+            # `./run.sh log postgresql` reads var/log/: the log there leads to the real one.
+            self.layout.postgres_log.unlink(missing_ok=True)
+            self.layout.postgres_log.symlink_to(self.logfile)
 
     def init(self) -> None:
         """initdb: a UTF-8 cluster whose superuser `postgres` has the generated password."""
@@ -438,7 +507,7 @@ class External:
             return psycopg2.connect(self.url, connect_timeout=10)
         except psycopg2.OperationalError as exc:
             raise LauncherError(
-                f"cannot reach the database at {describe(self.url)} (database.url, set by {self.origin}): "
+                f"cannot reach the database at {hide_password(self.url)} (database.url, set by {self.origin}): "
                 f"{str(exc).strip()}"
             ) from None
 
@@ -462,7 +531,7 @@ class External:
         conn.autocommit = True
         try:
             with conn.cursor() as cur:
-                info(f"database: emptying the public schema of {describe(self.url)}")
+                info(f"database: emptying the public schema of {hide_password(self.url)}")
                 cur.execute("DROP SCHEMA IF EXISTS public CASCADE")
                 cur.execute("CREATE SCHEMA public")
         finally:
@@ -470,7 +539,7 @@ class External:
 
     def status(self) -> str:
         host = urlsplit(self.url).hostname
-        return f"external PostgreSQL at {describe(self.url)} ({host}): " + ("reachable" if self.running() else "unreachable")
+        return f"external PostgreSQL at {hide_password(self.url)} ({host}): " + ("reachable" if self.running() else "unreachable")
 
 
 def for_config(cfg: "Config") -> Embedded | External:

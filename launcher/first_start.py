@@ -12,15 +12,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import admin, datacheck, portal
+from . import admin, portal
 from .config import Config
 from .errors import LauncherError, info
 
-MARKER = "first-start.pending"
-
-
 def marker(cfg: Config) -> Path:
-    return cfg.var_dir / MARKER
+    return cfg.var.first_start_marker
 
 
 def bootstrap(cfg: Config) -> bool:
@@ -44,10 +41,15 @@ def bootstrap(cfg: Config) -> bool:
     return False
 
 
-def check_data(cfg: Config) -> None:
-    """Check data/ before anything starts; a problem says how the first start gets finished."""
+def check_data(cfg: Config) -> list[Path]:
+    """Check data/ before anything starts (the portal's own dry run) and return its files; a problem says how
+    the first start gets finished."""
+    files = admin.data_files(cfg)
+    if not files:
+        info(f"load_data: {cfg.project.data} holds no *.yaml file: nothing to load")
+        return []
     try:
-        datacheck.check_files(cfg, admin.data_files(cfg))
+        return admin.validate_data(cfg, files)
     except LauncherError as exc:
         raise LauncherError(f"{exc}\nfix data/, then ./run.sh run again: it finishes the first start", exc.status) from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import os
 import socket
@@ -11,12 +12,12 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from . import admin, database, datacheck, first_start, portal, service_tokens
+from . import admin, database, first_start, portal, service_tokens
 from .build import build
 from .config import Config
 from .errors import LauncherError, info
 from .migrations import migrate
-from .supervisor import Files, Supervisor, assemble, enabled_services, local_url, service_dirs
+from .supervisor import Supervisor, assemble, enabled_services, local_url, service_dirs
 
 APP = "app"
 
@@ -74,16 +75,47 @@ def confirm_clear(cfg: Config, db, yes: bool) -> None:
         raise LauncherError("not confirmed: nothing was changed", 1)
 
 
+_held_locks: set[Path] = set()
+
+
+@contextlib.contextmanager
+def lifecycle_lock(cfg: Config) -> Iterator[None]:
+    """One run, stop or restart (or a command starting the database for a while) at a time for a var/.
+
+    An flock on var/run/lifecycle.lock: a second ./run.sh run waits for the first, then finds the portal
+    running and says so, instead of both starting (and one stopping the database the other started). The
+    lock goes with the process (no stale lock after a crash); re-entered freely within one process.
+    """
+    path = cfg.var.lifecycle_lock
+    if path in _held_locks:
+        yield
+        return
+    database.ensure_var(cfg.var_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:  # Python's files are not inherited: supervisord and PostgreSQL do not keep it
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            info(f"waiting for another ./run.sh run/stop/restart of {cfg.var_dir} to finish ...")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        _held_locks.add(path)
+        try:
+            yield
+        finally:
+            _held_locks.discard(path)
+
+
 @contextlib.contextmanager
 def database_up(cfg: Config) -> Iterator[object]:
     """The database, started for the duration when the launcher had to start it."""
-    db = database.for_config(cfg)
-    started = db.ensure()
-    try:
-        yield db
-    finally:
-        if started and not Supervisor(cfg).running():
-            db.stop()
+    with lifecycle_lock(cfg):
+        db = database.for_config(cfg)
+        started = db.ensure()
+        try:
+            yield db
+        finally:
+            if started and not Supervisor(cfg).running():
+                db.stop()
 
 
 def _app_gave_up(sup: Supervisor) -> None:
@@ -107,12 +139,17 @@ def _wait_for_app(cfg: Config, sup: Supervisor, services: list[str]) -> None:
     try:
         portal.wait_healthy(cfg, timeout, lambda: _app_gave_up(sup))
     except LauncherError as exc:
-        log = Files.for_var(cfg.var_dir).log_dir / f"{APP}_0.log"
+        log = cfg.var.log / f"{APP}_0.log"
         raise LauncherError(f"{exc}\nend of {log}:\n{_log_tail(log)}") from None
 
 
 def run(cfg: Config, init: bool = False, clear: bool = False, yes: bool = False) -> int:
     """Build, database, migrations, supervisord; return once the portal answers."""
+    with lifecycle_lock(cfg):
+        return _run(cfg, init, clear, yes)
+
+
+def _run(cfg: Config, init: bool, clear: bool, yes: bool) -> int:
     sup = Supervisor(cfg)
     if sup.running():
         if init or clear:
@@ -126,24 +163,31 @@ def run(cfg: Config, init: bool = False, clear: bool = False, yes: bool = False)
         confirm_clear(cfg, db, yes)
     check_app_port(cfg)
     build(cfg)
-    if init:  # bad data/ files stop `run --init` before anything starts
-        datacheck.check_files(cfg, admin.data_files(cfg))
+    data: list[Path] = []
+    if init:  # bad data/ files stop `run --init` before anything starts (the one validation of the files)
+        data = admin.data_files(cfg)
+        if data:
+            data = admin.validate_data(cfg, data)
+        else:
+            info(f"load_data: {cfg.project.data} holds no *.yaml file: nothing to load")
     started_db = db.ensure()
     started_sup = False
     try:
         if clear:
             db.clear()
         migrate(cfg)
-        # A new database gets what --init gives (README.md, "On a fresh machine"): see first_start.py.
-        first = first_start.bootstrap(cfg) or init
+        # A new database gets what --init gives (README.md, "On a fresh machine"): see first_start.py. The
+        # bootstrap also provisions the roles and the initial admin, which the services' tokens need first.
+        first = first_start.bootstrap(cfg)
         if first and not init:  # bad data/ files stop a first start before supervisord starts
-            first_start.check_data(cfg)
+            data = first_start.check_data(cfg)
         service_tokens.ensure_tokens(cfg)
         sup.start()
         started_sup = True
         _wait_for_app(cfg, sup, list(enabled_services(cfg)))
-        if first:
-            admin.load_data(cfg, None)
+        if data:
+            admin.load_data(cfg, [str(f) for f in data], validated=True)
+        if first or init:
             first_start.finished(cfg)
     except BaseException:
         if started_sup:
@@ -158,6 +202,13 @@ def run(cfg: Config, init: bool = False, clear: bool = False, yes: bool = False)
 
 
 def stop(cfg: Config) -> int:
+    if not cfg.var_dir.exists():
+        raise LauncherError(f"nothing is running here ({cfg.var_dir} does not exist yet)")
+    with lifecycle_lock(cfg):
+        return _stop(cfg)
+
+
+def _stop(cfg: Config) -> int:
     sup = Supervisor(cfg)
     stopped_sup = sup.shutdown()
     db = database.for_config(cfg)
@@ -173,7 +224,7 @@ def status(cfg: Config) -> int:
     db = database.for_config(cfg)
     up = sup.running()
     if up:
-        print(f"supervisord: running (pid {sup.pid()}, {sup.files.conf})")
+        print(f"supervisord: running (pid {sup.pid()}, {sup.files.supervisor_conf})")
         now = time.time()
         for p in sup.processes():
             since = f"up {int(now - p['start'])} s" if p["statename"] == "RUNNING" else p.get("spawnerr") or ""
@@ -187,6 +238,11 @@ def status(cfg: Config) -> int:
 
 
 def restart(cfg: Config, service: str | None) -> int:
+    with lifecycle_lock(cfg):
+        return _restart(cfg, service)
+
+
+def _restart(cfg: Config, service: str | None) -> int:
     sup = Supervisor(cfg)
     if not sup.running():
         raise LauncherError("nothing to restart: the portal is not running (./run.sh run starts it)")
@@ -218,7 +274,7 @@ def log_names(cfg: Config) -> list[str]:
 
 
 def log_files(cfg: Config, service: str | None) -> list[Path]:
-    log_dir = Files.for_var(cfg.var_dir).log_dir
+    log_dir = cfg.var.log
     if not log_dir.is_dir():
         return []
     files = sorted(p for p in log_dir.iterdir() if p.is_file() and p.suffix == ".log" and ".start" not in p.name)
@@ -233,7 +289,7 @@ def log(cfg: Config, service: str | None, follow: bool, lines: int) -> int:
         raise LauncherError(f"log: no service {service!r} (logs: {', '.join(log_names(cfg))})", 2)
     files = log_files(cfg, service)
     if not files:
-        raise LauncherError(f"no log yet{' for ' + service if service else ''} in {Files.for_var(cfg.var_dir).log_dir}")
+        raise LauncherError(f"no log yet{' for ' + service if service else ''} in {cfg.var.log}")
     if follow:
         sys.stdout.flush()
         os.execvp("tail", ["tail", "-n", str(lines), "-F", *map(str, files)])

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import LauncherError
+from .files import write_private
 
 IGNORED_DIRS = frozenset({"__pycache__", ".git", ".pytest_cache", ".mypy_cache"})
 IGNORED_SUFFIXES = (".pyc", ".pyo")
@@ -490,10 +491,7 @@ def _apply(project, plan: Plan, state: dict | None, config_bytes: bytes) -> Buil
             if written == fail_after:
                 raise _FailureForTests(f"PORTAL_BUILD_FAIL_AFTER={fail_after}: failing on purpose at {rel}")
             if t.kind == GENERATED:
-                fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(t.content)
-                os.chmod(dst, 0o600)
+                write_private(dst, t.content)
             else:
                 shas[rel] = _copy(t.source.path, str(dst), t.source.mode, umask)
                 new_state["targets"][rel][2] = shas[rel]

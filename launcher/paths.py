@@ -71,3 +71,97 @@ class Project:
     @property
     def venv_bin(self) -> Path:
         return Path(sys.executable).parent
+
+
+ADMIN_TOKEN = "admin_token"  # upstream's default bootstrap.token_file, relative to var/
+
+
+@dataclass(frozen=True)
+class VarLayout:
+    """The runtime directory (var/ or PORTAL_VAR) and everything kept in it: defined here and nowhere else.
+
+    Nothing here creates anything: the commands that need a directory or a file make it when they need it.
+    """
+
+    root: Path
+
+    @property
+    def pgdata(self) -> Path:
+        """The embedded PostgreSQL cluster (or, as root, a link to where the postgres user can reach it)."""
+        return self.root / "pgdata"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log"
+
+    @property
+    def run(self) -> Path:
+        """Sockets, pid files, the assembled supervisord.conf and the lifecycle lock."""
+        return self.root / "run"
+
+    @property
+    def tokens(self) -> Path:
+        """Each service's API token, var/tokens/NAME.token (0600)."""
+        return self.root / "tokens"
+
+    @property
+    def uploads(self) -> Path:
+        return self.root / "uploads"
+
+    @property
+    def first_start_marker(self) -> Path:
+        """Present while a first start has not loaded data/ yet (launcher/first_start.py)."""
+        return self.root / "first-start.pending"
+
+    @property
+    def backups(self) -> Path:
+        return self.root / "backups"
+
+    @property
+    def cursors(self) -> Path:
+        """Where services keep their place in a stream (the broker client's offsets)."""
+        return self.root / "cursors"
+
+    @property
+    def db_credentials(self) -> Path:
+        """Generated passwords of the embedded cluster (0600)."""
+        return self.root / "db-credentials.yaml"
+
+    @property
+    def cookie_secret(self) -> Path:
+        """The portal's generated cookie secret, when server.cookie_secret is not configured."""
+        return self.root / "cookie_secret"
+
+    @property
+    def postgres_socket(self) -> Path:
+        return self.run / "postgresql"
+
+    @property
+    def postgres_log(self) -> Path:
+        return self.log / "postgresql.log"
+
+    @property
+    def supervisor_conf(self) -> Path:
+        return self.run / "supervisord.conf"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.run / "supervisor.sock"
+
+    @property
+    def supervisor_pid(self) -> Path:
+        return self.run / "supervisord.pid"
+
+    @property
+    def supervisor_log(self) -> Path:
+        return self.log / "supervisord.log"
+
+    @property
+    def supervisor_start_log(self) -> Path:
+        """supervisord's own early errors (before it logs to supervisor_log)."""
+        return self.log / "supervisord.start.log"
+
+    @property
+    def lifecycle_lock(self) -> Path:
+        """flock'ed by run, stop, restart and the commands that start the database for a while."""
+        return self.run / "lifecycle.lock"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -19,18 +18,13 @@ def command(cfg: Config, *args: str, config: bool = True) -> list[str]:
     return cmd + ["--config", str(cfg.project.patched_config)] if config else cmd
 
 
-def code_dir(cfg: Config) -> Path:
-    """Where the portal's package is: the build, or upstream/ itself before the first build."""
-    project = cfg.project
-    return project.patched if (project.patched / "astroportal").is_dir() else project.upstream
-
-
 def run(cfg: Config, *args: str, capture: bool = False, what: str | None = None, config: bool = True,
-        cwd: Path | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+        cwd: Path | None = None, timeout: float | None = None,
+        ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
     """Run a portal command from the build; a failure becomes a LauncherError with the portal's message.
 
-    `config=False` runs a command that needs no configuration (so none has to be built); `cwd` another code
-    directory than patched/ (see code_dir).
+    `config=False` runs a command that needs no configuration; `cwd` another code directory than patched/;
+    `ok_codes` the exit statuses that are answers rather than failures.
     """
     label = what or "portal " + args[0]
     try:
@@ -40,30 +34,10 @@ def run(cfg: Config, *args: str, capture: bool = False, what: str | None = None,
         raise LauncherError(f"{label} did not finish within {timeout:.0f} s") from None
     except OSError as exc:
         raise LauncherError(f"{label}: cannot run the portal: {exc}") from None
-    if res.returncode != 0:
+    if res.returncode not in ok_codes:
         detail = (res.stderr or res.stdout or "").strip() if capture else "see the messages above"
         raise LauncherError(f"{label} failed (exit {res.returncode}): {detail}", res.returncode)
     return res
-
-
-def vocabulary(cfg: Config) -> dict:
-    """The names the portal's API accepts, from `python -m astroportal vocabulary` (its public command):
-    {"filters": [...], "instrument_types": [...], "roles": [...]}.
-
-    Run in the build (upstream/ before the first build), so the answer is the code that will serve.
-    """
-    where = code_dir(cfg)
-    res = run(cfg, "vocabulary", capture=True, config=False, cwd=where, timeout=120,
-              what=f"asking the portal for its vocabulary (in {where})")
-    try:
-        data = json.loads(res.stdout)
-    except ValueError:
-        data = None
-    keys = ("filters", "instrument_types", "roles")
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in keys):
-        raise LauncherError(f"`python -m astroportal vocabulary` (in {where}) did not answer with the JSON object "
-                            f"of {', '.join(keys)}: {res.stdout.strip()[:200]!r}")
-    return data
 
 
 def answers(cfg: Config, timeout: float = 2) -> bool:

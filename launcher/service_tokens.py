@@ -37,7 +37,7 @@ class Declaration:
 
 
 def tokens_dir(cfg: Config) -> Path:
-    return cfg.var_dir / "tokens"
+    return cfg.var.tokens
 
 
 def token_path(cfg: Config, name: str) -> Path:

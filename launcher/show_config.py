@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .config import Config, format_value, mask
+from .config import Config, format_value
 from .errors import LauncherError
+from .masking import mask
 
 
 def show(cfg: Config, key: str | None, show_secrets: bool = False) -> int:

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import time
 import xmlrpc.client
-from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config, format_value
@@ -26,20 +25,6 @@ from .errors import LauncherError, info, warn
 
 PROGRAM_FILE = "supervisor.conf"
 PLACEHOLDER = re.compile(r"\{(cfg:[A-Za-z0-9_.\-]+|[a-z_]+)\}")
-
-
-@dataclass
-class Files:
-    conf: Path
-    socket: Path
-    pidfile: Path
-    log_dir: Path
-    run_dir: Path
-
-    @classmethod
-    def for_var(cls, var: Path) -> "Files":
-        run = var / "run"
-        return cls(run / "supervisord.conf", run / "supervisor.sock", run / "supervisord.pid", var / "log", run)
 
 
 def service_dirs(patched: Path) -> dict[str, Path]:
@@ -63,7 +48,7 @@ def enabled_services(cfg: Config) -> dict[str, Path]:
 
 
 def placeholders(cfg: Config, name: str, service_dir: Path) -> dict[str, str]:
-    project, files = cfg.project, Files.for_var(cfg.var_dir)
+    project, files = cfg.project, cfg.var
     host = str(cfg.get("server.host") or "127.0.0.1")
     port = cfg.int_value("server.port", 1, 65535, 5000)
     return {
@@ -72,8 +57,8 @@ def placeholders(cfg: Config, name: str, service_dir: Path) -> dict[str, str]:
         "patched": str(project.patched),
         "config": str(project.patched_config),
         "var": str(cfg.var_dir),
-        "log_dir": str(files.log_dir),
-        "run_dir": str(files.run_dir),
+        "log_dir": str(files.log),
+        "run_dir": str(files.run),
         "service_dir": str(service_dir),
         "name": name,
         "host": host,
@@ -140,33 +125,33 @@ def render_program(cfg: Config, name: str, service_dir: Path) -> str:
 
 def assemble(cfg: Config) -> tuple[Path, list[str]]:
     """Write var/run/supervisord.conf; return it and the names of the services it runs."""
-    files = Files.for_var(cfg.var_dir)
-    for d in (files.run_dir, files.log_dir):
+    files = cfg.var
+    for d in (files.run, files.log):
         d.mkdir(parents=True, exist_ok=True)
     services = enabled_services(cfg)
     head = f"""\
 ; Assembled by ./run.sh from every service's {PROGRAM_FILE}; rewritten on each start.
 [unix_http_server]
-file={files.socket}
+file={files.supervisor_socket}
 chmod=0700
 
 [supervisord]
-logfile={files.log_dir / 'supervisord.log'}
+logfile={files.supervisor_log}
 logfile_maxbytes=10MB
 logfile_backups=3
-pidfile={files.pidfile}
-childlogdir={files.log_dir}
+pidfile={files.supervisor_pid}
+childlogdir={files.log}
 directory={cfg.project.patched}
 
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 
 [supervisorctl]
-serverurl=unix://{files.socket}
+serverurl=unix://{files.supervisor_socket}
 """
     body = [render_program(cfg, name, d) for name, d in services.items()]
-    files.conf.write_text(head + "\n" + "\n".join(body))
-    return files.conf, list(services)
+    files.supervisor_conf.write_text(head + "\n" + "\n".join(body))
+    return files.supervisor_conf, list(services)
 
 
 # --- control -------------------------------------------------------------------------------------------
@@ -196,22 +181,22 @@ class Supervisor:
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.files = Files.for_var(cfg.var_dir)
+        self.files = cfg.var
         self.bin = cfg.project.venv_bin
 
     def rpc(self):
-        return xmlrpc.client.ServerProxy("http://localhost", transport=_UnixTransport(str(self.files.socket)))
+        return xmlrpc.client.ServerProxy("http://localhost", transport=_UnixTransport(str(self.files.supervisor_socket)))
 
     def pid(self) -> int | None:
         try:
-            pid = int(self.files.pidfile.read_text().strip())
+            pid = int(self.files.supervisor_pid.read_text().strip())
             os.kill(pid, 0)
             return pid
         except (FileNotFoundError, ValueError, ProcessLookupError):
             return None
 
     def running(self) -> bool:
-        if not self.files.socket.exists():
+        if not self.files.supervisor_socket.exists():
             return False
         try:
             return self.rpc().supervisor.getState()["statename"] == "RUNNING"
@@ -221,22 +206,22 @@ class Supervisor:
     def start(self) -> None:
         conf, names = assemble(self.cfg)
         if self.pid():
-            raise LauncherError(f"supervisord already runs (pid {self.pid()}, {self.files.pidfile}): ./run.sh stop first")
-        self.files.socket.unlink(missing_ok=True)
-        info(f"supervisor: starting {', '.join(names) or 'no service'} (logs in {self.files.log_dir})")
+            raise LauncherError(f"supervisord already runs (pid {self.pid()}, {self.files.supervisor_pid}): ./run.sh stop first")
+        self.files.supervisor_socket.unlink(missing_ok=True)
+        info(f"supervisor: starting {', '.join(names) or 'no service'} (logs in {self.files.log})")
         # supervisord daemonizes; its early errors go to a file rather than a pipe it might hold open.
-        with open(self.files.log_dir / "supervisord.start.log", "w") as err:
+        with open(self.files.supervisor_start_log, "w") as err:
             res = subprocess.run([str(self.bin / "supervisord"), "-c", str(conf)], stdin=subprocess.DEVNULL,
                                  stdout=err, stderr=subprocess.STDOUT)
         if res.returncode != 0:
             raise LauncherError("supervisord did not start: "
-                                + (self.files.log_dir / "supervisord.start.log").read_text().strip())
+                                + self.files.supervisor_start_log.read_text().strip())
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.running():
                 return
             time.sleep(0.1)
-        raise LauncherError(f"supervisord did not answer on {self.files.socket}; see {self.files.log_dir / 'supervisord.log'}")
+        raise LauncherError(f"supervisord did not answer on {self.files.supervisor_socket}; see {self.files.supervisor_log}")
 
     def processes(self) -> list[dict]:
         return self.rpc().supervisor.getAllProcessInfo()

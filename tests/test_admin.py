@@ -11,7 +11,11 @@ def roles(inst) -> dict[str, str]:
 
 def test_set_user_role_and_list(running):
     assert roles(running)["admin"] == "Super admin"
+    # The only Super admin: demoting them would leave nobody to give roles; the portal refuses without --force.
     res = running.run("set_user_role", "--user", "admin", "--role", "Group admin")
+    assert res.returncode == 1 and "admin is the last Super admin" in res.stderr and "--force" in res.stderr
+    assert roles(running)["admin"] == "Super admin"
+    res = running.run("set_user_role", "--user", "admin", "--role", "Group admin", "--force")
     assert res.returncode == 0 and res.stdout.strip() == "admin: Group admin"
     assert roles(running)["admin"] == "Group admin"
     res = running.run("set_user_role", "--user", "admin", "--role", "Super admin")
@@ -25,8 +29,9 @@ def test_set_user_role_bad_input(running):
     res = running.run("set_user_role", "--user", "admin", "--role", "Emperor")
     assert res.returncode == 1 and "no role named 'Emperor'" in res.stderr and "Full user" in res.stderr
     assert roles(running)["admin"] == "Super admin"
+    # The arguments are the portal's to check (one check, in the portal's set_user_role).
     res = running.run("set_user_role", "--user", "admin")
-    assert res.returncode == 2 and "--role" in res.stderr
+    assert res.returncode == 2 and "give --user NAME and --role ROLE" in res.stderr
 
 
 def _telescopes(inst, token) -> list[str]:
@@ -78,7 +83,11 @@ def test_load_data_bad_input(running, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("telescope:\n  - name: Broken\n    lat: [1,\n")
     res = running.run("load_data", str(bad))
-    assert res.returncode == 2 and f"{bad}:" in res.stderr and "invalid YAML" in res.stderr
+    assert res.returncode == 2 and f"{bad.resolve()}:" in res.stderr and "invalid YAML" in res.stderr
+    out_of_range = tmp_path / "far.yaml"
+    out_of_range.write_text("telescope:\n  - {name: Far, nickname: F, lat: 91, lon: 0, elevation: 1, diameter: 1}\n")
+    res = running.run("load_data", str(out_of_range))
+    assert res.returncode == 2 and "`lat` must be between -90 and 90 degrees, got 91" in res.stderr
     res = running.run("load_data", str(tmp_path / "absent.yaml"))
     assert res.returncode == 2 and "no such file" in res.stderr
     assert _telescopes(running, token) == before

@@ -37,6 +37,10 @@ class DbProject:
         cfg = launcher_config.load(Project(self.root), env={**env})
         return database.Embedded(cfg)
 
+    def url(self, **env) -> str:
+        """database.url as the launcher derives it for the portal (the embedded cluster, with its password)."""
+        return launcher_config.load(Project(self.root), env={**env}).get("database.url")
+
 
 @pytest.fixture(scope="module")
 def dbp():
@@ -69,7 +73,7 @@ def test_data_is_kept_across_restarts_and_access_is_loopback_with_password(dbp):
     db = dbp.embedded()
     assert db.ensure() is True
     try:
-        conn = psycopg2.connect(db.url)
+        conn = psycopg2.connect(dbp.url())
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("CREATE TABLE IF NOT EXISTS keepme (v text)")
@@ -84,7 +88,7 @@ def test_data_is_kept_across_restarts_and_access_is_loopback_with_password(dbp):
     assert not db.running()
     db.start()
     try:
-        conn = psycopg2.connect(db.url)
+        conn = psycopg2.connect(dbp.url())
         with conn.cursor() as cur:
             cur.execute("SELECT v FROM keepme")
             assert cur.fetchall() == [("still here",)]
@@ -104,8 +108,8 @@ def test_database_port_in_use_is_a_clear_error(dbp):
     assert not dbp.embedded().running()
 
 
-def _version_rows(db: database.Embedded) -> set[str]:
-    conn = psycopg2.connect(db.url)
+def _version_rows(url: str) -> set[str]:
+    conn = psycopg2.connect(url)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT version_num FROM alembic_version")
@@ -130,7 +134,7 @@ def test_migrate_applies_upstreams_head_and_the_distributions_branch_idempotentl
     db.ensure()
     try:
         # Alembic records the branch's tip alone: upstream's 0001 is held through d0000's dependency on it.
-        assert _version_rows(db) == {"d0000"}
+        assert _version_rows(dbp.url(**env)) == {"d0000"}
     finally:
         db.stop()
 
@@ -157,12 +161,12 @@ def test_distribution_branch_migration_is_applied(dbp, tmp_path):
     db = dbp.embedded(PORTAL__DATABASE__EMBEDDED__NAME="branchdb")
     db.ensure()
     try:
-        conn = psycopg2.connect(db.url)
+        conn = psycopg2.connect(dbp.url(PORTAL__DATABASE__EMBEDDED__NAME="branchdb"))
         with conn.cursor() as cur:
             cur.execute("SELECT to_regclass('branch_probe') IS NOT NULL, to_regclass('users') IS NOT NULL")
             assert cur.fetchone() == (True, True)
         conn.close()
-        assert _version_rows(db) == {"d9001"}
+        assert _version_rows(dbp.url(PORTAL__DATABASE__EMBEDDED__NAME="branchdb")) == {"d9001"}
     finally:
         db.stop()
 
@@ -200,21 +204,42 @@ def test_unreachable_external_database_is_a_clear_error(dbp):
     assert ":pw@" not in res.stderr
 
 
-def test_unreachable_var_dir_is_a_clear_error(tmp_path):
-    """pytest's tmp dirs are private to root: the postgres user cannot reach a var/ inside them."""
+def test_as_root_a_project_the_postgres_user_cannot_reach_runs_without_a_chmod(tmp_path):
+    """pytest's tmp dirs are 0700 root's, as a clone under /root: the cluster goes where postgres can reach it."""
     if os.geteuid() != 0:
         pytest.skip("only root hands the cluster to the postgres user")
-    t = Tree(tmp_path / "private")
-    t.write("upstream/config.defaults.yaml", "server:\n  port: 5000\n")
-    t.write("upstream/pkg/x.py", "")
-    res = t.run("migrate", env={"PORTAL__DATABASE__EMBEDDED__PORT": str(free_port())})
-    assert res.returncode == 1 and "cannot reach" in res.stderr and "PORTAL_VAR" in res.stderr
-    assert not (t.root / "var/pgdata/PG_VERSION").exists()
+    assert stat.S_IMODE(os.stat(tmp_path).st_mode) & 0o001 == 0
+    root = tmp_path / "project"
+    link_real_layers(root)
+    port = free_port()
+    (root / "config.yaml").write_text(yaml.safe_dump({
+        "server": {"port": port},
+        "database": {"embedded": {"port": free_port(), "settings": {"fsync": False}}}}))
+    var = root / "var"
+    home = database.cluster_home(var)
+    try:
+        res = launcher(root, "run")
+        assert res.returncode == 0, res.stderr
+        assert "chmod" not in res.stderr and f"the cluster goes to {home}" in res.stderr
+        assert res.stdout.strip() == f"http://127.0.0.1:{port}"
+        # var/pgdata leads to the cluster, which the postgres user owns; the caller's directories are unchanged.
+        assert (var / "pgdata").is_symlink() and (var / "pgdata" / "PG_VERSION").exists()
+        assert os.stat(home / "pgdata").st_uid == pwd.getpwnam("postgres").pw_uid
+        assert stat.S_IMODE(os.stat(tmp_path).st_mode) & 0o001 == 0
+        assert "database system is ready" in launcher(root, "log", "postgresql", "-n", "100").stdout
+        assert launcher(root, "stop").returncode == 0
+        # Again, from the cluster it made: same place, data kept.
+        res = launcher(root, "migrate")
+        assert res.returncode == 0 and "creating the embedded PostgreSQL cluster" not in res.stderr, res.stderr
+    finally:
+        launcher(root, "stop")
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_missing_server_binaries_are_a_clear_error(tmp_path):
     t = Tree(tmp_path / "nobin")
     t.write("upstream/config.defaults.yaml", "server:\n  port: 5000\n")
+    t.write("config.defaults.yaml", "database:\n  embedded:\n    port: 5433\n    bindir: null\n")
     t.write("upstream/pkg/x.py", "")
     res = t.run("migrate", env={"PORTAL__DATABASE__EMBEDDED__BINDIR": str(tmp_path / "nothing"),
                                 "PORTAL__DATABASE__EMBEDDED__PORT": str(free_port())})

@@ -10,7 +10,7 @@ import sys
 import pytest
 import requests
 
-from conftest import CODE_ROOT, free_port, launcher, link_real_layers
+from conftest import CODE_ROOT, Instance, clean_env, free_port, launcher, link_real_layers
 
 sys.path.insert(0, str(CODE_ROOT))
 from launcher import config as launcher_config  # noqa: E402
@@ -188,6 +188,39 @@ def test_unknown_command_and_flag_say_what_exists(tmp_path):
     assert res.returncode == 2 and "invalid choice: 'launch'" in res.stderr and "'run'" in res.stderr
     res = launcher(tmp_path, "run", "--fast")
     assert res.returncode == 2 and "unrecognized arguments: --fast" in res.stderr and "--init" in res.stderr
+
+
+def test_log_refuses_zero_or_negative_line_counts(tmp_path):
+    for value in ("0", "-3", "many"):
+        res = launcher(tmp_path, "log", "-n", value)
+        assert res.returncode == 2 and "argument -n/--lines" in res.stderr, (value, res.stderr)
+    assert "expected at least 1, got 0" in launcher(tmp_path, "log", "-n", "0").stderr
+
+
+def test_two_runs_at_once_end_with_one_portal_and_the_other_saying_so():
+    inst = Instance()
+    try:
+        procs = [subprocess.Popen([sys.executable, str(CODE_ROOT / "launcher"), "run"], cwd=inst.root,
+                                  env=clean_env(PORTAL_ROOT=str(inst.root)), stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+        assert [rc for rc, _, _ in results] == [0, 0], results
+        assert [out.strip() for _, out, _ in results] == [inst.url, inst.url]
+        said = ["already running" in err for _, _, err in results]
+        assert sorted(said) == [False, True], results
+        # One supervisord, one database, and the portal answers.
+        assert inst.run("status").returncode == 0
+        assert requests.get(inst.url + "/api/sysinfo", timeout=5).status_code == 200
+        # Two stops at once: one stops everything, the other finds nothing left to stop.
+        procs = [subprocess.Popen([sys.executable, str(CODE_ROOT / "launcher"), "stop"], cwd=inst.root,
+                                  env=clean_env(PORTAL_ROOT=str(inst.root)), stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        codes = sorted(p.wait(timeout=120) for p in procs)
+        assert codes == [0, 1]
+        assert inst.run("status").returncode == 3
+        assert not (inst.var / "pgdata/postmaster.pid").exists()
+    finally:
+        inst.cleanup()
 
 
 def test_every_command_has_help():

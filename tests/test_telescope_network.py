@@ -154,7 +154,8 @@ def test_files_that_fail_validation_load_nothing(network, tmp_path):
     res = inst.run("load_data", str(tmp_path / "instruments.yaml"), str(tmp_path / "telescopes.yaml"))
     assert res.returncode != 0
     assert "nothing was loaded" in res.stderr
-    assert 'telescopes.yaml:' in res.stderr and 'telescope entry 57 ("Nowhere Observatory"): lat: 95.0' in res.stderr
-    assert 'instrument entry 56 ("Somewhere Camera"): filters: \'cousins_r\'' in res.stderr
+    assert 'telescopes.yaml:' in res.stderr
+    assert 'entry 57 (telescope "Nowhere Observatory"): `lat` must be between -90 and 90 degrees, got 95.0' in res.stderr
+    assert 'entry 56 (instrument "Somewhere Camera"): `filters`: unknown filter(s) \'cousins_r\'' in res.stderr
     assert "Somewhere" not in res.stdout  # the loader never ran
     assert (api(inst, token, "telescope"), api(inst, token, "instrument")) == before

@@ -48,10 +48,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from .migrations import upgrade
+    import json
 
-    revs = upgrade(_load(args))
-    print("database at revision(s): " + (", ".join(sorted(revs)) or "(empty)"))
+    from .migrations import state, upgrade
+
+    cfg = _load(args)
+    before = set(state(cfg)["applied"]) if args.json else set()
+    revs = upgrade(cfg)
+    if args.json:
+        after = state(cfg)
+        after["upgraded"] = sorted(set(after["applied"]) - before)
+        print(json.dumps(after))
+    else:
+        print("database at revision(s): " + (", ".join(sorted(revs)) or "(empty)"))
     return 0
 
 
@@ -90,7 +99,7 @@ def cmd_service_token(args: argparse.Namespace) -> int:
 
 
 def cmd_set_user_role(args: argparse.Namespace) -> int:
-    from .domain.roles_admin import list_users_roles, set_user_role
+    from .domain.roles_admin import LastSuperAdmin, list_users_roles, set_user_role
 
     cfg = _load(args)
     if args.list:
@@ -101,16 +110,22 @@ def cmd_set_user_role(args: argparse.Namespace) -> int:
         print("set_user_role: give --user NAME and --role ROLE, or --list", file=sys.stderr)
         return 2
     try:
-        print(set_user_role(cfg, args.user, args.role))
-    except LookupError as exc:
+        print(set_user_role(cfg, args.user, args.role, force=args.force))
+    except (LookupError, LastSuperAdmin) as exc:
         print(f"set_user_role: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
 def cmd_load_data(args: argparse.Namespace) -> int:
+    from .loader import dry_run
     from .loader import main as loader_main
 
+    if args.dry_run:
+        return dry_run(args.files, as_json=args.json)
+    if args.json:
+        print("load_data: --json goes with --dry-run (a load reports one line per entry)", file=sys.stderr)
+        return 2
     return loader_main(_load(args), args.files, url=args.url, token=args.token)
 
 
@@ -173,7 +188,9 @@ def build_parser(extra: list[ep.Command] | None = None) -> argparse.ArgumentPars
     p = add("serve", cmd_serve, "serve the portal (refuses an unmigrated database)")
     p.add_argument("--port", type=int, help="port (default: server.port)")
     p.add_argument("--host", help="address (default: server.host)")
-    add("migrate", cmd_migrate, "apply pending database migrations and print the revision")
+    p = add("migrate", cmd_migrate, "apply pending database migrations and print the revision")
+    p.add_argument("--json", action="store_true",
+                   help='answer one JSON object: {"heads", "current", "applied", "pending", "upgraded"} (lists of revisions)')
     p = add("bootstrap", cmd_bootstrap, "create roles, ACLs, the sitewide group and the initial admin with its token")
     p.add_argument("--json", action="store_true",
                    help='answer {"created_admin", "new_database" (no user before), "token_file"} as JSON')
@@ -181,10 +198,15 @@ def build_parser(extra: list[ep.Command] | None = None) -> argparse.ArgumentPars
     p.add_argument("--user", metavar="NAME")
     p.add_argument("--role", metavar="ROLE")
     p.add_argument("--list", action="store_true", help="list users and their roles")
+    p.add_argument("--force", action="store_true", help="allow demoting the last Super admin")
     p = add("load_data", cmd_load_data, "load YAML data files through the portal's API")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--url", help="portal URL (default: loader.url or the configured server URL)")
     p.add_argument("--token", help="API token (default: the initial admin token file)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="only validate the files (fields, ranges, references, includes): nothing is written and no "
+                        "running portal or database is needed; exit 1 when there is a problem")
+    p.add_argument("--json", action="store_true", help="with --dry-run: answer one JSON object on stdout")
     add("openapi", cmd_openapi, "print the OpenAPI 3 description of the API")
     p = add("service_token", cmd_service_token,
             "create or update a service's bot user (exactly these ACLs and groups) and keep its API token in a file")

@@ -17,10 +17,6 @@ class ApiError(tornado.web.HTTPError):
         return f"{self.status_code}: {self.message}"
 
 
-def bad_request(message: str) -> ApiError:
-    return ApiError(400, message)
-
-
 def not_found(what: str) -> ApiError:
     return ApiError(404, f"{what} not found")
 

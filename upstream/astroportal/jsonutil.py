@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import orjson
@@ -21,10 +20,3 @@ def _default(value: Any) -> Any:
 def dumps(value: Any) -> str:
     """JSON text; NaN and infinities become null, datetimes ISO 8601."""
     return orjson.dumps(value, default=_default, option=_OPTIONS).decode()
-
-
-def clean_float(x: float | None) -> float | None:
-    """NaN and infinities are not JSON: answer them as null."""
-    if x is None or not math.isfinite(x):
-        return None
-    return x

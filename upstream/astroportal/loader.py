@@ -30,9 +30,11 @@ base64 otherwise, as SkyPortal does for thumbnails). A literal string starting w
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 import sys
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -76,7 +78,15 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
             seen[key] = key_node
         except TypeError:  # unhashable key: let the normal constructor report it
             pass
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+    mapping = _LineDict(yaml.SafeLoader.construct_mapping(loader, node, deep=deep))
+    mapping.line = node.start_mark.line + 1
+    return mapping
+
+
+class _LineDict(dict):
+    """A YAML mapping that remembers the line it starts on (1-based), for messages about an entry."""
+
+    line = 0
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -123,19 +133,28 @@ class Entry:
     index: int  # 1-based position in the list it was written in
     endpoint: str
     payload: Any
+    line: int = 0  # where the entry starts in its file (0: unknown)
 
     @property
-    def label(self) -> str:
-        """`FILE entry N (endpoint "name")`: enough to find the entry in its file."""
-        name = None
+    def name(self) -> Any:
+        """What the entry is called (its name, id, username ...), or None."""
         if isinstance(self.payload, dict):
             for key in ("name", "id", "username", "obj_id", "userID", "user_id", "stream_id"):
                 value = self.payload.get(key)
                 if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-                    name = value
-                    break
-        what = f'{self.endpoint} "{name}"' if name is not None else self.endpoint
-        return f"{display(self.file)} entry {self.index} ({what})"
+                    return value
+        return None
+
+    @property
+    def what(self) -> str:
+        """`entry N (endpoint "name")`."""
+        kind = f'{self.endpoint} "{self.name}"' if self.name is not None else self.endpoint
+        return f"entry {self.index} ({kind})"
+
+    @property
+    def label(self) -> str:
+        """`FILE entry N (endpoint "name")`: enough to find the entry in its file."""
+        return f"{display(self.file)} {self.what}"
 
 
 class _Reader:
@@ -201,7 +220,8 @@ class _Reader:
                 finally:
                     self._stack.pop()
             else:
-                yield Entry(path, i, endpoint, self._expand_nested(path, f"{where} entry {i}", item))
+                yield Entry(path, i, endpoint, self._expand_nested(path, f"{where} entry {i}", item),
+                            getattr(item, "line", 0))
 
     def _expand_nested(self, path: Path, where: str, value: Any) -> Any:
         """Replace `{file: X}` inside a payload by X's content (parsed if YAML/JSON, else base64)."""
@@ -224,13 +244,16 @@ def _normalise_endpoint(endpoint: str) -> str:
     return endpoint[4:] if endpoint.startswith("api/") else endpoint
 
 
-def read_entries(paths: list[Path]) -> list[Entry]:
-    """All entries of the files, in order, with includes expanded."""
+def read_files(paths: list[Path]) -> dict[Path, list[Entry]]:
+    """Each file's entries, with includes expanded (files in the order given)."""
     reader = _Reader()
-    entries: list[Entry] = []
-    for path in paths:
-        entries.extend(reader.read(Path(path)))
-    return entries
+    return {Path(path): reader.read(Path(path)) for path in paths}
+
+
+def read_entries(paths: list[Path]) -> list[Entry]:
+    """All entries of the files, with includes expanded, files in load order (see order_files)."""
+    by_file = read_files(paths)
+    return [e for path in order_files(by_file) for e in by_file[path]]
 
 
 # -- references ---------------------------------------------------------------------------------------------
@@ -277,8 +300,90 @@ def _value_references(value: Any) -> Iterator[str]:
             yield name
 
 
-def check_entries(entries: list[Entry]) -> None:
-    """Refuse, before any request, entries that are not mappings and references not defined earlier."""
+def order_files(by_file: dict[Path, list[Entry]]) -> list[Path]:
+    """The files, reordered (stably) so that a file comes after the files defining the names it refers to.
+
+    data/instruments.yaml refers to data/telescopes.yaml, which sorts after it: it is loaded second. Files
+    that refer to each other keep their order (check_entries names the reference that cannot be resolved).
+    """
+    defined_in: dict[str, Path] = {}
+    for path, entries in by_file.items():
+        for e in entries:
+            if isinstance(e.payload, dict) and e.payload.get(ID_KEY) is not None:
+                defined_in.setdefault(str(e.payload[ID_KEY]), path)
+    needs: dict[Path, set[Path]] = {path: set() for path in by_file}
+    for path, entries in by_file.items():
+        for e in entries:
+            for ref in _entry_references(e, lambda n: n in defined_in):
+                source = defined_in.get(ref)
+                if source is not None and source != path:
+                    needs[path].add(source)
+    ordered: list[Path] = []
+    left = list(by_file)
+    while left:
+        ready = next((p for p in left if needs[p] <= set(ordered)), None)
+        if ready is None:
+            ordered.extend(left)
+            break
+        ordered.append(ready)
+        left.remove(ready)
+    return ordered
+
+
+def _entry_references(entry: Entry, known: Callable[[str], bool]) -> list[str]:
+    refs = [ref for _, _, ref in _path_references(entry.endpoint, known)]
+    if isinstance(entry.payload, dict):
+        refs += list(_value_references({k: v for k, v in entry.payload.items() if k != ID_KEY}))
+    return refs
+
+
+@dataclass
+class Problem:
+    """One reason an entry (or a file) cannot be loaded."""
+
+    message: str
+    entry: Entry | None = None
+    field: str | None = None
+    file: Path | None = None  # for a file that cannot be read at all
+
+    @property
+    def body(self) -> str:
+        """The message, led by the field unless it names it already (the portal's checks do)."""
+        if self.field and f"`{self.field}`" not in self.message:
+            return f"{self.field}: {self.message}"
+        return self.message
+
+    @property
+    def text(self) -> str:
+        """`FILE entry N (endpoint "name"): message`, as the loader reports its first problem."""
+        head = self.entry.label if self.entry else (display(self.file) if self.file else "")
+        return f"{head}: {self.body}" if head else self.body
+
+    @property
+    def located(self) -> str:
+        """The same with the line: `FILE:LINE: entry N (endpoint "name"): field: message`."""
+        if not self.entry:
+            return self.text
+        where = display(self.entry.file) + (f":{self.entry.line}" if self.entry.line else "")
+        return f"{where}: {self.entry.what}: {self.body}"
+
+    def as_json(self) -> dict:
+        e = self.entry
+        return {
+            "file": str(e.file if e else self.file) if (e or self.file) else None,
+            "line": e.line if e and e.line else None,
+            "entry": e.index if e else None,
+            "endpoint": e.endpoint if e else None,
+            "name": e.name if e else None,
+            "field": self.field,
+            "message": self.message,
+            "text": self.located,
+        }
+
+
+def entry_problems(entries: list[Entry]) -> list[Problem]:
+    """Entries that are not mappings, bad or repeated `=id`s, and references not defined by an earlier entry."""
+    found: list[Problem] = []
     defined: dict[str, Entry] = {}
     later: dict[str, Entry] = {}
     for entry in entries:
@@ -289,23 +394,85 @@ def check_entries(entries: list[Entry]) -> None:
     for entry in entries:
         if not isinstance(entry.payload, dict):
             kind = "nothing" if entry.payload is None else f"a {type(entry.payload).__name__} ({entry.payload!r:.60})"
-            raise LoadError(f"{entry.label}: an entry must be a mapping of field: value, found {kind}")
+            found.append(Problem(f"an entry must be a mapping of field: value, found {kind}", entry))
+            continue
         name = entry.payload.get(ID_KEY)
-        if name is not None and not isinstance(name, (str, int)):
-            raise LoadError(f"{entry.label}: `=id` must be a name, found {name!r}")
-        refs = [ref for _, _, ref in _path_references(entry.endpoint, lambda n: n in defined)]
-        refs += list(_value_references({k: v for k, v in entry.payload.items() if k != ID_KEY}))
-        for ref in refs:
+        if name is not None and (isinstance(name, bool) or not isinstance(name, (str, int))):
+            found.append(Problem(f"`=id` must be a name, found {name!r}", entry))
+            name = None
+        for ref in _entry_references(entry, lambda n: n in defined):
             if ref in defined:
                 continue
             hint = ""
             if ref in later:
                 hint = f"; it is defined only later, by {later[ref].label}"
-            raise LoadError(
-                f'{entry.label}: reference "={ref}" is not defined by an earlier entry (`=id: {ref}`){hint}'
-            )
+            found.append(Problem(f'reference "={ref}" is not defined by an earlier entry (`=id: {ref}`){hint}', entry))
         if name is not None:
-            defined[str(name)] = entry
+            if str(name) in defined:
+                found.append(Problem(f"`=id: {name}` is also the =id of {defined[str(name)].label}: a reference to it "
+                                     "would be ambiguous", entry, ID_KEY))
+            else:
+                defined[str(name)] = entry
+    return found
+
+
+def check_entries(entries: list[Entry]) -> None:
+    """Refuse, before any request, entries that are not mappings and references not defined earlier."""
+    found = entry_problems(entries)
+    if found:
+        raise LoadError(found[0].text)
+
+
+# What a reference in these fields must name: an entry of this endpoint.
+REFERENCE_TARGETS = {"telescope_id": "telescope", "instrument_id": "instrument"}
+
+
+def _validators() -> list[tuple[re.Pattern[str], Callable[[dict], list[tuple[str | None, str]]]]]:
+    """The portal's own field checks of an endpoint's POST, for those that need no database."""
+    from .domain.telescopes import instrument_problems, telescope_problems
+
+    return [(re.compile(r"telescope"), telescope_problems), (re.compile(r"instrument"), instrument_problems)]
+
+
+def validate(entries: list[Entry]) -> list[Problem]:
+    """Every problem found without writing anything or asking the portal (the dry run).
+
+    Structure and references first (as check_entries), then, for each entry of an endpoint the portal can
+    check offline (telescope, instrument), every field its POST would refuse, with references standing for
+    ids; a reference must name an entry of the right endpoint (REFERENCE_TARGETS); two entries with the same
+    natural key (telescope or instrument name, ...) would overwrite each other. What needs the database (that a
+    numeric id names an existing row, that a name is free) is checked by the real load.
+    """
+    found = entry_problems(entries)
+    by_id = {str(e.payload[ID_KEY]): e for e in entries
+             if isinstance(e.payload, dict) and isinstance(e.payload.get(ID_KEY), (str, int))}
+    validators = _validators()
+    seen_keys: dict[tuple, Entry] = {}
+    placeholder_ids = defaultdict(lambda: 1)  # a reference stands for some id: its definition is checked apart
+    for entry in entries:
+        if not isinstance(entry.payload, dict):
+            continue
+        payload = {k: v for k, v in entry.payload.items() if k != ID_KEY}
+        for name, endpoint in REFERENCE_TARGETS.items():
+            ref = _reference(payload.get(name))
+            target = by_id.get(ref) if ref is not None else None
+            if target is not None and target.endpoint != endpoint:
+                found.append(Problem(f'"={ref}" is {target.label}, not a {endpoint}', entry, name))
+        key = natural_key(entry.endpoint)
+        if key is not None and key.keys and all(isinstance(payload.get(k), (str, int, float)) for k in key.keys):
+            ident = (entry.endpoint, *(str(payload[k]) for k in key.keys))
+            first = seen_keys.setdefault(ident, entry)
+            if first is not entry:
+                same = " and ".join(f"`{k}` {payload[k]!r}" for k in key.keys)
+                found.append(Problem(f"{same}: also that of {first.label}; the portal finds {entry.endpoint} entries "
+                                     "by it, so the second would overwrite the first", entry, key.keys[0]))
+        for pattern, check in validators:
+            if pattern.fullmatch(entry.endpoint):
+                resolved = resolve(payload, placeholder_ids)
+                found.extend(Problem(message, entry, field) for field, message in check(resolved))
+    position = {id(e): i for i, e in enumerate(entries)}
+    # In file order, each entry's problems together.
+    return sorted(found, key=lambda p: position.get(id(p.entry), -1))
 
 
 def resolve(value: Any, ids: dict[str, Any]) -> Any:
@@ -479,6 +646,8 @@ class NaturalKey:
     update_methods: tuple[str, ...] = ("PATCH", "PUT")  # tried in order; the next on 405
     # Payload fields that are options of creation rather than stored attributes: never compared.
     ignore: frozenset[str] = frozenset()
+    # The payload fields that identify an entry (two entries of one load with the same values collide).
+    keys: tuple[str, ...] = ()
     # The field of a found entry that is its id (recorded for `=id`, used in the update URL).
     id_field: str = "id"
     # Renames from payload fields to the found entry's fields, for comparison.
@@ -488,8 +657,8 @@ class NaturalKey:
 
 
 NATURAL_KEYS: list[tuple[re.Pattern[str], NaturalKey]] = [
-    (re.compile(r"telescope"), NaturalKey(_find_in_listing(("name",), "telescopes", query="name"))),
-    (re.compile(r"instrument"), NaturalKey(_find_in_listing(("name",), "instruments", query="name"))),
+    (re.compile(r"telescope"), NaturalKey(_find_in_listing(("name",), "telescopes", query="name"), keys=("name",))),
+    (re.compile(r"instrument"), NaturalKey(_find_in_listing(("name",), "instruments", query="name"), keys=("name",))),
     (re.compile(r"groups"), NaturalKey(_find_group, ignore=frozenset({"group_admins"}))),
     (
         re.compile(r"groups/[^/]+/users"),
@@ -507,7 +676,7 @@ NATURAL_KEYS: list[tuple[re.Pattern[str], NaturalKey]] = [
             ignore=frozenset({"stream_id", "streamID"}),
         ),
     ),
-    (re.compile(r"streams"), NaturalKey(_find_in_listing(("name",), "streams"))),
+    (re.compile(r"streams"), NaturalKey(_find_in_listing(("name",), "streams"), keys=("name",))),
     (re.compile(r"filters"), NaturalKey(_find_in_listing(("name", "group_id"), "filters"))),
     (
         re.compile(r"sources"),
@@ -690,6 +859,39 @@ def portal_token(cfg: Config, token: str | None = None) -> str:
     if not value:
         raise LoadError(f"the token file {path} is empty")
     return value
+
+
+def dry_run(files: list[str], as_json: bool = False, out=None, err=None) -> int:
+    """Validate `files` as a load would, writing nothing and asking no portal; report every problem.
+
+    Text: one line per problem on stderr, a summary on stdout. JSON (stdout, one object):
+    {"ok": bool, "files": [paths in load order], "entries": N, "problems": [{"file", "line", "entry",
+    "endpoint", "name", "field", "message", "text"}]}. Returns 0 when the files may be loaded, 1 otherwise.
+    """
+    out, err = out or sys.stdout, err or sys.stderr
+    paths = [Path(f) for f in files]
+    by_file: dict[Path, list[Entry]] = {}
+    problems: list[Problem] = []
+    reader = _Reader()
+    for path in paths:  # every unreadable file is reported, not only the first
+        try:
+            by_file[path] = reader.read(path)
+        except LoadError as exc:
+            problems.append(Problem(str(exc)))
+    order = order_files(by_file)
+    entries = [e for path in order for e in by_file[path]]
+    if not problems:
+        problems = validate(entries)
+    if as_json:
+        print(json.dumps({"ok": not problems, "files": [str(p) for p in order], "entries": len(entries),
+                          "problems": [p.as_json() for p in problems]}, indent=1), file=out)
+    else:
+        for p in problems:
+            print(f"load_data: {p.located}", file=err)
+        verdict = f"{len(problems)} problem(s)" if problems else "no problem found"
+        print(f"load_data: dry run: {len(entries)} entries in {len(order)} file(s), {verdict}; nothing was written",
+              file=out)
+    return 1 if problems else 0
 
 
 def main(cfg: Config, files: list[str], url: str | None = None, token: str | None = None) -> int:

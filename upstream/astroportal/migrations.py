@@ -91,6 +91,17 @@ def applied_heads(cfg: Config) -> set[str]:
     return {head for head in script.get_heads() if head in applied}
 
 
+def state(cfg: Config) -> dict[str, list[str]]:
+    """Where the database stands, for `migrate --json`: the scripts' heads, the revisions recorded in
+    alembic_version (current), every revision the database holds (applied), and those it lacks (pending)."""
+    script = ScriptDirectory.from_config(alembic_config(cfg))
+    current = current_revisions(cfg)
+    applied = applied_revisions(script, current)
+    every = {rev.revision for rev in script.walk_revisions()}
+    return {"heads": sorted(script.get_heads()), "current": sorted(current), "applied": sorted(applied),
+            "pending": sorted(every - applied)}
+
+
 def check_migrated(cfg: Config) -> None:
     """Raise UnmigratedDatabase unless every migration script is applied to the database."""
     pending = pending_revisions(cfg)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -420,3 +422,161 @@ def test_cli_load_data(config_path, server, admin_token, db, tmp_path):
     result = portal("load_data", str(bad), config=config_path, check=False)
     assert result.returncode == 1
     assert "bad.yaml entry 1" in result.stderr and "diameter" in result.stderr
+
+
+# -- the dry run: every problem at once, nothing written, no portal or database needed ----------------------
+GOOD_TELESCOPES = """\
+telescope:
+  - name: Observatoire de Haute-Provence T120
+    nickname: OHP/T120
+    lat: 43.932348
+    lon: 5.713301
+    elevation: 650.0
+    diameter: 1.2
+    robotic: true
+    fixed_location: true
+    skycam_link: null
+    weather_link: https://example.org/weather
+    =id: OHP/T120
+"""
+GOOD_INSTRUMENTS = """\
+instrument:
+  - name: T120 camera
+    type: imager
+    band: optical
+    telescope_id: =OHP/T120
+    filters: [sdssg, sdssr, ps1::open]
+"""
+
+
+def dry(*files: Path) -> tuple[int, dict]:
+    """`load_data --dry-run --json FILES` in this process: (exit status, its JSON answer)."""
+    import io
+    import json
+
+    from astroportal.loader import dry_run
+
+    out, err = io.StringIO(), io.StringIO()
+    rc = dry_run([str(f) for f in files], as_json=True, out=out, err=err)
+    return rc, json.loads(out.getvalue())
+
+
+def texts(answer: dict) -> list[str]:
+    return [p["text"] for p in answer["problems"]]
+
+
+def one_telescope(**fields) -> str:
+    entry = {"name": "T", "nickname": "T", "lat": 1.0, "lon": 2.0, "elevation": 3.0, "diameter": 1.0, "=id": "T"}
+    entry.update(fields)
+    return yaml.safe_dump({"telescope": [{k: v for k, v in entry.items() if v is not None}]}, sort_keys=False)
+
+
+def test_dry_run_passes_the_example_data_and_orders_files_by_their_references(tmp_path):
+    t = write(tmp_path / "b_telescopes.yaml", GOOD_TELESCOPES)
+    i = write(tmp_path / "a_instruments.yaml", GOOD_INSTRUMENTS)
+    rc, answer = dry(i, t)
+    assert rc == 0 and answer["ok"] and answer["problems"] == []
+    # The instruments refer to the telescope: its file goes first whatever the order given.
+    assert answer["files"] == [str(t), str(i)] and answer["entries"] == 2
+
+
+@pytest.mark.parametrize(
+    "fields, field, expected",
+    [
+        ({"lat": 90.5}, "lat", "`lat` must be between -90 and 90 degrees, got 90.5"),
+        ({"lon": 180.01}, "lon", "`lon` must be between -180 and 180 degrees"),
+        ({"lon": "east"}, "lon", "`lon` must be a number, got 'east'"),
+        ({"elevation": 9000}, "elevation", "`elevation` must be between -500.0 and 6000.0 m"),
+        ({"diameter": 0}, "diameter", "`diameter` must be greater than 0 m"),
+        ({"diameter": None}, "diameter", "missing required field `diameter`"),
+        ({"nickname": None}, "nickname", "missing required field `nickname`"),
+        ({"robotic": "yes please"}, "robotic", "`robotic` must be true or false, got 'yes please'"),
+        ({"elevaton": 5}, None, "unknown field(s) ['elevaton'] (did you mean 'elevation' for 'elevaton'?)"),
+    ],
+)
+def test_dry_run_names_a_bad_telescope_field_with_file_line_and_entry(tmp_path, fields, field, expected):
+    path = write(tmp_path / "telescopes.yaml", one_telescope(**fields))
+    rc, answer = dry(path)
+    assert rc == 1 and not answer["ok"]
+    [problem] = answer["problems"]
+    assert (problem["file"], problem["line"], problem["entry"], problem["endpoint"], problem["name"]) == \
+        (str(path), 2, 1, "telescope", "T")
+    assert problem["field"] == field and expected in problem["message"]
+    assert problem["text"].startswith(f'{path}:2: entry 1 (telescope "T"): ')
+
+
+def test_dry_run_reports_every_bad_instrument_at_once(tmp_path):
+    t = write(tmp_path / "telescopes.yaml", GOOD_TELESCOPES)
+    i = write(tmp_path / "instruments.yaml", """\
+instrument:
+  - name: A
+    type: imagr
+    telescope_id: =OHP/T120
+  - name: B
+    type: imager
+    telescope_id: =OHP/T12
+    filters: [sdssr, ztf_g]
+  - name: C
+    type: spectrograph
+    telescope_id: =OHP/T120
+    api_classname: X
+  - name: D
+    type: imager
+""")
+    rc, answer = dry(t, i)
+    assert rc == 1
+    found = [(p["line"], p["field"], p["message"]) for p in answer["problems"]]
+    assert found[0][:2] == (2, "type") and "`type` must be one of imager" in found[0][2] and "'imagr'" in found[0][2]
+    assert found[1][:2] == (5, None) and 'reference "=OHP/T12" is not defined by an earlier entry' in found[1][2]
+    assert found[2][:2] == (5, "filters") and "unknown filter(s) 'ztf_g'" in found[2][2]
+    assert found[3][:2] == (9, None) and "unknown field(s) ['api_classname']" in found[3][2]
+    assert found[4][:2] == (13, "telescope_id") and "missing required field `telescope_id`" in found[4][2]
+    assert len(found) == 5
+
+
+def test_dry_run_refuses_repeated_ids_and_names_and_references_to_the_wrong_kind(tmp_path):
+    a = write(tmp_path / "a.yaml", GOOD_TELESCOPES)
+    b = write(tmp_path / "b.yaml", GOOD_TELESCOPES.replace("nickname: OHP/T120", "nickname: other"))
+    rc, answer = dry(a, b)
+    assert rc == 1
+    assert any("`=id: OHP/T120` is also the =id of" in t and str(a) in t for t in texts(answer))
+    assert any("`name` 'Observatoire de Haute-Provence T120': also that of" in t for t in texts(answer))
+    wrong = write(tmp_path / "i.yaml", "instrument:\n  - {name: X, type: imager, telescope_id: 1, =id: X}\n"
+                                       "  - {name: Y, type: imager, telescope_id: =X}\n")
+    rc, answer = dry(wrong)
+    assert rc == 1 and texts(answer) == [f'{wrong}:3: entry 2 (instrument "Y"): telescope_id: "=X" is {wrong} entry 1 '
+                                         '(instrument "X"), not a telescope']
+
+
+def test_dry_run_reports_unreadable_files_and_follows_includes(tmp_path):
+    bad = write(tmp_path / "bad.yaml", "telescope:\n  - name: A\n    name: B\n")
+    rc, answer = dry(bad, tmp_path / "missing.yaml")
+    assert rc == 1
+    assert texts(answer)[0].startswith(f"{bad}:3: invalid YAML") and "duplicate key 'name'" in texts(answer)[0]
+    assert texts(answer)[1] == f"{tmp_path / 'missing.yaml'}: no such file"
+    write(tmp_path / "more.yaml", "- {name: M, nickname: M, lat: 1, lon: 500, elevation: 1, diameter: 1}\n")
+    main = write(tmp_path / "main.yaml", "telescope:\n  - file: more.yaml\n")
+    rc, answer = dry(main)
+    assert rc == 1 and texts(answer) == [f'{tmp_path / "more.yaml"}:1: entry 1 (telescope "M"): `lon` must be between '
+                                         "-180 and 180 degrees, got 500"]
+
+
+def test_dry_run_writes_nothing_and_needs_no_portal(tmp_path):
+    # No cfg, server or database fixture here: the command line, with no configuration at all.
+    path = write(tmp_path / "t.yaml", one_telescope(lat=123))
+    result = subprocess.run([sys.executable, "-m", "astroportal", "load_data", "--dry-run", str(path)],
+                            capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 1
+    assert f'{path}:2: entry 1 (telescope "T"): `lat` must be between -90 and 90 degrees' in result.stderr
+    assert "1 entries in 1 file(s), 1 problem(s); nothing was written" in result.stdout
+    ok = write(tmp_path / "ok.yaml", one_telescope())
+    result = subprocess.run([sys.executable, "-m", "astroportal", "load_data", "--dry-run", "--json", str(ok)],
+                            capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    assert result.returncode == 0 and '"ok": true' in result.stdout
+
+
+def test_creating_a_telescope_with_a_misspelt_field_is_refused(api, admin_token):
+    name = f"Typo scope {tag()}"
+    status, body = api.post("/api/telescope", admin_token, json={**a_telescope(name), "elevaton": 5})
+    assert status == 400 and "did you mean 'elevation' for 'elevaton'" in body["message"], body
+    assert api.get("/api/telescope", admin_token, params={"name": name})[1]["data"] == []

@@ -96,3 +96,20 @@ def test_a_branch_that_depends_on_the_portal_counts_as_migrated(fresh, tmp_path)
     assert "b0001" in migrations.current_revisions(fresh)
     migrations.check_migrated(fresh)  # does not raise
     assert migrations.pending_revisions(fresh) == []
+
+
+def test_migrate_answers_json_with_heads_applied_and_current(pg, tmp_path):
+    import json
+
+    from conftest import portal
+
+    path = write_config(tmp_path / "c.yaml", pg.create_database("migrate_json"), free_port())
+    first = json.loads(portal("migrate", "--json", config=path).stdout)
+    assert first["heads"] and set(first["heads"]) <= set(first["applied"])
+    assert first["current"] == first["heads"] and first["pending"] == []
+    assert first["upgraded"] == first["applied"]  # from empty: everything was applied by this run
+    again = json.loads(portal("migrate", "--json", config=path).stdout)
+    assert again["upgraded"] == [] and again["applied"] == first["applied"]
+    # Without --json, the line a person reads.
+    assert portal("migrate", config=path).stdout.startswith("database at revision(s): ")
+

@@ -297,3 +297,31 @@ def test_tokens_need_login(api):
     assert api.get("/api/internal/tokens")[0] == 401
     assert api.post("/api/internal/tokens", json={"name": "x"})[0] == 401
     assert api.delete("/api/internal/tokens/1")[0] == 401
+
+
+def test_the_last_super_admin_is_not_demoted_without_force(pg, tmp_path):
+    from conftest import free_port, portal, write_config
+
+    path = write_config(tmp_path / "c.yaml", pg.create_database("last_admin"), free_port())
+    portal("migrate", config=path)
+    portal("bootstrap", config=path)  # the initial admin, the only Super admin
+    res = portal("set_user_role", "--user", "admin", "--role", "Full user", config=path, check=False)
+    assert res.returncode == 1 and "admin is the last Super admin" in res.stderr and "--force" in res.stderr
+    assert "admin\tSuper admin" in portal("set_user_role", "--list", config=path).stdout
+    # Missing arguments: the portal says what to give.
+    res = portal("set_user_role", "--user", "admin", config=path, check=False)
+    assert res.returncode == 2 and "--role" in res.stderr
+    # With --force it is done (the person asked for it knowingly), and promotion is never refused.
+    assert portal("set_user_role", "--user", "admin", "--role", "Full user", "--force", config=path).stdout.strip() \
+        == "admin: Full user"
+    assert portal("set_user_role", "--user", "admin", "--role", "Super admin", config=path).returncode == 0
+    # With another Super admin, demoting one needs no --force.
+    from astroportal import config as portal_config
+    from astroportal.db import session_scope
+    from astroportal.domain.accounts import create_user
+
+    with session_scope(portal_config.load(path)) as session:
+        create_user(session, "second", ["Super admin"])
+    assert portal("set_user_role", "--user", "admin", "--role", "Full user", config=path).returncode == 0
+    res = portal("set_user_role", "--user", "second", "--role", "View only", config=path, check=False)
+    assert res.returncode == 1 and "second is the last Super admin" in res.stderr

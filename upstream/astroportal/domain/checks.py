@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlalchemy.exc import IntegrityError
 
@@ -117,9 +118,39 @@ def str_list(data: dict, field: str, *, required: bool = False) -> Any:
 
 def unknown_fields(data: dict, allowed: set[str]) -> None:
     """Refuse fields the call does not know, so that a misspelt field is not silently ignored."""
-    extra = sorted(set(data) - allowed)
+    extra = sorted(set(data) - allowed, key=str)
     if extra:
-        raise ApiError(400, f"unknown field(s) {extra}; accepted fields: {sorted(allowed)}")
+        hints = [f"{close[0]!r} for {name!r}" for name in extra
+                 if (close := difflib.get_close_matches(str(name), sorted(allowed), n=1))]
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+        raise ApiError(400, f"unknown field(s) {extra}{hint}; accepted fields: {sorted(allowed)}")
+
+
+Checker = Callable[[dict], Any]
+
+
+def checked_values(data: dict, checkers: dict[str, Checker]) -> dict[str, Any]:
+    """Each field's checked value (MISSING ones left out); the first refusal raises its ApiError."""
+    values = {name: check(data) for name, check in checkers.items()}
+    return {k: v for k, v in values.items() if v is not MISSING}
+
+
+def field_problems(data: dict, checkers: dict[str, Checker], allowed: set[str]) -> list[tuple[str | None, str]]:
+    """Every refusal of `data`, field by field, as (field, message): not only the first, as a request gets.
+
+    For clients that check a whole file before sending it (the data loader's dry run).
+    """
+    found: list[tuple[str | None, str]] = []
+    try:
+        unknown_fields(data, allowed)
+    except ApiError as exc:
+        found.append((None, exc.message))
+    for name, check in checkers.items():
+        try:
+            check(data)
+        except ApiError as exc:
+            found.append((name, exc.message))
+    return found
 
 
 def path_id(raw: str | None, what: str) -> int:

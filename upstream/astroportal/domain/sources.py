@@ -208,12 +208,6 @@ def cone_condition(ra_mode: str):
     return and_(*conds)
 
 
-def cone_clause(ra: float, dec: float, radius: float):
-    """An exact SQL condition on objs: within `radius` degrees (great circle) of (ra, dec)."""
-    mode, params = cone_params(ra, dec, radius)
-    return cone_condition(mode).params(**params)
-
-
 def check_cone(ra: float | None, dec: float | None, radius: float | None) -> tuple[float, float, float] | None:
     """Validate the cone arguments: all three or none."""
     given = [n for n, v in (("ra", ra), ("dec", dec), ("radius", radius)) if v is not None]

@@ -65,21 +65,30 @@ def get_telescope(session: Session, telescope_id: int) -> Telescope:
     return telescope
 
 
+def _telescope_checks(creating: bool) -> dict[str, checks.Checker]:
+    """How each telescope field is checked (all required ones are when creating)."""
+    return {
+        "name": lambda d: checks.text(d, "name", required=creating, nullable=False),
+        "nickname": lambda d: checks.text(d, "nickname", required=creating, nullable=False),
+        "lat": lambda d: checks.number(d, "lat", low=-90, high=90, unit="degrees"),
+        "lon": lambda d: checks.number(d, "lon", low=-180, high=180, unit="degrees"),
+        "elevation": lambda d: checks.number(d, "elevation", low=ELEVATION_RANGE[0], high=ELEVATION_RANGE[1], unit="m"),
+        "diameter": lambda d: checks.number(d, "diameter", required=creating, nullable=False, positive=True, unit="m"),
+        "robotic": lambda d: checks.boolean(d, "robotic"),
+        "fixed_location": lambda d: checks.boolean(d, "fixed_location"),
+        "skycam_link": lambda d: checks.text(d, "skycam_link"),
+        "weather_link": lambda d: checks.text(d, "weather_link"),
+    }
+
+
 def _telescope_values(data: dict, *, creating: bool) -> dict[str, Any]:
     """The checked telescope fields present in `data` (all required ones when creating)."""
-    values = {
-        "name": checks.text(data, "name", required=creating, nullable=False),
-        "nickname": checks.text(data, "nickname", required=creating, nullable=False),
-        "lat": checks.number(data, "lat", low=-90, high=90, unit="degrees"),
-        "lon": checks.number(data, "lon", low=-180, high=180, unit="degrees"),
-        "elevation": checks.number(data, "elevation", low=ELEVATION_RANGE[0], high=ELEVATION_RANGE[1], unit="m"),
-        "diameter": checks.number(data, "diameter", required=creating, nullable=False, positive=True, unit="m"),
-        "robotic": checks.boolean(data, "robotic"),
-        "fixed_location": checks.boolean(data, "fixed_location"),
-        "skycam_link": checks.text(data, "skycam_link"),
-        "weather_link": checks.text(data, "weather_link"),
-    }
-    return {k: v for k, v in values.items() if v is not checks.MISSING}
+    return checks.checked_values(data, _telescope_checks(creating))
+
+
+def telescope_problems(data: dict) -> list[tuple[str | None, str]]:
+    """Every reason POST /api/telescope would refuse `data` that needs no database, field by field."""
+    return checks.field_problems(data, _telescope_checks(True), TELESCOPE_FIELDS)
 
 
 def _check_unique_telescope_name(session: Session, name: str, exclude_id: int | None = None) -> None:
@@ -92,6 +101,7 @@ def _check_unique_telescope_name(session: Session, name: str, exclude_id: int | 
 
 def create_telescope(session: Session, data: dict) -> int:
     """Create a telescope from a checked payload; return its id."""
+    checks.unknown_fields(data, TELESCOPE_FIELDS)
     values = _telescope_values(data, creating=True)
     _check_unique_telescope_name(session, values["name"])
     with checks.unique_conflict(session, f"`name`: a telescope named {values['name']!r} already exists"):
@@ -168,27 +178,45 @@ def get_instrument(session: Session, instrument_id: int) -> Instrument:
     return instrument
 
 
-def _instrument_values(session: Session, data: dict, *, creating: bool) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "name": checks.text(data, "name", required=creating, nullable=False),
-        "type": checks.text(data, "type", required=creating, nullable=False),
-        "band": checks.text(data, "band"),
-        "telescope_id": checks.ident(data, "telescope_id", required=creating),
-    }
+def _instrument_type(data: dict, creating: bool) -> Any:
+    value = checks.text(data, "type", required=creating, nullable=False)
+    if value is not checks.MISSING and value not in INSTRUMENT_TYPES:
+        raise ApiError(400, f"`type` must be one of {', '.join(INSTRUMENT_TYPES)}; got {value!r}")
+    return value
+
+
+def _instrument_filters(data: dict) -> Any:
     if "filters" in data and data["filters"] is None:
-        values["filters"] = []
-    else:
-        values["filters"] = checks.str_list(data, "filters")
-    values = {k: v for k, v in values.items() if v is not checks.MISSING}
-    if "type" in values and values["type"] not in INSTRUMENT_TYPES:
-        raise ApiError(400, f"`type` must be one of {', '.join(INSTRUMENT_TYPES)}; got {values['type']!r}")
-    if "telescope_id" in values and session.get(Telescope, values["telescope_id"]) is None:
-        raise ApiError(400, f"`telescope_id`: no telescope with id {values['telescope_id']}")
-    if values.get("filters"):
+        return []
+    value = checks.str_list(data, "filters")
+    if value is not checks.MISSING and value:
         # Imported here: the bandpass list lives in its own module, which also serves photometry.
         from ..bandpasses import check_filters
 
-        check_filters(values["filters"], field="filters")
+        check_filters(value, field="filters")
+    return value
+
+
+def _instrument_checks(creating: bool) -> dict[str, checks.Checker]:
+    """How each instrument field is checked; whether its telescope exists needs the database (below)."""
+    return {
+        "name": lambda d: checks.text(d, "name", required=creating, nullable=False),
+        "type": lambda d: _instrument_type(d, creating),
+        "band": lambda d: checks.text(d, "band"),
+        "telescope_id": lambda d: checks.ident(d, "telescope_id", required=creating),
+        "filters": _instrument_filters,
+    }
+
+
+def instrument_problems(data: dict) -> list[tuple[str | None, str]]:
+    """Every reason POST /api/instrument would refuse `data` that needs no database, field by field."""
+    return checks.field_problems(data, _instrument_checks(True), INSTRUMENT_FIELDS)
+
+
+def _instrument_values(session: Session, data: dict, *, creating: bool) -> dict[str, Any]:
+    values = checks.checked_values(data, _instrument_checks(creating))
+    if "telescope_id" in values and session.get(Telescope, values["telescope_id"]) is None:
+        raise ApiError(400, f"`telescope_id`: no telescope with id {values['telescope_id']}")
     return values
 
 
@@ -202,6 +230,7 @@ def _check_unique_instrument_name(session: Session, name: str, exclude_id: int |
 
 def create_instrument(session: Session, data: dict) -> int:
     """Create an instrument on an existing telescope; return its id."""
+    checks.unknown_fields(data, INSTRUMENT_FIELDS)
     values = _instrument_values(session, data, creating=True)
     _check_unique_instrument_name(session, values["name"])
     with checks.unique_conflict(session, f"`name`: an instrument named {values['name']!r} already exists"):
