@@ -99,7 +99,7 @@ def test_secrets_are_masked_and_kept_out_of_tracked_files(tree):
     assert "s3cr3t" in res.stdout
     # the embedded database's password is generated into var/ (0600) and hidden in the URL
     out = effective(tree, "database.url")
-    assert "********@127.0.0.1:5433" in out
+    assert f"********@127.0.0.1:{tree.db_port}" in out
     creds = tree.root / "var" / "db-credentials.yaml"
     assert stat.S_IMODE(os.stat(creds).st_mode) == 0o600
     res = tree.build()

@@ -205,7 +205,7 @@ def test_unreachable_var_dir_is_a_clear_error(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("only root hands the cluster to the postgres user")
     t = Tree(tmp_path / "private")
-    t.write("upstream/config.defaults.yaml", "server:\n  port: 5000\n")
+    t.write("upstream/config.defaults.yaml", f"server:\n  port: {free_port()}\n")
     t.write("upstream/pkg/x.py", "")
     res = t.run("migrate", env={"PORTAL__DATABASE__EMBEDDED__PORT": str(free_port())})
     assert res.returncode == 1 and "cannot reach" in res.stderr and "PORTAL_VAR" in res.stderr
@@ -214,7 +214,7 @@ def test_unreachable_var_dir_is_a_clear_error(tmp_path):
 
 def test_missing_server_binaries_are_a_clear_error(tmp_path):
     t = Tree(tmp_path / "nobin")
-    t.write("upstream/config.defaults.yaml", "server:\n  port: 5000\n")
+    t.write("upstream/config.defaults.yaml", f"server:\n  port: {free_port()}\n")
     t.write("upstream/pkg/x.py", "")
     res = t.run("migrate", env={"PORTAL__DATABASE__EMBEDDED__BINDIR": str(tmp_path / "nothing"),
                                 "PORTAL__DATABASE__EMBEDDED__PORT": str(free_port())})
