@@ -75,6 +75,8 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
             "Arguments after -- go to pytest, e.g. ./run.sh test --suite distribution -- -k overlay -x")
     p.add_argument("--suite", choices=["upstream", "distribution"], action="append",
                    help="run only this suite (repeatable)")
+    p.add_argument("--fast", action="store_true",
+                   help="the quick loop: leave out the end-to-end tests (pytest -m 'not e2e': instances, browsers)")
     return parser, subs
 
 
@@ -107,7 +109,7 @@ def dispatch(args: argparse.Namespace, passthrough: list[str]) -> int:
     if args.command == "test":
         from . import suite
 
-        return suite.run(args.suite or list(suite.SUITES), passthrough)
+        return suite.run(args.suite or list(suite.SUITES), passthrough, fast=args.fast)
 
     from . import config as configmod
 

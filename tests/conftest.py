@@ -274,6 +274,21 @@ def patched_portal():
     portal.stop()
 
 
+# -- markers: `e2e` and `fast` (registered in pytest.ini) ----------------------------------------------------
+# A test that uses one of these fixtures starts a launcher instance, a patched portal or a browser; a test
+# that makes an Instance() itself says so with @pytest.mark.e2e (or a module's pytestmark).
+E2E_FIXTURES = frozenset({"instance", "running", "patched_portal", "browser"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test `e2e` or `fast`: `./run.sh test --fast` (pytest -m "not e2e") is the quick loop."""
+    for item in items:
+        if item.get_closest_marker("e2e") is None and E2E_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.fast)
+        else:
+            item.add_marker(pytest.mark.e2e)
+
+
 # -- browser tests ------------------------------------------------------------------------------------------
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):

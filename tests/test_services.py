@@ -14,6 +14,8 @@ import yaml
 
 from conftest import CODE_ROOT, Instance, wait_until
 
+pytestmark = pytest.mark.e2e  # each test runs an instance under supervisord
+
 PROGRAM = """\
 ; A test service: a python loop that writes its pid and a count to {var}/ticker.beat.
 [program:ticker]

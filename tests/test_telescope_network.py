@@ -38,7 +38,7 @@ def entries(name: str, key: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def network():
+def network():  # its tests are marked e2e below
     """(instance, admin token): a patched instance started with `run --init` on a copy of data/."""
     inst = Instance()
     for f in DATA.glob("*.yaml"):
@@ -65,6 +65,7 @@ def summary(res) -> str:
     return lines[-1]
 
 
+@pytest.mark.e2e
 def test_run_init_loaded_every_telescope_and_instrument_with_the_source_values(network):
     inst, token = network
     telescopes = {t["name"]: t for t in api(inst, token, "telescope")}
@@ -106,6 +107,7 @@ def test_the_yaml_keeps_the_source_facts():
             {k: v for k, v in s.items() if k not in ("filters", "band")}
 
 
+@pytest.mark.e2e
 def test_loading_again_changes_nothing(network):
     inst, token = network
     before = api(inst, token, "telescope")
@@ -116,6 +118,7 @@ def test_loading_again_changes_nothing(network):
     assert api(inst, token, "telescope") == before
 
 
+@pytest.mark.e2e
 def test_an_edited_entry_updates_its_row(network):
     inst, token = network
     path = inst.data / "telescopes.yaml"
@@ -139,6 +142,7 @@ def test_an_edited_entry_updates_its_row(network):
     assert api(inst, token, "telescope", name="Zadko")[0]["elevation"] == 50.0
 
 
+@pytest.mark.e2e
 def test_files_that_fail_validation_load_nothing(network, tmp_path):
     inst, token = network
     telescopes = (DATA / "telescopes.yaml").read_text() + """
