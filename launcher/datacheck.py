@@ -167,7 +167,8 @@ def _items(path: Path, given: Path, endpoint: str, items: Any, report: Report, s
     if items is None:
         return
     if not isinstance(items, list):
-        report.problems.append(f"{_shown(path)}: {endpoint}: expected a list of entries, found a {type(items).__name__}")
+        report.problems.append(
+            f"{_shown(path)}: {endpoint}: expected a list of entries, found a {type(items).__name__}")
         return
     for i, item in enumerate(items, start=1):
         if _is_include(item):

@@ -210,7 +210,8 @@ class Supervisor:
     def start(self) -> None:
         conf, names = assemble(self.cfg)
         if self.pid():
-            raise LauncherError(f"supervisord already runs (pid {self.pid()}, {self.files.pidfile}): ./run.sh stop first")
+            raise LauncherError(
+                f"supervisord already runs (pid {self.pid()}, {self.files.pidfile}): ./run.sh stop first")
         self.files.socket.unlink(missing_ok=True)
         info(f"supervisor: starting {', '.join(names) or 'no service'} (logs in {self.files.log_dir})")
         # supervisord daemonizes; its early errors go to a file rather than a pipe it might hold open.
@@ -225,7 +226,8 @@ class Supervisor:
             if self.running():
                 return
             time.sleep(0.1)
-        raise LauncherError(f"supervisord did not answer on {self.files.socket}; see {self.files.log_dir / 'supervisord.log'}")
+        raise LauncherError(
+            f"supervisord did not answer on {self.files.socket}; see {self.files.log_dir / 'supervisord.log'}")
 
     def processes(self) -> list[dict]:
         return self.rpc().supervisor.getAllProcessInfo()

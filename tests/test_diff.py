@@ -27,7 +27,8 @@ def test_diff_shows_overrides_additions_and_deletions(tree):
     assert "-<title>Portal</title>\n+<title>Kilonova portal</title>\n" in out
     assert "added: pkg/kilonova.py (from extensions/pkg/kilonova.py)" in out
     assert "added: services/broker/supervisor.conf (from services/broker/supervisor.conf)" in out
-    assert "deleted: pkg/static/old.js (by extensions/pkg/static/old.js.delete: superseded by the light-curve widget)" in out
+    assert ("deleted: pkg/static/old.js (by extensions/pkg/static/old.js.delete: superseded by the light-curve "
+            "widget)") in out
     assert out.rstrip().endswith("1 overridden, 2 added, 1 deleted")
 
 
@@ -73,7 +74,8 @@ def test_diff_is_a_report_per_file_with_the_recorded_base(tree):
     by_path = {e.path: e for e in report.entries}
     override = by_path["pkg/templates/base.html"]
     assert override.kind is overlay.Kind.OVERRIDE and (override.added, override.removed) == (1, 1)
-    assert override.ours == "extensions/pkg/templates/base.html" and override.upstream == "upstream/pkg/templates/base.html"
+    assert override.ours == "extensions/pkg/templates/base.html"
+    assert override.upstream == "upstream/pkg/templates/base.html"
     assert "+<title>Kilonova portal</title>\n" in override.lines
     assert override.base_blob == hashlib.sha1(b"blob %d\0" % len(base) + base).hexdigest()
     assert override.base_is_current is True
@@ -92,5 +94,6 @@ def test_diff_says_when_upstream_moved_under_an_override(tree):
     tree.write("upstream/pkg/templates/base.html", "<html>\n<title>Portal 2</title>\n</html>\n")
     out = tree.run("diff").stdout
     assert "upstream/pkg/templates/base.html has changed since the override was made from it" in out
-    assert "pkg/templates/base.html | +1 -1 (upstream changed since the recorded base)" in tree.run("diff", "--stat").stdout
+    stat = tree.run("diff", "--stat").stdout
+    assert "pkg/templates/base.html | +1 -1 (upstream changed since the recorded base)" in stat
     assert diff.compare(Project(tree.root), "pkg/templates").entries[0].base_is_current is False

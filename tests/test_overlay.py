@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import yaml
+
 from conftest import CODE_ROOT
 
 sys.path.insert(0, str(CODE_ROOT))
@@ -24,7 +25,8 @@ def test_upstream_alone_is_copied_with_generated_config(tree):
     assert (tree.patched / "pkg/core.py").read_text() == "def answer():\n    return 42\n"
     mode = stat.S_IMODE(os.stat(tree.patched / "config.yaml").st_mode)
     assert mode == 0o600
-    assert "9 from upstream, 0 overridden, 1 added (0 from extensions, 0 from services, 1 generated), 0 deleted" in res.stderr
+    assert ("9 from upstream, 0 overridden, 1 added (0 from extensions, 0 from services, 1 generated), "
+            "0 deleted") in res.stderr
 
 
 def test_override_add_delete_and_summary(tree):
@@ -266,7 +268,8 @@ def manifest_of(tree) -> dict:
 
 def test_provenance_records_blob_ids_and_keeps_each_base(tree):
     core = (tree.root / "upstream/pkg/core.py").read_bytes()
-    vendor = {p: (tree.root / "upstream" / p).read_bytes() for p in ("pkg/static/vendor/a.js", "pkg/static/vendor/b.js")}
+    vendor = {p: (tree.root / "upstream" / p).read_bytes()
+              for p in ("pkg/static/vendor/a.js", "pkg/static/vendor/b.js")}
     tree.write("extensions/pkg/core.py", "def answer():\n    return 'kilonova'\n")
     tree.write("extensions/pkg/static/vendor.delete")
     tree.build()
