@@ -39,8 +39,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
             "Build patched/, start the database (embedded unless database.url is configured), migrate, start\n"
             "supervisord with the portal and every enabled service, wait until GET /api/sysinfo answers and\n"
             "print the URL.")
-    p.add_argument("--init", action="store_true",
-                   help="also create the initial admin and load the distribution's data/")
+    p.add_argument("--init", action="store_true", help="also create the initial admin and load the distribution's data/")
     p.add_argument("--clear", action="store_true", help="drop and recreate the database first (asks for confirmation)")
     p.add_argument("--yes", action="store_true", help="confirm --clear without asking")
     add("stop", "stop every service and the embedded database")
@@ -57,8 +56,7 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
     p.add_argument("--role", metavar="ROLE", help="Super admin, Group admin, Full user or View only")
     p.add_argument("--list", action="store_true", help="list users and their roles")
     p = add("load_data", "load YAML data through the running portal's API (default: the distribution's data/)")
-    p.add_argument("files", nargs="*", metavar="FILE",
-                   help="files to load (relative to the current directory or data/)")
+    p.add_argument("files", nargs="*", metavar="FILE", help="files to load (relative to the current directory or data/)")
     add("migrate", "apply pending database migrations (upstream's chain and the distribution's branch)")
     p = add("build", "assemble patched/ from upstream/, extensions/, services/ and the configuration",
             "Assemble patched/ (incremental and atomic) and print a summary. Warns when upstream changed under\n"
