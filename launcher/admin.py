@@ -25,7 +25,8 @@ def token(cfg: Config) -> str:
     try:
         value = path.read_text().strip()
     except FileNotFoundError:
-        raise LauncherError(f"no admin token yet ({path} does not exist): ./run.sh run creates it on first start") from None
+        raise LauncherError(f"no admin token yet ({path} does not exist): ./run.sh run creates it on first start") \
+            from None
     if not value:
         raise LauncherError(f"{path} is empty: remove it and restart (./run.sh restart) to get a new token")
     return value
@@ -63,7 +64,8 @@ def resolve_files(cfg: Config, names: list[str]) -> list[Path]:
         candidates = [p] if p.is_absolute() else [Path.cwd() / p, cfg.project.data / p]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            raise LauncherError(f"load_data: no such file: {name} (looked in {', '.join(str(c.parent) for c in candidates)})", 2)
+            looked = ", ".join(str(c.parent) for c in candidates)
+            raise LauncherError(f"load_data: no such file: {name} (looked in {looked})", 2)
         out.append(found.resolve())
     return out
 

@@ -24,12 +24,25 @@ def build(cfg: configmod.Config, force: bool = False, accept: list[str] | None =
         info(f"provenance: accepted today's upstream for {', '.join(report.accepted)}")
     if report.dropped:
         info(f"provenance: dropped {', '.join(report.dropped)} (no longer overridden or deleted)")
+    if report.newly_overtaken:
+        info(f"provenance: upstream added {', '.join(report.newly_overtaken)}, which extensions/ adds too: "
+             f"recorded upstream's file as the base in extensions/{provenance.MANIFEST}")
+    if report.overtaken:
+        warn(f"upstream now has {len(report.overtaken)} file(s) that extensions/ adds; each addition became an "
+             "override and hides upstream's file:\n"
+             + "\n".join(f"  {p}" for p in report.overtaken)
+             + "\n  review with ./run.sh diff PATH (keep ours, port upstream's, or delete extensions/PATH), then "
+               "record with ./run.sh build --accept-upstream PATH")
     if report.stale:
         lines = [f"  {s.path} ({s.kind}; recorded upstream {s.recorded[:12]}, upstream now {s.current[:12]})"
                  for s in report.stale]
         warn(f"upstream changed under {len(report.stale)} file(s) of the overlay since they were made:\n"
              + "\n".join(lines)
              + "\n  review with ./run.sh diff PATH, then record with ./run.sh build --accept-upstream PATH")
+    if report.unrecoverable:
+        warn(f"the upstream base of {', '.join(report.unrecoverable)} is in neither extensions/{overlay.BASES_DIR}/ "
+             "nor git history: a three-way merge on update cannot use it; review with ./run.sh diff PATH, then "
+             "./run.sh build --accept-upstream PATH records today's upstream file as the base")
     return result
 
 

@@ -201,13 +201,15 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 @command("test", "run every test: upstream's suite, then the distribution's; ends with 'N passed, N failed'",
          arg("--suite", choices=["upstream", "distribution"], action="append", help="run only this suite (repeatable)"),
+         arg("--fast", action="store_true",
+             help="the quick loop: leave out the end-to-end tests (pytest -m 'not e2e': instances, browsers)"),
          description="Run the upstream portal's suite (cd upstream && pytest tests) and the distribution's (pytest tests).\n"
                      "Arguments after -- go to pytest, e.g. ./run.sh test --suite distribution -- -k overlay -x",
          config=False, passthrough=True)
 def cmd_test(args: argparse.Namespace) -> int:
     from . import suite
 
-    return suite.run(args.suite or list(suite.SUITES), args.passthrough)
+    return suite.run(args.suite or list(suite.SUITES), args.passthrough, fast=args.fast)
 
 
 # -- the parser and the dispatch, both from COMMANDS ----------------------------------------------------------

@@ -190,7 +190,8 @@ class Config:
         value = self.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise LauncherError(
-                f"{key}: expected a whole number from {low} to {high}, got {value!r} (set by {self.origin(key) or 'no layer'})", 2
+                f"{key}: expected a whole number from {low} to {high}, got {value!r} "
+                f"(set by {self.origin(key) or 'no layer'})", 2
             )
         return value
 

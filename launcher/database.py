@@ -263,7 +263,8 @@ class Embedded:
         self.user = cfg.get("database.embedded.user") or "astroportal"
         self.settings = cfg.get("database.embedded.settings") or {}
         if not isinstance(self.settings, dict):
-            raise LauncherError(f"database.embedded.settings: expected a mapping of PostgreSQL settings, got {self.settings!r}", 2)
+            raise LauncherError("database.embedded.settings: expected a mapping of PostgreSQL settings, "
+                                f"got {self.settings!r}", 2)
         self.configured_bindir = cfg.get("database.embedded.bindir")
         self.run_as = SYSTEM_USER if os.geteuid() == 0 else None
         self._bindir: Path | None = None
@@ -354,7 +355,8 @@ class Embedded:
         os.chmod(home, 0o700)
         if pgdata.is_dir():
             if any(pgdata.iterdir()):
-                raise LauncherError(f"{pgdata} is not empty but holds no PostgreSQL cluster (no PG_VERSION): move it away")
+                raise LauncherError(
+                    f"{pgdata} is not empty but holds no PostgreSQL cluster (no PG_VERSION): move it away")
             pgdata.rmdir()
         info(f"database: the `{self.run_as}` user cannot traverse {blocked}, so the cluster goes to {home} "
              f"(var/pgdata links to it)")
@@ -389,7 +391,8 @@ class Embedded:
         self._prepare_dirs()
         uid, gid = self._owner()
         if any(self.datadir.iterdir()):
-            raise LauncherError(f"{self.datadir} is not empty but holds no PostgreSQL cluster (no PG_VERSION): move it away")
+            raise LauncherError(
+                f"{self.datadir} is not empty but holds no PostgreSQL cluster (no PG_VERSION): move it away")
         pwfile = self.sockdir / "initdb.pw"
         write_private(pwfile, self.creds["superuser_password"] + "\n")
         os.chown(pwfile, uid, gid)
@@ -401,7 +404,7 @@ class Embedded:
             pwfile.unlink(missing_ok=True)
 
     def _options(self) -> str:
-        opts = [f"-c listen_addresses=127.0.0.1", f"-p {self.port}", f"-k '{self.sockdir}'"]
+        opts = ["-c listen_addresses=127.0.0.1", f"-p {self.port}", f"-k '{self.sockdir}'"]
         for key, value in self.settings.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             if not re.fullmatch(r"[a-z_.]+", str(key)) or "'" in text:
@@ -498,7 +501,8 @@ class External:
         self.url = cfg.get("database.url")
         self.origin = cfg.origin("database.url")
         if not isinstance(self.url, str) or not self.url.startswith(("postgresql://", "postgres://")):
-            raise LauncherError(f"database.url: expected a postgresql:// URL, got {self.url!r} (set by {self.origin})", 2)
+            raise LauncherError(
+                f"database.url: expected a postgresql:// URL, got {self.url!r} (set by {self.origin})", 2)
 
     def connect(self):
         import psycopg2
@@ -539,7 +543,8 @@ class External:
 
     def status(self) -> str:
         host = urlsplit(self.url).hostname
-        return f"external PostgreSQL at {hide_password(self.url)} ({host}): " + ("reachable" if self.running() else "unreachable")
+        reachable = "reachable" if self.running() else "unreachable"
+        return f"external PostgreSQL at {hide_password(self.url)} ({host}): {reachable}"
 
 
 def for_config(cfg: "Config") -> Embedded | External:

@@ -16,6 +16,7 @@ from . import admin, portal
 from .config import Config
 from .errors import LauncherError, info
 
+
 def marker(cfg: Config) -> Path:
     return cfg.var.first_start_marker
 
@@ -51,7 +52,8 @@ def check_data(cfg: Config) -> list[Path]:
     try:
         return admin.validate_data(cfg, files)
     except LauncherError as exc:
-        raise LauncherError(f"{exc}\nfix data/, then ./run.sh run again: it finishes the first start", exc.status) from None
+        raise LauncherError(f"{exc}\nfix data/, then ./run.sh run again: it finishes the first start",
+                            exc.status) from None
 
 
 def finished(cfg: Config) -> None:

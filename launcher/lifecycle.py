@@ -121,7 +121,8 @@ def database_up(cfg: Config) -> Iterator[object]:
 def _app_gave_up(sup: Supervisor) -> None:
     for p in sup.processes():
         if p["group"] == APP and p["statename"] in ("FATAL", "EXITED"):
-            raise LauncherError(f"the app process {p['name']} {p['statename'].lower()}: {p.get('spawnerr') or ''}".strip())
+            raise LauncherError(
+                f"the app process {p['name']} {p['statename'].lower()}: {p.get('spawnerr') or ''}".strip())
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
@@ -215,7 +216,8 @@ def _stop(cfg: Config) -> int:
     stopped_db = db.stop()
     if not (stopped_sup or stopped_db):
         raise LauncherError(f"nothing is running here (no supervisord for {cfg.var_dir}, no embedded database)")
-    info("stopped" + (" (the external database is not the launcher's to stop)" if isinstance(db, database.External) else ""))
+    external = isinstance(db, database.External)
+    info("stopped" + (" (the external database is not the launcher's to stop)" if external else ""))
     return 0
 
 

@@ -23,7 +23,8 @@ def migrate(cfg: Config, answer: bool = False) -> dict:
         state = json.loads(res.stdout)
         heads, applied = list(state["heads"]), set(state["applied"])
     except (ValueError, KeyError, TypeError):
-        raise LauncherError(f"the portal's `migrate --json` did not answer its JSON object: {res.stdout.strip()[:300]!r}") from None
+        raise LauncherError("the portal's `migrate --json` did not answer its JSON object: "
+                            f"{res.stdout.strip()[:300]!r}") from None
     if state["upgraded"]:
         info(f"migrate: applied {', '.join(state['upgraded'])}")
     at = [h for h in heads if h in applied]

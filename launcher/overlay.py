@@ -7,10 +7,12 @@ Rules (documented in extensions/README.md):
   - services/NAME/... lands at services/NAME/... beside upstream's services (a clash is an error: override
     an upstream service in extensions/services/NAME/ instead);
   - patched/config.yaml is generated from the layered configuration (mode 0600);
-  - extensions/README.md and extensions/PROVENANCE.yaml document the overlay and are not copied; nor are
-    services/README.md, __pycache__/, *.pyc, .git/ and .pytest_cache/ anywhere;
+  - extensions/README.md and extensions/PROVENANCE.yaml document the overlay and extensions/.bases/ keeps
+    the upstream bases of overrides (see provenance.py): none of them is copied; nor are services/README.md,
+    __pycache__/, *.pyc, .git/ and .pytest_cache/ anywhere;
   - a symlink is followed when it stays inside its own tree, refused when it leads out of it.
 
+compose() returns the plan as a `Plan` of `PlanEntry`s, one per path, each of a `Kind`.
 The build is incremental (unchanged files keep their inode and mtime), atomic (a new tree is assembled
 beside patched/ and swapped in with one rename; a failure leaves the previous build in place) and removes
 files that no longer come from anywhere. State for the next build is kept in patched/.build-state.json
@@ -30,6 +32,7 @@ import shutil
 import stat
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from .errors import LauncherError
@@ -38,17 +41,31 @@ from .files import write_private
 IGNORED_DIRS = frozenset({"__pycache__", ".git", ".pytest_cache", ".mypy_cache"})
 IGNORED_SUFFIXES = (".pyc", ".pyo")
 DELETE_SUFFIX = ".delete"
-EXTENSION_META = frozenset({"README.md", "PROVENANCE.yaml"})
+BASES_DIR = ".bases"  # extensions/.bases/<git blob id>: the upstream bases of overrides and deletions
+EXTENSION_META = frozenset({"README.md", "PROVENANCE.yaml", BASES_DIR})
 GENERATED_CONFIG = "config.yaml"
 STATE_NAME = ".build-state.json"  # what the no-op check reads
 TARGETS_NAME = ".build-targets.json"  # each file's origin and hash, read only when something changed
 STATE_FILES = frozenset({STATE_NAME, TARGETS_NAME})
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 # A file modified this close to the moment it was looked at may change again within the same timestamp
 # tick without its mtime moving; such entries are re-checked by content on the next build.
 RACY_NS = 2_000_000_000
 
-UPSTREAM, OVERRIDE, ADDED, SERVICE, GENERATED = "upstream", "override", "added", "service", "generated"
+class Kind(str, Enum):
+    """Where a path of the plan comes from (the values are the words of the build summary and its state)."""
+
+    UPSTREAM = "upstream"  # upstream's file as it is
+    OVERRIDE = "override"  # extensions/P replaces upstream's P
+    ADD = "added"  # extensions/P, where upstream has no P
+    DELETE = "deleted"  # upstream's P, removed by a marker extensions/...delete
+    SERVICE = "service"  # services/NAME/..., the distribution's services
+    GENERATED = "generated"  # patched/config.yaml, from the layered configuration
+
+
+UPSTREAM, OVERRIDE, ADDED, DELETED, SERVICE, GENERATED = (
+    Kind.UPSTREAM, Kind.OVERRIDE, Kind.ADD, Kind.DELETE, Kind.SERVICE, Kind.GENERATED)
+BUILT_KINDS = (UPSTREAM, OVERRIDE, ADDED, SERVICE, GENERATED)  # the kinds that put a file into patched/
 
 
 @dataclass
@@ -72,32 +89,76 @@ class Scan:
 
 
 @dataclass
-class Target:
-    kind: str
+class PlanEntry:
+    """One path of the plan.
+
+    `source` is the file that lands in patched/ (None for a deletion and for the generated config, whose
+    bytes are `content`); `upstream` is upstream's file at that path when an override replaces it or a
+    deletion removes it; `marker` is the deletion marker's path in extensions/.
+    """
+
+    path: str
+    kind: Kind
     source: Source | None = None
+    upstream: Source | None = None
+    marker: str | None = None
     content: bytes | None = None
 
 
 @dataclass
+class ProvenanceInputs:
+    """What provenance compares: each override's and each deletion's upstream files, and the additions.
+
+    Kept in the build state as JSON, so that a no-op build checks provenance without composing a plan.
+    """
+
+    overrides: dict[str, str] = field(default_factory=dict)  # path -> upstream's file it replaces
+    deletions: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # victim -> [(path, file)]
+    additions: list[str] = field(default_factory=list)  # paths extensions/ adds (upstream has none)
+
+    def to_json(self) -> dict:
+        return {"overrides": self.overrides, "additions": self.additions,
+                "deletions": {v: [list(p) for p in files] for v, files in self.deletions.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ProvenanceInputs:
+        return cls(dict(data["overrides"]), {v: [tuple(p) for p in files] for v, files in data["deletions"].items()},
+                   list(data["additions"]))
+
+
+@dataclass
 class Plan:
-    """What patched/ should hold."""
+    """What patched/ should hold: one entry per path (deletions included), and what the no-op check watches."""
 
-    targets: dict[str, Target]
-    deletions: dict[str, list[Source]]  # marker path -> upstream files it removes
-    markers: dict[str, Source]
-    watch_dirs: dict[str, int]
-    watch_files: dict[str, tuple[int, int]]
-    upstream_paths: dict[str, str] = field(default_factory=dict)  # override -> the upstream file it replaces
+    entries: list[PlanEntry]
+    watch_dirs: dict[str, int] = field(default_factory=dict)
+    watch_files: dict[str, tuple[int, int]] = field(default_factory=dict)
+    targets: dict[str, PlanEntry] = field(init=False, repr=False)  # the entries that put a file into patched/
 
-    def provenance_inputs(self) -> dict:
-        """What provenance compares: each override's upstream file, each deletion's upstream files."""
-        return {
-            "overrides": {rel: self.upstream_paths[rel] for rel in self.by_kind(OVERRIDE)},
-            "deletions": {m[: -len(DELETE_SUFFIX)]: [[s.rel, s.path] for s in srcs] for m, srcs in self.deletions.items()},
-        }
+    def __post_init__(self) -> None:
+        self.entries.sort(key=lambda e: e.path)
+        self.targets = {e.path: e for e in self.entries if e.kind != DELETED}
 
-    def by_kind(self, kind: str) -> list[str]:
-        return sorted(rel for rel, t in self.targets.items() if t.kind == kind)
+    def of_kind(self, *kinds: Kind) -> list[PlanEntry]:
+        return [e for e in self.entries if e.kind in kinds]
+
+    def by_kind(self, kind: Kind) -> list[str]:
+        return [e.path for e in self.of_kind(kind)]
+
+    def deletions(self) -> dict[str, list[PlanEntry]]:
+        """Each deletion marker (its path in extensions/) and the entries of the upstream files it removes."""
+        out: dict[str, list[PlanEntry]] = {}
+        for e in self.of_kind(DELETED):
+            out.setdefault(e.marker, []).append(e)
+        return dict(sorted(out.items()))
+
+    def provenance_inputs(self) -> ProvenanceInputs:
+        return ProvenanceInputs(
+            overrides={e.path: e.upstream.path for e in self.of_kind(OVERRIDE)},
+            deletions={m[: -len(DELETE_SUFFIX)]: [(e.path, e.upstream.path) for e in removed]
+                       for m, removed in self.deletions().items()},
+            additions=self.by_kind(ADDED),
+        )
 
 
 @dataclass
@@ -111,12 +172,12 @@ class BuildResult:
     fast: bool = False
 
     def summary(self, dest: str = "patched/") -> str:
-        c = self.counts
+        c = {k: self.counts.get(k.value, 0) for k in (*BUILT_KINDS, DELETED)}
         added = c[ADDED] + c[SERVICE] + c[GENERATED]
         text = (
             f"build: {c[UPSTREAM]} from upstream, {c[OVERRIDE]} overridden, {added} added "
             f"({c[ADDED]} from extensions, {c[SERVICE]} from services, {c[GENERATED]} generated), "
-            f"{c['deleted']} deleted; {len(self.written)} written, {self.unchanged} unchanged, "
+            f"{c[DELETED]} deleted; {len(self.written)} written, {self.unchanged} unchanged, "
             f"{len(self.stale)} stale removed -> {dest} in {self.seconds:.2f} s"
         )
         if not self.written and not self.stale:
@@ -199,12 +260,12 @@ def compose(project, config_bytes: bytes | None) -> Plan:
     ext = scan(project.extensions, "extensions", skip_top=EXTENSION_META)
     svc = scan(project.services, "services", dirs_only_top=True)
 
-    targets: dict[str, Target] = {rel: Target(UPSTREAM, src) for rel, src in up.files.items()}
+    targets: dict[str, PlanEntry] = {rel: PlanEntry(rel, UPSTREAM, src) for rel, src in up.files.items()}
     markers = {rel: src for rel, src in ext.files.items() if rel.endswith(DELETE_SUFFIX)}
-    deletions: dict[str, list[Source]] = {}
+    deleted: list[PlanEntry] = []
     errors: list[str] = []
 
-    for rel, marker in sorted(markers.items()):
+    for rel in sorted(markers):
         victim = rel[: -len(DELETE_SUFFIX)]
         if victim in ext.files:
             errors.append(f"extensions/{rel}: extensions/{victim} both overrides and deletes {victim}")
@@ -216,14 +277,17 @@ def compose(project, config_bytes: bytes | None) -> Plan:
         if not removed:
             errors.append(f"extensions/{rel}: deletion marker for {victim}, which upstream does not have")
             continue
-        deletions[rel] = removed
         for src in removed:
             targets.pop(src.rel, None)
+            deleted.append(PlanEntry(src.rel, DELETED, upstream=src, marker=rel))
 
     for rel, src in sorted(ext.files.items()):
         if rel in markers:
             continue
-        targets[rel] = Target(OVERRIDE if rel in up.files else ADDED, src)
+        if rel in up.files:
+            targets[rel] = PlanEntry(rel, OVERRIDE, src, upstream=up.files[rel])
+        else:
+            targets[rel] = PlanEntry(rel, ADDED, src)
 
     for rel, src in sorted(svc.files.items()):
         dest = "services/" + rel
@@ -232,13 +296,13 @@ def compose(project, config_bytes: bytes | None) -> Plan:
             errors.append(f"services/{rel}: {where} already has {dest} (override an upstream service in "
                           f"extensions/{dest})")
             continue
-        targets[dest] = Target(SERVICE, Source("services", dest, src.path, src.size, src.mtime_ns, src.mode))
+        targets[dest] = PlanEntry(dest, SERVICE, Source("services", dest, src.path, src.size, src.mtime_ns, src.mode))
 
     if config_bytes is not None:
         if GENERATED_CONFIG in targets:
             errors.append(f"{targets[GENERATED_CONFIG].source.layer}/{GENERATED_CONFIG}: this path is the "
                           "generated configuration; it cannot come from a layer")
-        targets[GENERATED_CONFIG] = Target(GENERATED, content=config_bytes)
+        targets[GENERATED_CONFIG] = PlanEntry(GENERATED_CONFIG, GENERATED, content=config_bytes)
     for name in sorted(STATE_FILES & set(targets)):
         errors.append(f"{name}: reserved for the build's own state")
 
@@ -257,8 +321,7 @@ def compose(project, config_bytes: bytes | None) -> Plan:
     watch_files = {}
     for s in (*up.files.values(), *ext.files.values(), *svc.files.values()):
         watch_files[s.path] = (s.size, s.mtime_ns)
-    upstream_paths = {rel: up.files[rel].path for rel, t in targets.items() if t.kind == OVERRIDE}
-    return Plan(targets, deletions, markers, watch_dirs, watch_files, upstream_paths)
+    return Plan([*targets.values(), *deleted], watch_dirs, watch_files)
 
 
 # --- state ---------------------------------------------------------------------------------------------
@@ -382,7 +445,7 @@ class _FailureForTests(Exception):
     pass
 
 
-def build(project, config_bytes: bytes, lock_dir: Path, force: bool = False) -> tuple[BuildResult, dict]:
+def build(project, config_bytes: bytes, lock_dir: Path, force: bool = False) -> tuple[BuildResult, ProvenanceInputs]:
     """Bring patched/ up to date; return what was done and the provenance inputs of the build."""
     t0 = time.perf_counter()
     patched = project.patched
@@ -397,7 +460,7 @@ def build(project, config_bytes: bytes, lock_dir: Path, force: bool = False) -> 
             counts = dict(state["counts"])
             result = BuildResult(counts, [], sum(v for k, v in counts.items() if k != "deleted"), [], False,
                                  time.perf_counter() - t0, fast=True)
-            return result, state["provenance"]
+            return result, ProvenanceInputs.from_json(state["provenance"])
         plan = compose(project, config_bytes)
         result = _apply(project, plan, state, config_bytes)
         result.seconds = time.perf_counter() - t0
@@ -442,10 +505,9 @@ def _apply(project, plan: Plan, state: dict | None, config_bytes: bytes) -> Buil
                     stale.append(rel)
     stale.sort()
 
-    counts = {k: 0 for k in (UPSTREAM, OVERRIDE, ADDED, SERVICE, GENERATED)}
-    for t in plan.targets.values():
-        counts[t.kind] += 1
-    counts["deleted"] = sum(len(v) for v in plan.deletions.values())
+    counts = {k.value: 0 for k in (*BUILT_KINDS, DELETED)}
+    for e in plan.entries:
+        counts[e.kind.value] += 1
 
     new_state = {
         "format": STATE_FORMAT,
@@ -454,8 +516,9 @@ def _apply(project, plan: Plan, state: dict | None, config_bytes: bytes) -> Buil
         "counts": counts,
         "watch_dirs": plan.watch_dirs,
         "watch_files": {k: list(v) for k, v in plan.watch_files.items()},
-        "targets": {rel: [t.kind, t.source.path if t.source else None, shas[rel]] for rel, t in plan.targets.items()},
-        "provenance": plan.provenance_inputs(),
+        "targets": {rel: [t.kind.value, t.source.path if t.source else None, shas[rel]]
+                    for rel, t in plan.targets.items()},
+        "provenance": plan.provenance_inputs().to_json(),
     }
     expected = _expected_listing(plan.targets)
 

@@ -62,7 +62,8 @@ def declaration(service_dir: Path) -> Declaration | None:
         raise LauncherError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(KEYS))})", 2)
     acls = data.get("acls") or []
     if not isinstance(acls, list) or not all(isinstance(a, str) and a.strip() for a in acls):
-        raise LauncherError(f"{path}: `acls` must be a list of ACL names such as [Upload data, Classify], got {acls!r}", 2)
+        raise LauncherError(
+            f"{path}: `acls` must be a list of ACL names such as [Upload data, Classify], got {acls!r}", 2)
     groups_key = data.get("groups_key")
     if groups_key is not None and (not isinstance(groups_key, str) or not groups_key.strip()):
         raise LauncherError(f"{path}: `groups_key` must be a dotted configuration key, got {groups_key!r}", 2)

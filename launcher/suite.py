@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -35,8 +36,14 @@ def line(c: dict[str, int]) -> str:
     return f"{c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped"
 
 
-def run(names: list[str], extra: list[str]) -> int:
-    """Run the suites in order; print one line per suite and the total; non-zero if anything failed."""
+def run(names: list[str], extra: list[str], fast: bool = False) -> int:
+    """Run the suites in order; print one line per suite and the total; non-zero if anything failed.
+
+    `fast`: only the tests not marked `e2e` (each suite's conftest marks those that start an instance, a
+    supervisord or a browser); arguments in `extra` come after, so a `-m` there wins.
+    """
+    if fast:
+        extra = ["-m", "not e2e", *extra]
     artifacts = CODE_ROOT / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     # The suites set up their own instances; a developer's PORTAL_* settings must not leak into them.
@@ -46,7 +53,8 @@ def run(names: list[str], extra: list[str]) -> int:
         cwd, args = SUITES[name]
         junit = artifacts / f"junit-{name}.xml"
         junit.unlink(missing_ok=True)
-        print(f"==> {name} suite: (cd {os.path.relpath(cwd, CODE_ROOT)} && pytest {' '.join(args + extra)})", flush=True)
+        shown = " ".join(shlex.quote(a) for a in args + extra)
+        print(f"==> {name} suite: (cd {os.path.relpath(cwd, CODE_ROOT)} && pytest {shown})", flush=True)
         rc = subprocess.call([sys.executable, "-m", "pytest", *args, f"--junitxml={junit}", *extra], cwd=cwd, env=env)
         counts = _counts(junit)
         if counts is None:

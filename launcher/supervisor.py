@@ -185,7 +185,8 @@ class Supervisor:
         self.bin = cfg.project.venv_bin
 
     def rpc(self):
-        return xmlrpc.client.ServerProxy("http://localhost", transport=_UnixTransport(str(self.files.supervisor_socket)))
+        transport = _UnixTransport(str(self.files.supervisor_socket))
+        return xmlrpc.client.ServerProxy("http://localhost", transport=transport)
 
     def pid(self) -> int | None:
         try:
@@ -206,7 +207,8 @@ class Supervisor:
     def start(self) -> None:
         conf, names = assemble(self.cfg)
         if self.pid():
-            raise LauncherError(f"supervisord already runs (pid {self.pid()}, {self.files.supervisor_pid}): ./run.sh stop first")
+            raise LauncherError(
+                f"supervisord already runs (pid {self.pid()}, {self.files.supervisor_pid}): ./run.sh stop first")
         self.files.supervisor_socket.unlink(missing_ok=True)
         info(f"supervisor: starting {', '.join(names) or 'no service'} (logs in {self.files.log})")
         # supervisord daemonizes; its early errors go to a file rather than a pipe it might hold open.
@@ -221,7 +223,8 @@ class Supervisor:
             if self.running():
                 return
             time.sleep(0.1)
-        raise LauncherError(f"supervisord did not answer on {self.files.supervisor_socket}; see {self.files.supervisor_log}")
+        raise LauncherError(
+            f"supervisord did not answer on {self.files.supervisor_socket}; see {self.files.supervisor_log}")
 
     def processes(self) -> list[dict]:
         return self.rpc().supervisor.getAllProcessInfo()

@@ -104,7 +104,10 @@ class Tree:
 def tree(tmp_path) -> Tree:
     """A small synthetic upstream with nothing in extensions/ or services/ yet."""
     t = Tree(tmp_path / "project")
-    t.write("upstream/config.defaults.yaml", "server:\n  host: 127.0.0.1\n  port: 5000\ndatabase:\n  url: postgresql://x@127.0.0.1/x\n")
+    # Free ports, not the real defaults (5000, 5433): a portal running on this machine must not matter.
+    t.port, t.db_port = free_port(), free_port()
+    t.write("upstream/config.defaults.yaml",
+            f"server:\n  host: 127.0.0.1\n  port: {t.port}\ndatabase:\n  url: postgresql://x@127.0.0.1/x\n")
     t.write("upstream/UPSTREAM.yaml", "name: astroportal\nversion: 1.0.0\n")
     t.write("upstream/pkg/__init__.py", "VERSION = 1\n")
     t.write("upstream/pkg/core.py", "def answer():\n    return 42\n")
@@ -113,12 +116,16 @@ def tree(tmp_path) -> Tree:
     t.write("upstream/pkg/static/vendor/a.js", "a\n")
     t.write("upstream/pkg/static/vendor/b.js", "b\n")
     t.write("upstream/services/app/supervisor.conf", "[program:app]\ncommand={python} -m pkg\n")
-    t.write("config.defaults.yaml", "database:\n  embedded:\n    port: 5433\n")
+    t.write("config.defaults.yaml", f"database:\n  embedded:\n    port: {t.db_port}\n")
     return t
 
 
 def link_real_layers(root: Path, data: Path | None = None) -> None:
-    """A project root whose layers are the real upstream/, extensions/, services/ and defaults."""
+    """A project root whose layers are the real upstream/, extensions/, services/ and defaults.
+
+    Its config.yaml gives the portal and the embedded database free ports, never the defaults (5000,
+    5433): whatever else runs on this machine, the root's commands only ever see their own instance.
+    """
     root.mkdir(parents=True, exist_ok=True)
     for name in ("upstream", "extensions", "services", "config.defaults.yaml"):
         if (CODE_ROOT / name).exists():
@@ -127,6 +134,8 @@ def link_real_layers(root: Path, data: Path | None = None) -> None:
         (root / "data").mkdir()
     else:
         os.symlink(data, root / "data")
+    (root / "config.yaml").write_text(yaml.safe_dump(
+        {"server": {"port": free_port()}, "database": {"embedded": {"port": free_port()}}}))
 
 
 @pytest.fixture(scope="session")
@@ -263,6 +272,21 @@ def patched_portal():
     portal = PatchedPortal()
     yield portal
     portal.stop()
+
+
+# -- markers: `e2e` and `fast` (registered in pytest.ini) ----------------------------------------------------
+# A test that uses one of these fixtures starts a launcher instance, a patched portal or a browser; a test
+# that makes an Instance() itself says so with @pytest.mark.e2e (or a module's pytestmark).
+E2E_FIXTURES = frozenset({"instance", "running", "patched_portal", "browser"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test `e2e` or `fast`: `./run.sh test --fast` (pytest -m "not e2e") is the quick loop."""
+    for item in items:
+        if item.get_closest_marker("e2e") is None and E2E_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.fast)
+        else:
+            item.add_marker(pytest.mark.e2e)
 
 
 # -- browser tests ------------------------------------------------------------------------------------------

@@ -14,14 +14,17 @@ def effective(tree, key, **env):
 
 def test_layers_merge_deeply_in_order(tree):
     tree.write("upstream/config.defaults.yaml",
-               "server:\n  host: 127.0.0.1\n  port: 5000\n  auth:\n    debug_login: true\n    default_role: Full user\n")
+               "server:\n  host: 127.0.0.1\n  port: 5000\n  auth:\n    debug_login: true\n"
+               "    default_role: Full user\n")
     tree.write("config.defaults.yaml", "server:\n  port: 5100\n  auth:\n    debug_login: false\n")
     tree.write("config.yaml", "server:\n  port: 5200\n")
     assert effective(tree, "server.host") == "server.host: 127.0.0.1  # upstream (upstream/config.defaults.yaml)"
-    assert effective(tree, "server.auth.debug_login") == "server.auth.debug_login: false  # distribution (config.defaults.yaml)"
+    assert effective(tree, "server.auth.debug_login") == \
+        "server.auth.debug_login: false  # distribution (config.defaults.yaml)"
     assert effective(tree, "server.auth.default_role").startswith("server.auth.default_role: Full user  # upstream")
     assert effective(tree, "server.port") == "server.port: 5200  # local (config.yaml)"
-    assert effective(tree, "server.port", PORTAL__SERVER__PORT="5300") == "server.port: 5300  # env PORTAL__SERVER__PORT"
+    assert effective(tree, "server.port", PORTAL__SERVER__PORT="5300") == \
+        "server.port: 5300  # env PORTAL__SERVER__PORT"
 
 
 def test_environment_values_are_yaml_and_match_existing_keys(tree):
@@ -103,7 +106,7 @@ def test_secrets_are_masked_and_kept_out_of_tracked_files(tree):
     res = tree.build()
     assert "warning" not in res.stderr
     out = effective(tree, "database.url")
-    assert "********@127.0.0.1:5433" in out
+    assert f"********@127.0.0.1:{tree.db_port}" in out
     creds = tree.root / "var" / "db-credentials.yaml"
     assert stat.S_IMODE(os.stat(creds).st_mode) == 0o600
     password = yaml.safe_load(creds.read_text())["password"]

@@ -238,8 +238,8 @@ def test_as_root_a_project_the_postgres_user_cannot_reach_runs_without_a_chmod(t
 
 def test_missing_server_binaries_are_a_clear_error(tmp_path):
     t = Tree(tmp_path / "nobin")
-    t.write("upstream/config.defaults.yaml", "server:\n  port: 5000\n")
-    t.write("config.defaults.yaml", "database:\n  embedded:\n    port: 5433\n    bindir: null\n")
+    t.write("upstream/config.defaults.yaml", f"server:\n  port: {free_port()}\n")
+    t.write("config.defaults.yaml", f"database:\n  embedded:\n    port: {free_port()}\n    bindir: null\n")
     t.write("upstream/pkg/x.py", "")
     res = t.run("migrate", env={"PORTAL__DATABASE__EMBEDDED__BINDIR": str(tmp_path / "nothing"),
                                 "PORTAL__DATABASE__EMBEDDED__PORT": str(free_port())})

@@ -88,7 +88,8 @@ def test_run_init_refuses_bad_data_before_starting_anything():
         res = inst.run("run", "--init", timeout=120)
         assert res.returncode == 2, res.stderr
         assert "the data files have 1 problem(s)" in res.stderr
-        assert f'{inst.data.resolve() / "instruments.yaml"}:2: entry 1 (instrument "T120 camera"): `filters`: unknown ' \
+        where = inst.data.resolve() / "instruments.yaml"
+        assert f'{where}:2: entry 1 (instrument "T120 camera"): `filters`: unknown ' \
                "filter(s) 'sdss-g'" in res.stderr
         # Neither the database nor the portal was started.
         assert not (inst.var / "pgdata").exists()

@@ -51,7 +51,8 @@ def test_the_distributions_configuration_uses_only_catalogued_points():
     backends = backend_names(defaults["server"]["auth"]["backends"])
     used, unknown = [], []
     for key in dotted_keys(defaults):
-        if key in ("app", "server.auth") or not key.startswith(("app.", "server.auth.", "database.migration_locations")):
+        catalogued_namespaces = ("app.", "server.auth.", "database.migration_locations")
+        if key in ("app", "server.auth") or not key.startswith(catalogued_namespaces):
             continue
         parts = key.split(".")
         if key in points:

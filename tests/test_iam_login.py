@@ -18,6 +18,8 @@ import yaml
 from conftest import Instance
 from oidc_provider import OIDCProvider
 
+pytestmark = pytest.mark.e2e  # a running instance with an OpenID provider, and a browser
+
 CLIENT_ID = "grandma-portal-test"
 DEFAULT_ROLE = "View only"
 GROUP_MAPPING = {

@@ -1,9 +1,21 @@
 """The overlay build: each rule, incrementality, atomicity, stale files, provenance, bad input."""
 
+import hashlib
 import os
+import shutil
 import stat
+import subprocess
+import sys
 
+import pytest
 import yaml
+
+from conftest import CODE_ROOT
+
+sys.path.insert(0, str(CODE_ROOT))
+
+from launcher import overlay, provenance  # noqa: E402
+from launcher.paths import Project  # noqa: E402
 
 
 def test_upstream_alone_is_copied_with_generated_config(tree):
@@ -13,7 +25,8 @@ def test_upstream_alone_is_copied_with_generated_config(tree):
     assert (tree.patched / "pkg/core.py").read_text() == "def answer():\n    return 42\n"
     mode = stat.S_IMODE(os.stat(tree.patched / "config.yaml").st_mode)
     assert mode == 0o600
-    assert "9 from upstream, 0 overridden, 1 added (0 from extensions, 0 from services, 1 generated), 0 deleted" in res.stderr
+    assert ("9 from upstream, 0 overridden, 1 added (0 from extensions, 0 from services, 1 generated), "
+            "0 deleted") in res.stderr
 
 
 def test_override_add_delete_and_summary(tree):
@@ -241,3 +254,137 @@ def test_patched_build_serves(patched_portal):
     r = requests.get(patched_portal.url + "/api/sysinfo",
                      headers={"Authorization": f"token {patched_portal.admin_token}"}, timeout=5)
     assert r.status_code == 200 and r.json()["status"] == "success"
+
+
+# -- provenance that a three-way merge can use -------------------------------------------------------------
+def git_blob(data: bytes) -> str:
+    """`git hash-object`, computed here independently of the launcher."""
+    return hashlib.sha1(b"blob " + str(len(data)).encode() + b"\0" + data).hexdigest()
+
+
+def manifest_of(tree) -> dict:
+    return yaml.safe_load((tree.root / "extensions/PROVENANCE.yaml").read_text())
+
+
+def test_provenance_records_blob_ids_and_keeps_each_base(tree):
+    core = (tree.root / "upstream/pkg/core.py").read_bytes()
+    vendor = {p: (tree.root / "upstream" / p).read_bytes()
+              for p in ("pkg/static/vendor/a.js", "pkg/static/vendor/b.js")}
+    tree.write("extensions/pkg/core.py", "def answer():\n    return 'kilonova'\n")
+    tree.write("extensions/pkg/static/vendor.delete")
+    tree.build()
+    m = manifest_of(tree)
+    assert m["overrides"]["pkg/core.py"]["upstream_blob"] == git_blob(core)
+    assert m["overrides"]["pkg/core.py"]["upstream_sha256"] == hashlib.sha256(core).hexdigest()
+    assert m["deletions"]["pkg/static/vendor"]["upstream_blobs"] == {p: git_blob(d) for p, d in vendor.items()}
+    bases = tree.root / "extensions/.bases"
+    assert {p.name: p.read_bytes() for p in bases.iterdir()} == {git_blob(d): d for d in [core, *vendor.values()]}
+    # the kept bases are the overlay's records, not part of the build
+    assert not any(".bases" in f for f in tree.files())
+    if shutil.which("git"):
+        out = subprocess.run(["git", "hash-object", str(tree.root / "upstream/pkg/core.py")],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        assert out == m["overrides"]["pkg/core.py"]["upstream_blob"]
+
+
+def test_find_base_returns_the_base_after_upstream_moved_on(tree):
+    original = (tree.root / "upstream/pkg/core.py").read_bytes()
+    tree.write("extensions/pkg/core.py", "def answer():\n    return 'kilonova'\n")
+    tree.build()
+    blob = manifest_of(tree)["overrides"]["pkg/core.py"]["upstream_blob"]
+    tree.write("upstream/pkg/core.py", "def answer():\n    return 43\n")
+    res = tree.build()
+    assert "warning: upstream changed under 1 file" in res.stderr
+    project = Project(tree.root)
+    assert provenance.find_base(blob, project) == original  # the common ancestor of a later merge
+    assert provenance.find_base(git_blob(b"never recorded\n"), project) is None
+    assert provenance.find_base("not-a-blob-id", project) is None
+    # a kept copy that does not hash to its name is not the base
+    (tree.root / "extensions/.bases" / blob).write_bytes(b"damaged\n")
+    assert provenance.find_base(blob, project) is None
+    (tree.root / "extensions/.bases" / blob).unlink()
+    res = tree.build()
+    assert "warning: the upstream base of pkg/core.py is in neither extensions/.bases/ nor git history" in res.stderr
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="git is not installed")
+def test_a_base_missing_from_the_copies_is_found_in_git_history_and_kept_again(tree):
+    original = (tree.root / "upstream/pkg/core.py").read_bytes()
+    tree.write("extensions/pkg/core.py", "def answer():\n    return 'kilonova'\n")
+    tree.build()
+    blob = manifest_of(tree)["overrides"]["pkg/core.py"]["upstream_blob"]
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q", str(tree.root)], check=True)
+    subprocess.run([*git, "add", "upstream"], cwd=tree.root, check=True)
+    subprocess.run([*git, "commit", "-qm", "vendor upstream"], cwd=tree.root, check=True)
+    tree.write("upstream/pkg/core.py", "def answer():\n    return 43\n")
+    shutil.rmtree(tree.root / "extensions/.bases")
+    assert provenance.find_base(blob, Project(tree.root)) == original
+    res = tree.build()
+    assert "base of pkg/core.py is in neither" not in res.stderr
+    assert (tree.root / "extensions/.bases" / blob).read_bytes() == original
+
+
+def test_accepting_upstream_moves_the_base_and_forgets_the_old_one(tree):
+    tree.write("extensions/pkg/core.py", "x\n")
+    tree.build()
+    old = manifest_of(tree)["overrides"]["pkg/core.py"]["upstream_blob"]
+    tree.write("upstream/pkg/core.py", "def answer():\n    return 43\n")
+    tree.build("--accept-upstream", "pkg/core.py")
+    new = manifest_of(tree)["overrides"]["pkg/core.py"]["upstream_blob"]
+    assert new == git_blob(b"def answer():\n    return 43\n") != old
+    assert [p.name for p in (tree.root / "extensions/.bases").iterdir()] == [new]
+
+
+def test_a_manifest_from_before_blob_ids_gets_them(tree):
+    core = (tree.root / "upstream/pkg/core.py").read_bytes()
+    tree.write("extensions/pkg/core.py", "x\n")
+    tree.write("extensions/PROVENANCE.yaml", yaml.safe_dump({"overrides": {"pkg/core.py": {
+        "upstream_sha256": hashlib.sha256(core).hexdigest(), "upstream_version": "0.9"}}, "deletions": {}}))
+    res = tree.build()
+    assert "warning" not in res.stderr
+    assert manifest_of(tree)["overrides"]["pkg/core.py"]["upstream_blob"] == git_blob(core)
+    assert provenance.find_base(git_blob(core), Project(tree.root)) == core
+
+
+def test_an_addition_that_upstream_adds_too_becomes_an_override_with_a_warning(tree):
+    tree.write("extensions/pkg/kilonova.py", "KN = True\n")
+    res = tree.build()
+    assert "warning" not in res.stderr and manifest_of(tree)["additions"] == ["pkg/kilonova.py"]
+    # upstream's next version brings a file of its own at the same path
+    tree.write("upstream/pkg/kilonova.py", "KN = 'upstream'\n")
+    res = tree.build()
+    assert "warning: upstream now has 1 file(s) that extensions/ adds" in res.stderr
+    assert "  pkg/kilonova.py\n" in res.stderr and "1 overridden" in res.stderr
+    entry = manifest_of(tree)["overrides"]["pkg/kilonova.py"]
+    assert entry["upstream_blob"] == git_blob(b"KN = 'upstream'\n") and entry["was_addition"] is True
+    assert manifest_of(tree)["additions"] == []
+    assert (tree.patched / "pkg/kilonova.py").read_text() == "KN = True\n"
+    out = tree.run("diff", "pkg/kilonova.py").stdout
+    assert "-KN = 'upstream'\n+KN = True\n" in out and "was an addition" in out
+    # it keeps warning until reviewed and accepted
+    assert "warning: upstream now has 1 file(s)" in tree.build().stderr
+    tree.build("--accept-upstream", "pkg/kilonova.py")
+    assert "warning" not in tree.build().stderr
+    assert "was_addition" not in manifest_of(tree)["overrides"]["pkg/kilonova.py"]
+
+
+def test_the_plan_is_typed_entries(tree):
+    tree.write("extensions/pkg/core.py", "x\n")
+    tree.write("extensions/pkg/kilonova.py", "KN = True\n")
+    tree.write("extensions/pkg/static/vendor.delete", "# not used\n")
+    tree.write("services/broker/supervisor.conf", "[program:broker]\n")
+    plan = overlay.compose(Project(tree.root), b"config\n")
+    assert isinstance(plan, overlay.Plan) and all(isinstance(e, overlay.PlanEntry) for e in plan.entries)
+    kinds = {e.path: e.kind for e in plan.entries}
+    assert kinds["pkg/core.py"] is overlay.Kind.OVERRIDE and kinds["pkg/kilonova.py"] is overlay.Kind.ADD
+    assert kinds["pkg/static/vendor/a.js"] is overlay.Kind.DELETE and kinds["pkg/__init__.py"] is overlay.Kind.UPSTREAM
+    assert kinds["services/broker/supervisor.conf"] is overlay.Kind.SERVICE
+    assert kinds["config.yaml"] is overlay.Kind.GENERATED
+    core = next(e for e in plan.entries if e.path == "pkg/core.py")
+    assert core.upstream.path.endswith("upstream/pkg/core.py") and core.source.path.endswith("extensions/pkg/core.py")
+    assert {e.marker for e in plan.of_kind(overlay.Kind.DELETE)} == {"pkg/static/vendor.delete"}
+    assert "pkg/static/vendor/a.js" not in plan.targets
+    inputs = plan.provenance_inputs()
+    assert isinstance(inputs, overlay.ProvenanceInputs) and inputs.additions == ["pkg/kilonova.py"]
+    assert overlay.ProvenanceInputs.from_json(inputs.to_json()) == inputs

@@ -10,7 +10,7 @@ import sys
 import pytest
 import requests
 
-from conftest import CODE_ROOT, Instance, clean_env, free_port, launcher, link_real_layers
+from conftest import CODE_ROOT, Instance, clean_env, free_port, launcher, link_real_layers, wait_until
 
 sys.path.insert(0, str(CODE_ROOT))
 from launcher import config as launcher_config  # noqa: E402
@@ -38,7 +38,15 @@ def test_run_when_running_says_so(running):
 
 
 def test_status_lists_services_and_database(running):
-    res = running.run("status")
+    # The app answers before supervisord calls it RUNNING (STARTING for its startsecs): await the state.
+    seen = []
+
+    def app_running() -> bool:
+        seen.append(running.run("status"))
+        return "app:app_0" in seen[-1].stdout and "RUNNING" in seen[-1].stdout
+
+    wait_until(app_running, 30, step=0.5)
+    res = seen[-1]
     assert res.returncode == 0, res.stdout
     assert "app:app_0" in res.stdout and "RUNNING" in res.stdout
     assert "embedded PostgreSQL" in res.stdout and "running" in res.stdout and "answers" in res.stdout
@@ -62,8 +70,15 @@ def test_log_shows_a_service_log(running):
 
 
 def _app_pids(inst) -> list[str]:
-    out = inst.run("status").stdout
-    return [line.split("pid")[1].split()[0] for line in out.splitlines() if line.strip().startswith("app:")]
+    """The app processes' pids, once every one of them is RUNNING (STARTING lines show no pid yet)."""
+    lines: list[str] = []
+
+    def all_running() -> bool:
+        lines[:] = [ln for ln in inst.run("status").stdout.splitlines() if ln.strip().startswith("app:")]
+        return bool(lines) and all(" RUNNING " in ln for ln in lines)
+
+    wait_until(all_running, 30, step=0.5)
+    return [line.split("pid")[1].split()[0] for line in lines]
 
 
 def test_restart_one_service(running):

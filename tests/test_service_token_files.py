@@ -217,8 +217,8 @@ def test_declarations_and_group_keys(project):
     root, cfg = project
     assert service_tokens.declaration(service(root, "none", "[program:none]\ncommand=x\n")) is None
     assert service_tokens.declaration(service(root, "empty", "[program:empty]\ncommand=x\n", "acls: []\n")) is None
-    decl = service_tokens.declaration(service(root, "broker", "[program:broker]\ncommand=x\n",
-                                              "acls: [Upload data, Classify]\ngroups_key: services.broker.group_names\n"))
+    declared = "acls: [Upload data, Classify]\ngroups_key: services.broker.group_names\n"
+    decl = service_tokens.declaration(service(root, "broker", "[program:broker]\ncommand=x\n", declared))
     assert decl.acls == ["Upload data", "Classify"]
     assert service_tokens.group_names(cfg, "broker", decl) == ["Kilonova", "GW"]
     missing = service_tokens.Declaration(["Classify"], "services.nothing.here")

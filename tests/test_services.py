@@ -14,6 +14,8 @@ import yaml
 
 from conftest import CODE_ROOT, Instance, wait_until
 
+pytestmark = pytest.mark.e2e  # each test runs an instance under supervisord
+
 PROGRAM = """\
 ; A test service: a python loop that writes its pid and a count to {var}/ticker.beat.
 [program:ticker]
@@ -69,6 +71,23 @@ def status_lines(inst: Instance) -> dict[str, list[str]]:
     return {words[0].split(":")[0]: words for words in lines}
 
 
+def settled(inst: Instance, want: dict[str, str], timeout: float = 60) -> dict[str, list[str]]:
+    """`status`'s process lines once each service named in `want` shows its state there (or at the timeout).
+
+    supervisord moves a program through STARTING (for its startsecs) before RUNNING, and on a busy machine
+    `run` may return before that: the state is awaited, not read once.
+    """
+    procs: dict[str, list[str]] = {}
+
+    def arrived() -> bool:
+        nonlocal procs
+        procs = status_lines(inst)
+        return all(len(procs.get(name, ())) > 1 and procs[name][1] == state for name, state in want.items())
+
+    wait_until(arrived, timeout, step=0.5)
+    return procs
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -92,7 +111,7 @@ def test_an_enabled_service_runs_and_a_disabled_one_is_left_out(inst):
     assert "starting app, ticker" in res.stderr
     assert "[program:ticker]" in conf.read_text()
     assert f"{inst.root}/patched/services/ticker/ticker.py {inst.var}/ticker.beat" in conf.read_text()
-    procs = status_lines(inst)
+    procs = settled(inst, {"ticker": "RUNNING", "app": "RUNNING"})
     assert procs["ticker"][:2] == ["ticker:ticker", "RUNNING"] and procs["app"][1] == "RUNNING"
     pid = int(procs["ticker"][3])
     # it really runs: the pid status shows is the one beating, and its output is in its log
@@ -106,7 +125,7 @@ def test_an_enabled_service_runs_and_a_disabled_one_is_left_out(inst):
     res = inst.run("restart")
     assert res.returncode == 0, res.stderr
     assert "[program:ticker]" not in conf.read_text() and "[program:app]" in conf.read_text()
-    procs = status_lines(inst)
+    procs = settled(inst, {"app": "RUNNING"})
     assert "ticker" not in procs and procs["app"][1] == "RUNNING"
     assert wait_until(lambda: not alive(pid), 10)
 

@@ -104,7 +104,8 @@ def main() -> int:
         print(f"set-up: {args.sources:,} saved sources loaded in {time.perf_counter() - t0:.1f} s")
 
         log = open(work / "server.log", "w")
-        proc = subprocess.Popen([*py, "serve", "--config", str(cfg_path)], cwd=UPSTREAM, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*py, "serve", "--config", str(cfg_path)], cwd=UPSTREAM, stdout=log,
+                                stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         http = requests.Session()
         http.headers["Authorization"] = f"token {token}"
@@ -137,7 +138,8 @@ def main() -> int:
         p50, p99 = percentile(times, 50), percentile(times, 99)
         print(f"cone search r={args.radius} deg over {args.sources:,} sources: {len(times)} queries, "
               f"mean {found / len(times):.1f} matches; p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-        results += [("cone search p50 (ms)", p50, "<=", 20, p50 <= 20), ("cone search p99 (ms)", p99, "<=", 100, p99 <= 100)]
+        results += [("cone search p50 (ms)", p50, "<=", 20, p50 <= 20),
+                    ("cone search p99 (ms)", p99, "<=", 100, p99 <= 100)]
 
         # Photometry set-up: a telescope, an instrument, an object.
         _, body = timed("POST", "/api/telescope", json={"name": "Bench Telescope", "nickname": "BT", "lat": 20.0,

@@ -136,7 +136,8 @@ def main() -> int:
             drop_tree(dest)
         cp = statistics.median(cps)
 
-        rows = [("real tree", measure(real, args.repeat, "real")), ("synthetic", measure(syn, args.repeat, "synthetic"))]
+        rows = [("real tree", measure(real, args.repeat, "real")),
+                ("synthetic", measure(syn, args.repeat, "synthetic"))]
         print(f"{'tree':<10} {'files':>7} {'full build':>11} {'no-op build':>12} {'no-op ./run.sh build':>21}")
         for name, m in rows:
             print(f"{name:<10} {m['files']:>7} {m['full']:>10.3f}s {m['noop']:>11.4f}s {m['cli_noop']:>20.3f}s")

@@ -52,9 +52,11 @@ def start_portal(cluster: PgCluster, work: Path) -> tuple[subprocess.Popen, str,
         )
     )
     py = sys.executable
-    subprocess.run([py, "-m", "astroportal", "migrate", "--config", str(config)], cwd=UPSTREAM, check=True, capture_output=True)
+    subprocess.run([py, "-m", "astroportal", "migrate", "--config", str(config)], cwd=UPSTREAM, check=True,
+                   capture_output=True)
     log = open(work / "server.log", "w")
-    proc = subprocess.Popen([py, "-m", "astroportal", "serve", "--config", str(config)], cwd=UPSTREAM, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([py, "-m", "astroportal", "serve", "--config", str(config)], cwd=UPSTREAM, stdout=log,
+                            stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -120,7 +122,8 @@ def measure(driver, url: str, obj_id: str) -> dict:
 
     driver.get(f"{url}/source/{obj_id}")
     WebDriverWait(driver, 60).until(
-        lambda d: d.execute_script("const e = document.getElementById('lightcurve'); return e && e.dataset.ready === 'true';")
+        lambda d: d.execute_script(
+            "const e = document.getElementById('lightcurve'); return e && e.dataset.ready === 'true';")
     )
     timings = driver.execute_script(
         """
@@ -141,7 +144,8 @@ def measure(driver, url: str, obj_id: str) -> dict:
     # Let the page finish its later requests (the airmass plot), so that the next load starts on an idle server.
     WebDriverWait(driver, 60).until(
         lambda d: d.execute_script(
-            "const a = document.getElementById('airmass-plot'); return a.dataset.bands !== undefined || !!a.querySelector('.alert');"
+            "const a = document.getElementById('airmass-plot'); "
+            "return a.dataset.bands !== undefined || !!a.querySelector('.alert');"
         )
     )
     return timings
@@ -166,7 +170,8 @@ def main() -> int:
         api_times = []
         for _ in range(5):
             t = time.perf_counter()
-            r = requests.get(f"{url}/api/sources/{obj_id}/photometry", headers={"Authorization": f"token {token}"}, timeout=60)
+            r = requests.get(f"{url}/api/sources/{obj_id}/photometry", headers={"Authorization": f"token {token}"},
+                             timeout=60)
             api_times.append((time.perf_counter() - t) * 1000)
             n = len(r.json()["data"]) if r.status_code == 200 else None
             assert n == args.points, f"GET photometry: HTTP {r.status_code}, {n} points, {r.text[:300]}"
@@ -185,7 +190,8 @@ def main() -> int:
         med = statistics.median(r["total"] for r in warm)
         worst = max(r["total"] for r in warm)
         print(f"server time (html + api) median: {statistics.median(r['html'] + r['api'] for r in warm):.0f} ms")
-        print(f"total (server + plot drawn): cold {cold['total']:.0f} ms, warm median {med:.0f} ms, warm max {worst:.0f} ms")
+        print(f"total (server + plot drawn): cold {cold['total']:.0f} ms, warm median {med:.0f} ms, "
+              f"warm max {worst:.0f} ms")
         load1, load5, _ = os.getloadavg()
         print(f"machine: {os.cpu_count()} CPUs, load average {load1:.1f} (1 min) {load5:.1f} (5 min) during the run")
         ok = med < TARGET_MS and cold["points"] == args.points

@@ -558,7 +558,7 @@ def build_spec(routes: Iterable, *, title: str = "Astro Portal API", version: st
         for name, schema in (ep.OPENAPI_SCHEMAS.read(module) or {}).items():
             schemas.setdefault(name, copy.deepcopy(schema))
 
-    for pattern, handler, variants in mounted:
+    for _pattern, handler, variants in mounted:
         methods = defined_methods(handler)
         docs = {m: parse_docstring(getattr(handler, m))[2] for m in methods}
         for path, params in variants:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -188,3 +187,16 @@ def role_tokens(make_user) -> dict[str, str]:
 def unique(prefix: str = "ZTF") -> str:
     """A fresh object id such as ZTF26abcdefg."""
     return prefix + "26" + uuid.uuid4().hex[:7]
+
+
+# -- markers: `e2e` (a real browser) and `fast` (the rest), registered in pytest.ini ---------------------
+E2E_FIXTURES = frozenset({"driver", "browser"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test `e2e` when it drives a browser, `fast` otherwise (`pytest -m "not e2e"`: the quick loop)."""
+    for item in items:
+        if item.get_closest_marker("e2e") is None and E2E_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.fast)
+        else:
+            item.add_marker(pytest.mark.e2e)

@@ -276,7 +276,7 @@ def test_member_patch_and_delete_errors(api, team, make_user):
     assert api.delete(f"/api/groups/{gid}/users/{stranger}", owner[1])[0] == 404
     status, body = api.patch(f"/api/groups/{gid}/users/{member[0]}", owner[1], json={"admin": "true"})
     assert status == 400 and "`admin`" in body["message"]
-    assert api.post(f"/api/groups/999999/users", owner[1], json={"userID": member[0]})[0] == 404
+    assert api.post("/api/groups/999999/users", owner[1], json={"userID": member[0]})[0] == 404
 
 
 def test_member_may_leave(api, db, team):

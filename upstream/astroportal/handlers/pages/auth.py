@@ -174,7 +174,7 @@ class Logout(AuthPage):
             description: The request did not come from the portal's own page.
         """
         # Reading the user runs the anti-forgery checks: another site cannot log a person out.
-        self.current_user
+        _ = self.current_user
         self.log_out()
         self.clear_cookie(SESSION_COOKIE)
         self.redirect("/login")
