@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ..errors import ApiError, forbidden, not_found
 from ..models import Candidate, Filter, Group, GroupUser, Obj, Source, User
 from ..permissions import SITEWIDE_GROUP
+from ..validate import shown
 
 
 def user_group_ids(session: Session, user: User) -> set[int]:
@@ -98,9 +99,9 @@ def get_visible_obj(session: Session, user: User, obj_id: str) -> Obj:
     # PostgreSQL cannot hold a NUL character, so no object can have one in its id.
     obj = None if "\x00" in obj_id else session.get(Obj, obj_id)
     if obj is None:
-        raise not_found(f"object {obj_id!r}")
+        raise not_found(f"object {shown(obj_id)}")
     groups = accessible_group_ids(session, user)
     clause = obj_visible_clause(user, groups)
     if clause is not None and not session.scalar(select(select(Obj.id).where(Obj.id == obj_id, clause).exists())):
-        raise not_found(f"object {obj_id!r}")
+        raise not_found(f"object {shown(obj_id)}")
     return obj

@@ -9,6 +9,7 @@ from typing import Any, Iterator
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import ApiError
+from ..validate import shown
 
 MISSING = object()
 
@@ -31,7 +32,7 @@ def text(data: dict, field: str, *, required: bool = False, nullable: bool = Tru
             return None
         raise ApiError(400, f"`{field}` must be a non-empty string, not null")
     if not isinstance(value, str) or not value.strip():
-        raise ApiError(400, f"`{field}` must be a non-empty string, got {value!r}")
+        raise ApiError(400, f"`{field}` must be a non-empty string, got {shown(value)}")
     return value.strip()
 
 
@@ -41,7 +42,7 @@ def boolean(data: dict, field: str, *, required: bool = False) -> Any:
     if value is MISSING:
         return value
     if not isinstance(value, bool):
-        raise ApiError(400, f"`{field}` must be true or false, got {value!r}")
+        raise ApiError(400, f"`{field}` must be true or false, got {shown(value)}")
     return value
 
 
@@ -65,7 +66,7 @@ def number(
             return None
         raise ApiError(400, f"`{field}` must be a number, not null")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ApiError(400, f"`{field}` must be a number, got {value!r}")
+        raise ApiError(400, f"`{field}` must be a number, got {shown(value)}")
     suffix = f" {unit}" if unit else ""
     if positive and value <= 0:
         raise ApiError(400, f"`{field}` must be greater than 0{suffix}, got {value}")
@@ -77,12 +78,12 @@ def number(
 def as_id(value: Any, field: str) -> int:
     """An integer id: a JSON integer or a string of digits (SkyPortal clients send both)."""
     if isinstance(value, bool):
-        raise ApiError(400, f"`{field}` must be an integer id, got {value!r}")
+        raise ApiError(400, f"`{field}` must be an integer id, got {shown(value)}")
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
-    raise ApiError(400, f"`{field}` must be an integer id, got {value!r}")
+    raise ApiError(400, f"`{field}` must be an integer id, got {shown(value)}")
 
 
 def ident(data: dict, field: str, *, required: bool = False) -> Any:
@@ -101,7 +102,7 @@ def id_list(data: dict, field: str, *, required: bool = False) -> Any:
     if value is MISSING:
         return value
     if not isinstance(value, list):
-        raise ApiError(400, f"`{field}` must be a list of integer ids, got {value!r}")
+        raise ApiError(400, f"`{field}` must be a list of integer ids, got {shown(value)}")
     return list(dict.fromkeys(as_id(v, field) for v in value))
 
 
@@ -111,7 +112,7 @@ def str_list(data: dict, field: str, *, required: bool = False) -> Any:
     if value is MISSING:
         return value
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ApiError(400, f"`{field}` must be a list of non-empty strings, got {value!r}")
+        raise ApiError(400, f"`{field}` must be a list of non-empty strings, got {shown(value)}")
     return list(dict.fromkeys(v.strip() for v in value))
 
 
@@ -130,7 +131,7 @@ def path_id(raw: str | None, what: str) -> int:
     try:
         return int(raw)
     except (TypeError, ValueError):
-        raise ApiError(404, f"{what} {raw!r} not found") from None
+        raise ApiError(404, f"{what} {shown(raw)} not found") from None
 
 
 @contextmanager

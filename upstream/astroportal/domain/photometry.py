@@ -36,6 +36,7 @@ from ..models import (
     photometry_groups,
 )
 from .access import accessible_group_ids, get_visible_obj, obj_visible_clause, target_group_ids
+from ..validate import shown
 
 PHOT = Photometry.__table__
 LN10_OVER_2_5 = math.log(10) / 2.5  # d(flux)/flux per magnitude
@@ -90,7 +91,7 @@ def _names(fields: Iterable[str]) -> str:
 
 
 def _bad(label: str, expected: str, value: Any) -> ApiError:
-    return ApiError(400, f"{label} must be {expected}, got {value!r}")
+    return ApiError(400, f"{label} must be {expected}, got {shown(value)}")
 
 
 def _numbers(cols: _Columns, field: str, *, nullable: bool, positive: bool = False,
@@ -182,7 +183,7 @@ def parse_points(data: dict) -> dict[str, list]:
             raise _bad(cols.label("magsys", i), "a magnitude system name such as \"ab\"", m)
         if m.lower() not in SUPPORTED_MAGSYS:
             raise ApiError(
-                400, f"{cols.label('magsys', i)}: the magnitude system {m!r} is not supported; only \"ab\" is, "
+                400, f"{cols.label('magsys', i)}: the magnitude system {shown(m)} is not supported; only \"ab\" is, "
                 "because the portal ships no bandpass zero points to convert other systems to AB"
             )
     points["flux"], points["fluxerr"] = _from_magnitudes(cols) if has_mag else _from_fluxes(cols)
@@ -235,7 +236,7 @@ def _from_fluxes(cols: _Columns) -> tuple[list, list]:
 
 def _describe_key(key: tuple) -> str:
     obj_id, instrument_id, filt, mjd, origin = key
-    return f"(obj_id {obj_id!r}, instrument_id {instrument_id}, filter {filt!r}, mjd {mjd!r}, origin {origin!r})"
+    return f"(obj_id {shown(obj_id)}, instrument_id {instrument_id}, filter {shown(filt)}, mjd {shown(mjd)}, origin {shown(origin)})"
 
 
 def _keys(points: dict[str, list]) -> list[tuple]:
@@ -269,7 +270,7 @@ def _check_references(session: Session, user: User, points: dict[str, list]) -> 
         name, allowed = instruments[iid]
         if allowed and filt not in allowed:
             raise ApiError(
-                400, f"`filter`: {filt!r} is not one of the filters of instrument {iid} ({name}): {sorted(allowed)}"
+                400, f"`filter`: {shown(filt)} is not one of the filters of instrument {iid} ({name}): {sorted(allowed)}"
             )
     unseen = sorted(obj_ids - set(found[0][3] or ()))
     if unseen:
@@ -280,7 +281,7 @@ def _check_references(session: Session, user: User, points: dict[str, list]) -> 
 def _stream_ids_ok(data: dict) -> None:
     value = data.get("stream_ids")
     if value is not None and not (isinstance(value, list) and all(type(v) is int for v in value)):
-        raise ApiError(400, f"`stream_ids` must be a list of integer stream ids, got {value!r}")
+        raise ApiError(400, f"`stream_ids` must be a list of integer stream ids, got {shown(value)}")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -444,9 +445,9 @@ def upsert_photometry(session: Session, user: User, data: dict) -> dict:
 def check_format(fmt: str, magsys: str | None = None) -> None:
     """400 unless `fmt` is "mag" or "flux" and `magsys` (when given) is "ab"."""
     if fmt not in FORMATS:
-        raise ApiError(400, f"invalid `format` {fmt!r}: use \"mag\" or \"flux\"")
+        raise ApiError(400, f"invalid `format` {shown(fmt)}: use \"mag\" or \"flux\"")
     if magsys is not None and magsys.lower() not in SUPPORTED_MAGSYS:
-        raise ApiError(400, f"`magsys` {magsys!r} is not supported; only \"ab\" is")
+        raise ApiError(400, f"`magsys` {shown(magsys)} is not supported; only \"ab\" is")
 
 
 # A light curve of ten thousand points must answer in well under 150 ms: one query returns plain tuples (the

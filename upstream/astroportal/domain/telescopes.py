@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 from ..errors import ApiError
 from ..models import INSTRUMENT_TYPES, Instrument, Photometry, Telescope
 from . import checks
+from ..validate import shown
 
 # The lowest and highest places a telescope plausibly stands (the Dead Sea shore, the highest observatories).
 ELEVATION_RANGE = (-500.0, 6000.0)
@@ -87,14 +88,14 @@ def _check_unique_telescope_name(session: Session, name: str, exclude_id: int | 
     if exclude_id is not None:
         query = query.where(Telescope.id != exclude_id)
     if session.scalar(query) is not None:
-        raise ApiError(400, f"`name`: a telescope named {name!r} already exists")
+        raise ApiError(400, f"`name`: a telescope named {shown(name)} already exists")
 
 
 def create_telescope(session: Session, data: dict) -> int:
     """Create a telescope from a checked payload; return its id."""
     values = _telescope_values(data, creating=True)
     _check_unique_telescope_name(session, values["name"])
-    with checks.unique_conflict(session, f"`name`: a telescope named {values['name']!r} already exists"):
+    with checks.unique_conflict(session, f"`name`: a telescope named {shown(values['name'])} already exists"):
         telescope = Telescope(**values)
         session.add(telescope)
         session.commit()
@@ -108,7 +109,7 @@ def update_telescope(session: Session, telescope_id: int, data: dict) -> None:
     values = _telescope_values(data, creating=False)
     if "name" in values:
         _check_unique_telescope_name(session, values["name"], exclude_id=telescope_id)
-    with checks.unique_conflict(session, f"`name`: a telescope named {values.get('name')!r} already exists"):
+    with checks.unique_conflict(session, f"`name`: a telescope named {shown(values.get('name'))} already exists"):
         for key, value in values.items():
             setattr(telescope, key, value)
         session.commit()
@@ -180,7 +181,7 @@ def _instrument_values(session: Session, data: dict, *, creating: bool) -> dict[
         values["filters"] = checks.str_list(data, "filters")
     values = {k: v for k, v in values.items() if v is not checks.MISSING}
     if "type" in values and values["type"] not in INSTRUMENT_TYPES:
-        raise ApiError(400, f"`type` must be one of {', '.join(INSTRUMENT_TYPES)}; got {values['type']!r}")
+        raise ApiError(400, f"`type` must be one of {', '.join(INSTRUMENT_TYPES)}; got {shown(values['type'])}")
     if "telescope_id" in values and session.get(Telescope, values["telescope_id"]) is None:
         raise ApiError(400, f"`telescope_id`: no telescope with id {values['telescope_id']}")
     if values.get("filters"):
@@ -196,14 +197,14 @@ def _check_unique_instrument_name(session: Session, name: str, exclude_id: int |
     if exclude_id is not None:
         query = query.where(Instrument.id != exclude_id)
     if session.scalar(query) is not None:
-        raise ApiError(400, f"`name`: an instrument named {name!r} already exists")
+        raise ApiError(400, f"`name`: an instrument named {shown(name)} already exists")
 
 
 def create_instrument(session: Session, data: dict) -> int:
     """Create an instrument on an existing telescope; return its id."""
     values = _instrument_values(session, data, creating=True)
     _check_unique_instrument_name(session, values["name"])
-    with checks.unique_conflict(session, f"`name`: an instrument named {values['name']!r} already exists"):
+    with checks.unique_conflict(session, f"`name`: an instrument named {shown(values['name'])} already exists"):
         instrument = Instrument(**values)
         session.add(instrument)
         session.commit()
@@ -217,7 +218,7 @@ def update_instrument(session: Session, instrument_id: int, data: dict) -> None:
     values = _instrument_values(session, data, creating=False)
     if "name" in values:
         _check_unique_instrument_name(session, values["name"], exclude_id=instrument_id)
-    with checks.unique_conflict(session, f"`name`: an instrument named {values.get('name')!r} already exists"):
+    with checks.unique_conflict(session, f"`name`: an instrument named {shown(values.get('name'))} already exists"):
         for key, value in values.items():
             setattr(instrument, key, value)
         session.commit()

@@ -12,6 +12,7 @@ from ...domain import photometry as phot
 from ...errors import ApiError
 from ...jsonutil import dumps
 from ..base import APIHandler, auth_required, permissions
+from ...validate import shown
 
 BIG_RESPONSE = 256 * 1024  # bytes of JSON above which the light curve is compressed here, quickly
 
@@ -101,7 +102,7 @@ class PhotometryHandler(APIHandler):
 
 def _point_id(raw: str) -> int:
     if not raw.isdigit():
-        raise ApiError(404, f"photometry point {raw!r} not found")
+        raise ApiError(404, f"photometry point {shown(raw)} not found")
     return int(raw)
 
 
