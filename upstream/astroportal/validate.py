@@ -28,6 +28,7 @@ MAX_HEADER_BYTES = 1024 * 1024  # what the HTTP server reads of the request line
 MAX_MESSAGE_CHARS = 2000  # an error message is cut here, whatever put it together
 NAME_MAX = 256  # names, object ids, origins, filters: anything an index holds
 TEXT_MAX = 100_000  # free text: comments, descriptions
+LINK_MAX = 2048  # URLs stored as links
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 # Times the ephemeris routes compute for: astropy's tables (leap seconds, Earth orientation) and the

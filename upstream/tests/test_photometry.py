@@ -279,8 +279,12 @@ def test_put_is_idempotent_and_updates_values(api, db, instruments, alice, sitew
     points = {p["id"]: p for p in light_curve(api, alice["token"], obj_id)}
     assert points[ids[0]]["mag"] == pytest.approx(16.5) and points[ids[1]]["mag"] == pytest.approx(changed["mag"][1])
 
-    # the same point twice in one PUT batch is written once
+    # the same point twice in one PUT batch with two different values: refused, nothing written
     status, res = api.put("/api/photometry", alice["token"], json={**body, "mjd": [59700.0, 59700.0], "mag": [19, 19.5]})
+    assert status == 400 and "points 0 and 1" in res["message"] and "`flux`" in res["message"], res
+    assert count_points(db, obj_id) == 22
+    # ... with the same values: written once, both positions get its id
+    status, res = api.put("/api/photometry", alice["token"], json={**body, "mjd": [59700.0, 59700.0], "mag": [19.5, 19.5]})
     assert status == 200, res
     assert res["data"]["ids"][0] == res["data"]["ids"][1] and count_points(db, obj_id) == 23
     point = [p for p in light_curve(api, alice["token"], obj_id) if p["mjd"] == 59700.0]

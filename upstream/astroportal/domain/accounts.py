@@ -92,8 +92,9 @@ def create_user(
     """Create a user with the given roles, their single-user group, and membership of the sitewide group."""
     if not isinstance(username, str) or not username.strip():
         raise ApiError(400, "a user needs a non-empty `username`")
-    if session.scalar(select(User.id).where(User.username == username)):
-        raise ApiError(400, f"a user named {shown(username)} already exists")
+    taken = session.scalar(select(User.username).where(func.lower(User.username) == username.lower()))
+    if taken is not None:
+        raise ApiError(400, f"a user named {shown(taken)} already exists (usernames are unique ignoring case)")
     if session.scalar(select(Group.id).where(Group.name == username)):
         # The user's own group takes the username as its name.
         raise ApiError(400, f"the name {shown(username)} is taken by a group; choose another username")

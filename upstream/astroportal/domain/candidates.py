@@ -50,7 +50,10 @@ def parse_time(value: Any, field: str) -> datetime:
     except ValueError:
         raise ApiError(400, f"`{field}` must be an ISO 8601 time such as 2024-05-01T12:00:00Z, got {shown(value)}") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # an offset that pushes the time past year 1 or 9999
+            raise ApiError(400, f"`{field}` is out of range once taken to UTC: {shown(value)}") from None
     return parsed
 
 

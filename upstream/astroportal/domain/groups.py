@@ -12,7 +12,7 @@ from ..models import Filter, Group, GroupUser, Stream, User, group_streams
 from ..permissions import SITEWIDE_GROUP
 from . import checks
 from .access import sitewide_group, user_group_ids
-from ..validate import shown
+from ..validate import TEXT_MAX, shown
 
 GROUP_FIELDS = {"name", "nickname", "description", "private"}
 
@@ -155,7 +155,7 @@ def create_group(session: Session, user: User, data: dict) -> int:
     """Create a group; its creator and the users in `group_admins` become its admins. Return its id."""
     name = checks.text(data, "name", required=True, nullable=False)
     nickname = checks.text(data, "nickname")
-    description = checks.text(data, "description")
+    description = checks.text(data, "description", max_len=TEXT_MAX)
     private = checks.boolean(data, "private")
     admins = checks.id_list(data, "group_admins")
     admins = [] if admins is checks.MISSING else _existing_user_ids(session, admins, "group_admins")
@@ -189,7 +189,7 @@ def update_group(session: Session, user: User, group_id: int, data: dict) -> Non
     require_group_admin(session, user, group)
     name = checks.text(data, "name", nullable=False)
     nickname = checks.text(data, "nickname")
-    description = checks.text(data, "description")
+    description = checks.text(data, "description", max_len=TEXT_MAX)
     private = checks.boolean(data, "private")
     if name is not checks.MISSING and name != group.name:
         # The portal finds these groups by name.

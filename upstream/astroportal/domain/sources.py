@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ..errors import ApiError, forbidden
 from ..models import Group, Obj, Source, User
 from . import access
-from ..validate import shown
+from ..validate import check_string, shown
 
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 100
@@ -29,6 +29,8 @@ SORT_COLUMNS = ("id", "ra", "dec", "saved_at", "created_at")
 DEFAULT_ORDER = {"id": "asc", "ra": "asc", "dec": "asc", "saved_at": "desc", "created_at": "desc"}
 MAX_ID_LENGTH = 256
 OBJ_FIELDS = ("ra", "dec", "redshift", "origin", "alias")
+# A redshift below -0.1 is no object's (the bluest, in the Local Group, are about -0.001); above 20 none is known.
+REDSHIFT_MIN, REDSHIFT_MAX = -0.1, 20.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -116,11 +118,17 @@ def check_obj_fields(data: dict, *, allowed: Iterable[str] = OBJ_FIELDS) -> dict
             number = _number(data, field)
             out[field] = check_ra(number) if field == "ra" else check_dec(number)
         elif field == "redshift":
-            out[field] = _number(data, field)
+            z = _number(data, field)
+            if z is not None and not REDSHIFT_MIN <= z <= REDSHIFT_MAX:
+                raise ApiError(
+                    400, f"`redshift` must be between {REDSHIFT_MIN} and {REDSHIFT_MAX} (blueshifts of nearby "
+                    f"objects are small), got {z}"
+                )
+            out[field] = z
         elif field == "origin":
             if value is not None and not isinstance(value, str):
                 raise ApiError(400, f"`origin` must be a string, got {shown(value)}")
-            out[field] = value
+            out[field] = None if value is None else check_string(value, "origin")
         elif field == "alias":
             if isinstance(value, str):
                 value = [value]
@@ -128,7 +136,10 @@ def check_obj_fields(data: dict, *, allowed: Iterable[str] = OBJ_FIELDS) -> dict
                 not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value)
             ):
                 raise ApiError(400, f"`alias` must be a string or a list of non-empty strings, got {shown(value)}")
-            out[field] = list(dict.fromkeys(v.strip() for v in value)) if value is not None else None
+            out[field] = (
+                list(dict.fromkeys(check_string(v.strip(), f"alias[{i}]") for i, v in enumerate(value)))
+                if value is not None else None
+            )
     return out
 
 

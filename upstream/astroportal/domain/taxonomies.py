@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from ..errors import ApiError
 from ..models import Group, Taxonomy, User, taxonomy_groups
 from .access import accessible_group_ids, target_group_ids
-from ..validate import shown
+from ..validate import check_string, shown
 
 TAXONOMY_FIELDS = {"name", "hierarchy", "version", "provenance", "group_ids", "isLatest"}
 # A node's keys: the tree itself, plus the descriptive keys of tdtax (SkyPortal's default taxonomy).
@@ -149,7 +149,7 @@ def _text(data: dict, field: str, *, required: bool) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise ApiError(400, f"`{field}` must be a non-empty string, got {value!r:.80}")
     check_no_nul(value, field)
-    return value.strip()
+    return check_string(value.strip(), field)
 
 
 def check_no_nul(value: Any, field: str) -> None:

@@ -77,10 +77,23 @@ def _telescope_values(data: dict, *, creating: bool) -> dict[str, Any]:
         "diameter": checks.number(data, "diameter", required=creating, nullable=False, positive=True, unit="m"),
         "robotic": checks.boolean(data, "robotic"),
         "fixed_location": checks.boolean(data, "fixed_location"),
-        "skycam_link": checks.text(data, "skycam_link"),
-        "weather_link": checks.text(data, "weather_link"),
+        "skycam_link": checks.http_link(data, "skycam_link"),
+        "weather_link": checks.http_link(data, "weather_link"),
     }
     return {k: v for k, v in values.items() if v is not checks.MISSING}
+
+
+def _check_site(values: dict[str, Any], current: Telescope | None = None) -> None:
+    """A telescope at a fixed location (the default) needs `lat` and `lon`: night, twilight and airmass are
+    computed from them, and a fixed site without them would silently have none."""
+    def final(key: str, default: Any = None) -> Any:
+        return values[key] if key in values else getattr(current, key, default) if current else default
+
+    if final("fixed_location", True) and (final("lat") is None or final("lon") is None):
+        raise ApiError(
+            400, "`fixed_location` is true, so `lat` and `lon` are required; give the site's coordinates, "
+            "or set `fixed_location` to false (a space or mobile telescope)"
+        )
 
 
 def _check_unique_telescope_name(session: Session, name: str, exclude_id: int | None = None) -> None:
@@ -94,6 +107,7 @@ def _check_unique_telescope_name(session: Session, name: str, exclude_id: int | 
 def create_telescope(session: Session, data: dict) -> int:
     """Create a telescope from a checked payload; return its id."""
     values = _telescope_values(data, creating=True)
+    _check_site(values)
     _check_unique_telescope_name(session, values["name"])
     with checks.unique_conflict(session, f"`name`: a telescope named {shown(values['name'])} already exists"):
         telescope = Telescope(**values)
@@ -107,6 +121,7 @@ def update_telescope(session: Session, telescope_id: int, data: dict) -> None:
     checks.unknown_fields(data, TELESCOPE_FIELDS)
     telescope = get_telescope(session, telescope_id)
     values = _telescope_values(data, creating=False)
+    _check_site(values, telescope)
     if "name" in values:
         _check_unique_telescope_name(session, values["name"], exclude_id=telescope_id)
     with checks.unique_conflict(session, f"`name`: a telescope named {shown(values.get('name'))} already exists"):
@@ -178,6 +193,12 @@ def _instrument_values(session: Session, data: dict, *, creating: bool) -> dict[
     if "filters" in data and data["filters"] is None:
         values["filters"] = []
     else:
+        if isinstance(data.get("filters"), list):
+            # Refused rather than silently merged: a repeated filter is usually a typo for another one.
+            seen = [f.strip() for f in data["filters"] if isinstance(f, str)]
+            twice = sorted({f for f in seen if seen.count(f) > 1})
+            if twice:
+                raise ApiError(400, f"`filters` must not repeat a filter; given more than once: {shown(twice)}")
         values["filters"] = checks.str_list(data, "filters")
     values = {k: v for k, v in values.items() if v is not checks.MISSING}
     if "type" in values and values["type"] not in INSTRUMENT_TYPES:
@@ -216,12 +237,34 @@ def update_instrument(session: Session, instrument_id: int, data: dict) -> None:
     checks.unknown_fields(data, INSTRUMENT_FIELDS)
     instrument = get_instrument(session, instrument_id)
     values = _instrument_values(session, data, creating=False)
+    if "filters" in values and values["filters"]:
+        _check_filters_kept(session, instrument, values["filters"])
     if "name" in values:
         _check_unique_instrument_name(session, values["name"], exclude_id=instrument_id)
     with checks.unique_conflict(session, f"`name`: an instrument named {shown(values.get('name'))} already exists"):
         for key, value in values.items():
             setattr(instrument, key, value)
         session.commit()
+
+
+def _check_filters_kept(session: Session, instrument: Instrument, new_filters: list[str]) -> None:
+    """400 when the new filter list leaves out a filter that photometry of this instrument was taken in:
+    those points would name a filter the instrument no longer has. (An empty list means "any filter".)"""
+    dropped = sorted(set(instrument.filters or []) - set(new_filters))
+    if not dropped:
+        return
+    rows = session.execute(
+        select(Photometry.filter, func.count())
+        .where(Photometry.instrument_id == instrument.id, Photometry.filter.in_(dropped))
+        .group_by(Photometry.filter)
+        .order_by(Photometry.filter)
+    ).all()
+    if rows:
+        used = ", ".join(f"{f} ({n} point(s))" for f, n in rows)
+        raise ApiError(
+            400, f"`filters`: cannot remove filter(s) still used by photometry of instrument {instrument.id}: "
+            f"{used}; delete or move those points first"
+        )
 
 
 def delete_instrument(session: Session, instrument_id: int) -> None:

@@ -83,8 +83,9 @@ def create_user_from_api(session: Session, data: dict) -> int:
     if optional.get("contact_email") and "@" not in optional["contact_email"]:
         raise ApiError(400, f"`contact_email` is not an email address: {shown(optional['contact_email'])}")
     is_bot = checks.boolean(data, "is_bot")
-    if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise ApiError(400, f"`username`: a user named {shown(username)} already exists")
+    taken = session.scalar(select(User.username).where(func.lower(User.username) == username.lower()))
+    if taken is not None:
+        raise ApiError(400, f"`username`: a user named {shown(taken)} already exists (usernames are unique ignoring case)")
     # The new user's own group takes their name.
     if session.scalar(select(Group.id).where(Group.name == username)) is not None:
         raise ApiError(400, f"`username`: {shown(username)} is already the name of a group")
