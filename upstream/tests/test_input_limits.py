@@ -83,9 +83,12 @@ def test_a_bad_path_keeps_the_keep_alive_connection(server, admin_token):
     """Refusing a path before the body is read used to make Tornado drop the connection under the client."""
     http = requests.Session()
     headers = {"Authorization": f"token {admin_token}"}
-    r = http.put(f"{server.url}/api/instrument/x%ED%A0%80", headers=headers, json={"name": "x"}, timeout=30)
-    assert r.status_code == 400
-    assert http.get(f"{server.url}/api/sysinfo", timeout=30).status_code == 200
+    for method, path, body in [("GET", "/api/sources/ab%ED%A0%80cd/photometry", None),
+                               ("PUT", "/api/instrument/x%ED%A0%80", {"name": "x"}),
+                               ("GET", "/api/streams/1%00", None)]:
+        r = http.request(method, f"{server.url}{path}", headers=headers, json=body, timeout=30)
+        assert r.status_code == 400, r.text
+        assert http.get(f"{server.url}/api/sysinfo", timeout=30).status_code == 200
 
 
 def test_over_long_names_are_refused_before_the_database(api, admin_token, db):
