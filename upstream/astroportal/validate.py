@@ -128,6 +128,15 @@ def bounded_int(value: Any, field: str, low: int = -INT32_MAX, high: int = INT32
     return value
 
 
+def small_id(raw: str | None) -> int | None:
+    """An id or page number from URL text: digits within PostgreSQL's integer, else None. (int() of a long run
+    of digits raises, or makes a number that neither the database nor the JSON encoder takes.)"""
+    if raw is None or not raw.isdigit() or len(raw) > 10:
+        return None
+    value = int(raw)
+    return value if value <= INT32_MAX else None
+
+
 def finite_float(raw: str) -> float:
     """float(raw) for query arguments, refusing infinities and NaN ("1e999" is not a coordinate)."""
     value = float(raw)

@@ -156,7 +156,7 @@ def test_far_future_times_on_ephemeris_and_airmass(api, admin_token, site):
         status, body = api.get(
             f"/api/internal/airmass/{site['obj_id']}?telescope_id={site['telescope']}&time={when}", admin_token)
         assert_clear_400(status, body, "time", "2100")
-    status, body = api.get(f"/api/internal/ephemeris?time=9999-12-31T23:59:59", admin_token)
+    status, body = api.get("/api/internal/ephemeris?time=9999-12-31T23:59:59", admin_token)
     assert_clear_400(status, body, "time")
 
 
@@ -192,6 +192,19 @@ def test_huge_values_are_not_echoed_into_answers_or_the_log(api, admin_token, se
     assert status == 400 and len(json.dumps(body)) < 1000
     # four requests carrying ~1.2 MB: the log grew by a few lines, not by the values
     assert log.stat().st_size - before < 5000, log.read_text()[before:][:3000]
+
+
+def test_pages_with_huge_numbers_in_the_url(server, admin_token):
+    """Pages fall back to the first page, or answer 404 for an id that cannot exist; never 500."""
+    http = requests.Session()
+    http.headers["Authorization"] = f"token {admin_token}"
+    for path, expected in [("/sources?pageNumber=" + "9" * 25 + "&numPerPage=" + "9" * 25, 200),
+                           ("/candidates?pageNumber=" + "9" * 25, 200),
+                           ("/group/" + "9" * 30_000, 404), ("/group/99999999999", 404),
+                           ("/telescope/" + "9" * 30_000, 404), ("/source/ab%00", 400)]:
+        r = http.get(server.url + path, timeout=30)
+        assert r.status_code == expected, (path[:40], r.status_code)
+        assert len(r.content) < 20_000
 
 
 # -- part 5: physical ranges ------------------------------------------------------------------------------------
