@@ -20,8 +20,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .app import make_app
     from .bootstrap import bootstrap
-    from .validate import MAX_HEADER_BYTES
     from .migrations import UnmigratedDatabase, check_migrated
+    from .validate import MAX_HEADER_BYTES
 
     cfg = _load(args)
     port = args.port or int(cfg.get("server.port"))

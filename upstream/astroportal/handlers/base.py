@@ -16,7 +16,17 @@ from ..domain.accounts import is_expired, user_for_token, user_with_acls
 from ..errors import ApiError
 from ..jsonutil import dumps
 from ..models import User
-from ..validate import INT32_MAX, MAX_MESSAGE_CHARS, bounded_int, cut, finite_float, log_uri, parse_json_body, shown, string_problem
+from ..validate import (
+    INT32_MAX,
+    MAX_MESSAGE_CHARS,
+    bounded_int,
+    cut,
+    finite_float,
+    log_uri,
+    parse_json_body,
+    shown,
+    string_problem,
+)
 
 log = logging.getLogger("astroportal")
 
@@ -192,7 +202,8 @@ class APIHandler(BaseHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if database_input_error(exc):
             self.set_status(400)
-            message, data = "the database refused a value of this request (out of range or too long); check the values sent", {}
+            message = "the database refused a value of this request (out of range or too long); check the values sent"
+            data = {}
         elif isinstance(exc, ApiError):
             message, data = exc.message, exc.data
         elif isinstance(exc, tornado.web.HTTPError):
@@ -210,7 +221,7 @@ class APIHandler(BaseHandler):
 
     def get_json(self) -> dict:
         """The request body as a JSON object; 400 with a clear message otherwise."""
-        data = parse_json_body(self.body)  # also refuses NUL, lone surrogates, deep nesting, huge integers
+        data = parse_json_body(self.body)  # also refuses NUL, lone surrogates and deep nesting
         if not isinstance(data, dict):
             raise ApiError(400, "the request body must be a JSON object")
         return data
