@@ -114,6 +114,7 @@ def make_app(cfg: Config) -> tornado.web.Application:
         xheaders=True,
         debug=False,
         compress_response=True,
+        log_function=log_request,
     )
     from .handlers.base import APIHandler
     from .errors import ApiError
@@ -126,4 +127,44 @@ def make_app(cfg: Config) -> tornado.web.Application:
         get = post = put = patch = delete = head = options = _refuse
 
     routes = collect_routes(cfg) + [(r"/api/.*", NoSuchRoute)]
-    return tornado.web.Application(routes, **settings)
+    return PortalApplication(routes, **settings)
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access log line, with a long URI cut (a 60 kB URL per line wore the log history away)."""
+    import logging
+
+    from .validate import log_uri
+
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    request = handler.request
+    logging.getLogger("tornado.access").log(
+        level, "%d %s %s (%s) %.2fms", status, request.method, log_uri(request.uri or ""), request.remote_ip,
+        1000.0 * request.request_time(),
+    )
+
+
+class UriTooLong(tornado.web.RequestHandler):
+    """Answers 414 to a request target longer than validate.MAX_URL_BYTES, before any routing or parsing."""
+
+    def prepare(self) -> None:
+        from .jsonutil import dumps
+        from .validate import MAX_URL_BYTES
+
+        self.set_status(414)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps({"status": "error", "data": {}, "message": f"the URL is {len(self.request.uri or '')} "
+                           f"bytes long; at most {MAX_URL_BYTES} are served: send long values in a POST body"}))
+
+
+class PortalApplication(tornado.web.Application):
+    """The portal's application: a too-long URL is answered 414 here (the HTTP server reads up to
+    validate.MAX_HEADER_BYTES of request line and headers, so that it can be answered rather than dropped)."""
+
+    def find_handler(self, request, **kwargs):
+        from .validate import MAX_URL_BYTES
+
+        if len(request.uri or "") > MAX_URL_BYTES:
+            return self.get_handler_delegate(request, UriTooLong)
+        return super().find_handler(request, **kwargs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from .errors import ApiError
+from .validate import shown
 
 _GROUPS: dict[str, tuple[str, ...]] = {
     "Bessell": ("bessellux", "bessellb", "bessellv", "bessellr", "besselli"),
@@ -65,7 +66,7 @@ def check_filters(names: Iterable[str] | str, field: str = "filter") -> None:
     unknown = []
     for name in names:
         if not isinstance(name, str):
-            raise ApiError(400, f"`{field}` must name bandpasses as strings, got {name!r}")
+            raise ApiError(400, f"`{field}` must name bandpasses as strings, got {shown(name)}")
         if name not in KNOWN_FILTERS and name not in unknown:
             unknown.append(name)
     if unknown:

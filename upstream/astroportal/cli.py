@@ -24,6 +24,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import make_app
     from .bootstrap import bootstrap
     from .migrations import UnmigratedDatabase, check_migrated
+    from .validate import MAX_HEADER_BYTES
 
     cfg = _load(args)
     port = args.port or int(cfg.get("server.port"))
@@ -36,7 +37,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     bootstrap(cfg)
     app = make_app(cfg)
     # The body limit is enforced by the handlers (with a clear message); the server's own is a backstop.
-    server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=2**31)
+    # Request lines up to MAX_HEADER_BYTES are read, so that a too-long URL is answered 414 by the app.
+    server = tornado.httpserver.HTTPServer(app, xheaders=True, max_body_size=2**31, max_header_size=MAX_HEADER_BYTES)
     try:
         server.listen(port, address=host, reuse_port=int(cfg.get("server.processes") or 1) > 1)
     except OSError as exc:

@@ -248,16 +248,21 @@ def test_sources_page_keeps_paging_and_sorting_sane(web, server):
 
 
 # -- telescopes ---------------------------------------------------------------------------------------------------------
-def test_telescope_page_shows_night_and_dark_window(web, server, api, admin_token):
+def test_telescope_page_shows_night_and_dark_window(web, server, api, admin_token, db):
+    from astroportal.models import Telescope
+
     tag = uuid.uuid4().hex[:6]
-    status, body = api.post(
-        "/api/telescope", admin_token,
-        json={"name": f"pages-paranal-{tag}", "nickname": "VLT<i>", "lat": -24.6272, "lon": -70.4042,
-              "elevation": 2635.0, "diameter": 8.2, "robotic": False, "fixed_location": True,
-              "skycam_link": "javascript:alert(1)", "weather_link": "https://www.eso.org/weather"},
-    )
+    payload = {"name": f"pages-paranal-{tag}", "nickname": "VLT<i>", "lat": -24.6272, "lon": -70.4042,
+               "elevation": 2635.0, "diameter": 8.2, "robotic": False, "fixed_location": True,
+               "skycam_link": "javascript:alert(1)", "weather_link": "https://www.eso.org/weather"}
+    status, body = api.post("/api/telescope", admin_token, json=payload)
+    assert status == 400 and "`skycam_link` must be an http:// or https:// URL" in body["message"]
+    status, body = api.post("/api/telescope", admin_token, json={**payload, "skycam_link": None})
     assert status == 200, body
     tid = body["data"]["id"]
+    with db() as session:  # a link stored before the API refused such links must not become one either
+        session.get(Telescope, tid).skycam_link = "javascript:alert(1)"
+        session.commit()
     r = web.get(f"{server.url}/telescope/{tid}", timeout=30)
     assert r.status_code == 200
     text = r.text

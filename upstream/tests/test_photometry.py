@@ -194,7 +194,7 @@ def test_flux_form_and_conversion_round_trip(api, db, instruments, alice, sitewi
 def test_flux_form_non_detection(api, db, instruments, alice, sitewide):
     obj_id = make_obj(db, sitewide)
     body = {
-        "obj_id": obj_id, "mjd": [1.0, 2.0], "instrument_id": instruments["ztf"], "filter": "ztfr",
+        "obj_id": obj_id, "mjd": [59001.0, 59002.0], "instrument_id": instruments["ztf"], "filter": "ztfr",
         "flux": [None, 50.0], "fluxerr": [2.0, 2.0], "zp": ZP, "magsys": "ab",
     }
     status, res = api.post("/api/photometry", alice["token"], json=body)
@@ -216,7 +216,7 @@ def test_awkward_strings_survive_the_batch_write(api, db, instruments, alice, si
         s.add(Source(obj_id=obj_id, group_id=sitewide))
         s.commit()
     origins = ["NULL", "", 'quote " and \\ backslash', "comma, {brace}", "étoile ✨"]
-    body = mag_point(obj_id, instruments["ztf"], mjd=[1.0, 2.0, 3.0, 4.0, 5.0], origin=origins)
+    body = mag_point(obj_id, instruments["ztf"], mjd=[59001.0, 59002.0, 59003.0, 59004.0, 59005.0], origin=origins)
     status, res = api.post("/api/photometry", alice["token"], json=body)
     assert status == 200, res
     status, again = api.put("/api/photometry", alice["token"], json=body)
@@ -279,8 +279,12 @@ def test_put_is_idempotent_and_updates_values(api, db, instruments, alice, sitew
     points = {p["id"]: p for p in light_curve(api, alice["token"], obj_id)}
     assert points[ids[0]]["mag"] == pytest.approx(16.5) and points[ids[1]]["mag"] == pytest.approx(changed["mag"][1])
 
-    # the same point twice in one PUT batch is written once
+    # the same point twice in one PUT batch with two different values: refused, nothing written
     status, res = api.put("/api/photometry", alice["token"], json={**body, "mjd": [59700.0, 59700.0], "mag": [19, 19.5]})
+    assert status == 400 and "points 0 and 1" in res["message"] and "`flux`" in res["message"], res
+    assert count_points(db, obj_id) == 22
+    # ... with the same values: written once, both positions get its id
+    status, res = api.put("/api/photometry", alice["token"], json={**body, "mjd": [59700.0, 59700.0], "mag": [19.5, 19.5]})
     assert status == 200, res
     assert res["data"]["ids"][0] == res["data"]["ids"][1] and count_points(db, obj_id) == 23
     point = [p for p in light_curve(api, alice["token"], obj_id) if p["mjd"] == 59700.0]
@@ -338,7 +342,7 @@ def test_points_are_visible_through_their_groups_only(api, db, instruments, alic
 
     # bob cannot post into alice's group, nor to an object he cannot see
     status, body = api.post(
-        "/api/photometry", bob["token"], json=mag_point(obj_id, instruments["ztf"], mjd=1.0, group_ids=[alice["group"]])
+        "/api/photometry", bob["token"], json=mag_point(obj_id, instruments["ztf"], mjd=59001.0, group_ids=[alice["group"]])
     )
     assert status == 403 and str(alice["group"]) in body["message"]
     private = make_obj(db, alice["group"])
@@ -361,7 +365,7 @@ def test_view_only_users_cannot_upload(api, db, instruments, role_tokens, sitewi
 def test_patch_and_delete_by_owner_or_source_manager(api, db, instruments, alice, bob, sitewide, make_user):
     obj_id = make_obj(db, sitewide)
     status, res = api.post(
-        "/api/photometry", alice["token"], json=mag_point(obj_id, instruments["ztf"], mjd=[1.0, 2.0], group_ids=[sitewide])
+        "/api/photometry", alice["token"], json=mag_point(obj_id, instruments["ztf"], mjd=[59001.0, 59002.0], group_ids=[sitewide])
     )
     assert status == 200
     first, second = res["data"]["ids"]
@@ -378,10 +382,10 @@ def test_patch_and_delete_by_owner_or_source_manager(api, db, instruments, alice
     assert body["data"]["mag"] is None and body["data"]["limiting_mag"] == pytest.approx(21.5)
     status, body = api.patch(f"/api/photometry/{first}", alice["token"], json={"filter": "sdssg"})
     assert status == 400 and "filter" in body["message"] and "sdssg" in body["message"]
-    status, body = api.patch(f"/api/photometry/{first}", alice["token"], json={"mjd": 2.0})
+    status, body = api.patch(f"/api/photometry/{first}", alice["token"], json={"mjd": 59002.0})
     assert status == 400 and "already" in body["message"]
     status, body = api.get(f"/api/photometry/{first}", alice["token"])
-    assert body["data"]["filter"] == "ztfg" and body["data"]["mjd"] == 1.0
+    assert body["data"]["filter"] == "ztfg" and body["data"]["mjd"] == 59001.0
 
     status, body = api.delete(f"/api/photometry/{first}", bob["token"])
     assert status == 403
@@ -418,9 +422,9 @@ BAD_INPUTS = [
     ("ra out of range", {"ra": -1.0}, 400, ["ra"]),
     ("detection without magerr", {"magerr": None}, 400, ["magerr"]),
     ("neither mag nor limit", {"mag": None, "limiting_mag": None}, 400, ["limiting_mag"]),
-    ("list lengths differ", {"mjd": [1.0, 2.0, 3.0], "mag": [18.0, 19.0]}, 400, ["mjd", "mag", "3", "2"]),
+    ("list lengths differ", {"mjd": [59001.0, 59002.0, 59003.0], "mag": [18.0, 19.0]}, 400, ["mjd", "mag", "3", "2"]),
     ("empty column", {"mjd": []}, 400, ["mjd"]),
-    ("bad element in a column", {"mjd": [1.0, "x", 3.0]}, 400, ["`mjd`[1]"]),
+    ("bad element in a column", {"mjd": [59001.0, "x", 59003.0]}, 400, ["`mjd`[1]"]),
     ("unknown field", {"mag_ab": 18.0}, 400, ["mag_ab"]),
     ("both forms", {"flux": 10.0}, 400, ["flux", "mag"]),
     ("bad group ids", {"group_ids": ["one"]}, 400, ["group_ids"]),
@@ -457,7 +461,7 @@ def test_missing_fields_are_named(api, db, instruments, alice, sitewide, missing
 
 def test_flux_form_refusals(api, db, instruments, alice, sitewide):
     obj_id = make_obj(db, sitewide)
-    base = {"obj_id": obj_id, "mjd": 1.0, "instrument_id": instruments["ztf"], "filter": "ztfg",
+    base = {"obj_id": obj_id, "mjd": 59001.0, "instrument_id": instruments["ztf"], "filter": "ztfg",
             "flux": 10.0, "fluxerr": 1.0, "zp": ZP, "magsys": "ab"}
     for change, word in [({"fluxerr": 0.0}, "fluxerr"), ({"fluxerr": None}, "fluxerr"), ({"zp": "x"}, "zp"),
                          ({"flux": True}, "flux")]:

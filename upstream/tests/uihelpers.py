@@ -55,7 +55,7 @@ def photometry(
         "instrument_id": instrument_id,
         "mjd": [60000.0 + i * 0.5 for i in range(n)],
         "filter": filters,
-        "mag": [18.0 + 0.05 * i if i < detections else None for i in range(n)],
+        "mag": [18.0 + 0.05 * (i % 100) if i < detections else None for i in range(n)],  # 18 to 23: physical
         "magerr": [0.05 if i < detections else None for i in range(n)],
         "limiting_mag": [21.0] * n,
         "magsys": "ab",

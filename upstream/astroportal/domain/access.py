@@ -12,6 +12,7 @@ from ..access_rules import MANAGE_SOURCES, holds
 from ..errors import ApiError, forbidden, not_found
 from ..models import Candidate, Filter, Group, GroupUser, Obj, Source, User
 from ..permissions import SITEWIDE_GROUP
+from ..validate import shown
 
 
 def user_group_ids(session: Session, user: User) -> set[int]:
@@ -100,11 +101,11 @@ def get_visible_obj(session: Session, user: User, obj_id: str) -> Obj:
     # PostgreSQL cannot hold a NUL character, so no object can have one in its id.
     obj = None if "\x00" in obj_id else session.get(Obj, obj_id)
     if obj is None:
-        raise not_found(f"object {obj_id!r}")
+        raise not_found(f"object {shown(obj_id)}")
     groups = accessible_group_ids(session, user)
     clause = obj_visible_clause(user, groups)
     if clause is not None and not session.scalar(select(select(Obj.id).where(Obj.id == obj_id, clause).exists())):
-        raise not_found(f"object {obj_id!r}")
+        raise not_found(f"object {shown(obj_id)}")
     return obj
 
 
@@ -125,7 +126,9 @@ SAME_OBJECT_ARCSEC = 2.0
 def missing_position(field: str, obj_id: str) -> ApiError:
     """The refusal of a write that would create `obj_id` without a position. A write naming an object the
     writer cannot read gets the very same answer, so that it tells nothing about that object."""
-    return ApiError(400, f"missing required field `{field}` (needed to create object {obj_id!r})")
+    from ..validate import shown
+
+    return ApiError(400, f"missing required field `{field}` (needed to create object {shown(obj_id)})")
 
 
 def separation_arcsec(ra1: float, dec1: float, ra2: float, dec2: float) -> float:

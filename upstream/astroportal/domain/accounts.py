@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from ..errors import ApiError
 from ..models import Group, GroupUser, Role, Token, User, role_acls, user_acls, user_roles
 from ..permissions import SITEWIDE_GROUP
+from ..validate import shown
 
 
 def hash_token(token: str) -> str:
@@ -91,11 +92,12 @@ def create_user(
     """Create a user with the given roles, their single-user group, and membership of the sitewide group."""
     if not isinstance(username, str) or not username.strip():
         raise ApiError(400, "a user needs a non-empty `username`")
-    if session.scalar(select(User.id).where(User.username == username)):
-        raise ApiError(400, f"a user named {username!r} already exists")
+    taken = session.scalar(select(User.username).where(func.lower(User.username) == username.lower()))
+    if taken is not None:
+        raise ApiError(400, f"a user named {shown(taken)} already exists (usernames are unique ignoring case)")
     if session.scalar(select(Group.id).where(Group.name == username)):
         # The user's own group takes the username as its name.
-        raise ApiError(400, f"the name {username!r} is taken by a group; choose another username")
+        raise ApiError(400, f"the name {shown(username)} is taken by a group; choose another username")
     user = User(
         username=username,
         first_name=first_name,

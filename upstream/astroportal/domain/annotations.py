@@ -13,6 +13,7 @@ from ..events import Event, record
 from ..models import Classification, Comment, User, classification_groups, comment_groups
 from .access import accessible_group_ids, get_visible_obj, may_manage_record, target_group_ids
 from .taxonomies import check_no_nul, get_visible_taxonomy, groups_by_owner, taxonomy_classes
+from ..validate import shown
 
 MAX_COMMENT_LENGTH = 10_000
 CLASSIFICATION_FIELDS = {"obj_id", "classification", "taxonomy_id", "probability", "group_ids"}
@@ -92,7 +93,7 @@ def _check_class(session: Session, user: User, taxonomy_id: int, classification:
     if classification not in taxonomy_classes(taxonomy.hierarchy):
         raise ApiError(
             400,
-            f"classification {classification!r} is not a class of taxonomy {taxonomy.name!r} "
+            f"classification {shown(classification)} is not a class of taxonomy {shown(taxonomy.name)} "
             f"(version {taxonomy.version}, id {taxonomy.id})",
         )
     return classification
@@ -240,7 +241,7 @@ def _visible_comment(session: Session, user: User, obj_id: str, comment_id: int)
         query = query.where(clause)
     row = session.scalar(query)
     if row is None:
-        raise ApiError(404, f"comment {comment_id} on object {obj_id!r} not found")
+        raise ApiError(404, f"comment {comment_id} on object {shown(obj_id)} not found")
     return row
 
 

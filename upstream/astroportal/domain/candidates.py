@@ -30,6 +30,7 @@ from .sources import (
     obj_dict,
     resolve_read_groups,
 )
+from ..validate import shown
 
 SAVED_STATUSES = (
     "all",
@@ -44,13 +45,16 @@ BIGINT_MAX = 2**63 - 1
 def parse_time(value: Any, field: str) -> datetime:
     """An ISO 8601 time as naive UTC (a time without an offset is taken as UTC)."""
     if not isinstance(value, str) or not value.strip():
-        raise ApiError(400, f"`{field}` must be an ISO 8601 time string, got {value!r}")
+        raise ApiError(400, f"`{field}` must be an ISO 8601 time string, got {shown(value)}")
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise ApiError(400, f"`{field}` must be an ISO 8601 time such as 2024-05-01T12:00:00Z, got {value!r}") from None
+        raise ApiError(400, f"`{field}` must be an ISO 8601 time such as 2024-05-01T12:00:00Z, got {shown(value)}") from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # an offset that pushes the time past year 1 or 9999
+            raise ApiError(400, f"`{field}` is out of range once taken to UTC: {shown(value)}") from None
     return parsed
 
 
@@ -58,7 +62,7 @@ def _alert_id(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())):
-        raise ApiError(400, f"`passing_alert_id` must be an integer, got {value!r}")
+        raise ApiError(400, f"`passing_alert_id` must be an integer, got {shown(value)}")
     value = int(value)
     if not 0 <= value <= BIGINT_MAX:
         raise ApiError(400, f"`passing_alert_id` must be between 0 and {BIGINT_MAX}, got {value}")
@@ -209,7 +213,7 @@ def list_candidates(
     """
     check_paging(page_number, num_per_page)
     if saved_status not in SAVED_STATUSES:
-        raise ApiError(400, f"`savedStatus` must be one of {list(SAVED_STATUSES)}, got {saved_status!r}")
+        raise ApiError(400, f"`savedStatus` must be one of {list(SAVED_STATUSES)}, got {shown(saved_status)}")
     readable = access.accessible_group_ids(session, user)
     selected = resolve_read_groups(session, user, group_ids)
     _check_filter_ids(session, filter_ids)
@@ -290,7 +294,7 @@ def get_candidate(
         )
     )
     if not seen:
-        raise not_found(f"candidate {obj_id!r}")
+        raise not_found(f"candidate {shown(obj_id)}")
     out = _describe(session, user, [obj_id], pass_conds, readable)[obj_id]
     return add_extras(
         session,

@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import ApiError
+from ..validate import INT32_MAX, LINK_MAX, NAME_MAX, check_string, shown
 
 MISSING = object()
 
@@ -22,8 +23,9 @@ def _get(data: dict, field: str, required: bool) -> Any:
     return data[field]
 
 
-def text(data: dict, field: str, *, required: bool = False, nullable: bool = True) -> Any:
-    """A non-empty string (stripped), None when allowed, or MISSING when absent and optional."""
+def text(data: dict, field: str, *, required: bool = False, nullable: bool = True, max_len: int = NAME_MAX) -> Any:
+    """A non-empty string (stripped) of at most `max_len` characters, None when allowed, or MISSING when absent
+    and optional. Names default to NAME_MAX (what an index row and the schema hold); free text passes TEXT_MAX."""
     value = _get(data, field, required)
     if value is MISSING:
         return value
@@ -32,8 +34,8 @@ def text(data: dict, field: str, *, required: bool = False, nullable: bool = Tru
             return None
         raise ApiError(400, f"`{field}` must be a non-empty string, not null")
     if not isinstance(value, str) or not value.strip():
-        raise ApiError(400, f"`{field}` must be a non-empty string, got {value!r}")
-    return value.strip()
+        raise ApiError(400, f"`{field}` must be a non-empty string, got {shown(value)}")
+    return check_string(value.strip(), field, max_len)
 
 
 def boolean(data: dict, field: str, *, required: bool = False) -> Any:
@@ -42,7 +44,7 @@ def boolean(data: dict, field: str, *, required: bool = False) -> Any:
     if value is MISSING:
         return value
     if not isinstance(value, bool):
-        raise ApiError(400, f"`{field}` must be true or false, got {value!r}")
+        raise ApiError(400, f"`{field}` must be true or false, got {shown(value)}")
     return value
 
 
@@ -66,7 +68,7 @@ def number(
             return None
         raise ApiError(400, f"`{field}` must be a number, not null")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ApiError(400, f"`{field}` must be a number, got {value!r}")
+        raise ApiError(400, f"`{field}` must be a number, got {shown(value)}")
     suffix = f" {unit}" if unit else ""
     if positive and value <= 0:
         raise ApiError(400, f"`{field}` must be greater than 0{suffix}, got {value}")
@@ -78,12 +80,12 @@ def number(
 def as_id(value: Any, field: str) -> int:
     """An integer id: a JSON integer or a string of digits (SkyPortal clients send both)."""
     if isinstance(value, bool):
-        raise ApiError(400, f"`{field}` must be an integer id, got {value!r}")
-    if isinstance(value, int):
-        return value
+        raise ApiError(400, f"`{field}` must be an integer id, got {shown(value)}")
     if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    raise ApiError(400, f"`{field}` must be an integer id, got {value!r}")
+        value = int(value.strip())
+    if isinstance(value, int) and 0 <= value <= INT32_MAX:
+        return value
+    raise ApiError(400, f"`{field}` must be an integer id (0 to {INT32_MAX}), got {shown(value)}")
 
 
 def ident(data: dict, field: str, *, required: bool = False) -> Any:
@@ -102,7 +104,7 @@ def id_list(data: dict, field: str, *, required: bool = False) -> Any:
     if value is MISSING:
         return value
     if not isinstance(value, list):
-        raise ApiError(400, f"`{field}` must be a list of integer ids, got {value!r}")
+        raise ApiError(400, f"`{field}` must be a list of integer ids, got {shown(value)}")
     return list(dict.fromkeys(as_id(v, field) for v in value))
 
 
@@ -112,8 +114,19 @@ def str_list(data: dict, field: str, *, required: bool = False) -> Any:
     if value is MISSING:
         return value
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ApiError(400, f"`{field}` must be a list of non-empty strings, got {value!r}")
-    return list(dict.fromkeys(v.strip() for v in value))
+        raise ApiError(400, f"`{field}` must be a list of non-empty strings, got {shown(value)}")
+    return list(dict.fromkeys(check_string(v.strip(), f"{field}[{i}]") for i, v in enumerate(value)))
+
+
+def http_link(data: dict, field: str) -> Any:
+    """An http(s) URL (a link shown on a page: any other scheme, such as javascript:, could run in it), None,
+    or MISSING when absent."""
+    value = text(data, field, max_len=LINK_MAX)
+    if isinstance(value, str):
+        scheme, _, rest = value.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest or any(c.isspace() for c in value):
+            raise ApiError(400, f"`{field}` must be an http:// or https:// URL, got {shown(value)}")
+    return value
 
 
 def unknown_fields(data: dict, allowed: set[str]) -> None:
@@ -159,9 +172,12 @@ def path_id(raw: str | None, what: str) -> int:
     if raw is None:
         raise ApiError(405, f"this method needs a {what} id in the path")
     try:
-        return int(raw)
+        value = int(raw)
     except (TypeError, ValueError):
-        raise ApiError(404, f"{what} {raw!r} not found") from None
+        raise ApiError(404, f"{what} {shown(raw)} not found") from None
+    if not 0 <= value <= INT32_MAX:  # no such row can exist, and PostgreSQL's integer cannot hold it
+        raise ApiError(404, f"{what} {shown(raw)} not found")
+    return value
 
 
 @contextmanager

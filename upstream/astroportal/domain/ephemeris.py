@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from ..errors import ApiError, not_found
 from ..models import Telescope, User
 from .access import get_visible_obj
+from ..validate import TIME_MAX_YEAR, TIME_MIN_YEAR, shown
 
 # The portal must work with no network but loopback, so astropy may not fetch fresh IERS tables: it uses the
 # ones bundled in astropy-iers-data. Past their end, Earth-orientation values are extrapolated; the error is
@@ -65,9 +66,16 @@ def as_time(when: Time | datetime | str | None) -> Time:
         return Time(when, scale="utc")
     if isinstance(when, str):
         try:
-            return Time(when.rstrip("Z"), scale="utc")
-        except ValueError:
-            raise ApiError(400, f"invalid time {when!r}: use ISO format, e.g. 2026-01-31T22:00:00") from None
+            t = Time(when.rstrip("Z"), scale="utc")
+            year = float(t.decimalyear)
+        except (ValueError, TypeError, OverflowError):
+            raise ApiError(400, f"invalid time {shown(when)}: use ISO format, e.g. 2026-01-31T22:00:00") from None
+        if not TIME_MIN_YEAR <= year < TIME_MAX_YEAR + 1:
+            raise ApiError(
+                400, f"`time` must be within the years {TIME_MIN_YEAR} to {TIME_MAX_YEAR} (what the ephemerides "
+                f"cover), got {shown(when)}"
+            )
+        return t
     raise TypeError(f"cannot read a time from {type(when).__name__}")
 
 

@@ -12,6 +12,7 @@ from ..models import Filter, Group, GroupUser, Stream, User, group_streams
 from ..permissions import SITEWIDE_GROUP
 from . import checks
 from .access import sitewide_group, user_group_ids
+from ..validate import TEXT_MAX, shown
 
 GROUP_FIELDS = {"name", "nickname", "description", "private"}
 
@@ -83,7 +84,7 @@ def is_group_admin(session: Session, user: User, group_id: int) -> bool:
 
 def require_group_admin(session: Session, user: User, group: Group) -> None:
     if not is_group_admin(session, user, group.id):
-        raise ApiError(403, f"only a system admin or an admin of group {group.id} ({group.name!r}) may do this")
+        raise ApiError(403, f"only a system admin or an admin of group {group.id} ({shown(group.name)}) may do this")
 
 
 def visible_group(session: Session, user: User, group_id: int) -> Group:
@@ -136,10 +137,10 @@ def _check_unique_group_name(session: Session, name: str, exclude_id: int | None
     if exclude_id is not None:
         query = query.where(Group.id != exclude_id)
     if session.scalar(query) is not None:
-        raise ApiError(400, f"`name`: a group named {name!r} already exists")
+        raise ApiError(400, f"`name`: a group named {shown(name)} already exists")
     # Single-user groups are named after their users: a group taking a user's name would block theirs.
     if session.scalar(select(User.id).where(User.username == name)) is not None:
-        raise ApiError(400, f"`name`: {name!r} is a user's name and is reserved for that user's own group")
+        raise ApiError(400, f"`name`: {shown(name)} is a user's name and is reserved for that user's own group")
 
 
 def _existing_user_ids(session: Session, ids: list[int], field: str) -> list[int]:
@@ -154,12 +155,12 @@ def create_group(session: Session, user: User, data: dict) -> int:
     """Create a group; its creator and the users in `group_admins` become its admins. Return its id."""
     name = checks.text(data, "name", required=True, nullable=False)
     nickname = checks.text(data, "nickname")
-    description = checks.text(data, "description")
+    description = checks.text(data, "description", max_len=TEXT_MAX)
     private = checks.boolean(data, "private")
     admins = checks.id_list(data, "group_admins")
     admins = [] if admins is checks.MISSING else _existing_user_ids(session, admins, "group_admins")
     _check_unique_group_name(session, name)
-    with checks.unique_conflict(session, f"`name`: a group named {name!r} already exists"):
+    with checks.unique_conflict(session, f"`name`: a group named {shown(name)} already exists"):
         group = Group(
             name=name,
             nickname=None if nickname is checks.MISSING else nickname,
@@ -178,7 +179,7 @@ def _check_not_special(group: Group, doing: str) -> None:
     if group.name == SITEWIDE_GROUP and not group.single_user_group:
         raise ApiError(400, f"cannot {doing} the sitewide group: it holds public data and every user")
     if group.single_user_group:
-        raise ApiError(400, f"cannot {doing} group {group.id}: it is the single-user group of {group.name!r}")
+        raise ApiError(400, f"cannot {doing} group {group.id}: it is the single-user group of {shown(group.name)}")
 
 
 def update_group(session: Session, user: User, group_id: int, data: dict) -> None:
@@ -188,7 +189,7 @@ def update_group(session: Session, user: User, group_id: int, data: dict) -> Non
     require_group_admin(session, user, group)
     name = checks.text(data, "name", nullable=False)
     nickname = checks.text(data, "nickname")
-    description = checks.text(data, "description")
+    description = checks.text(data, "description", max_len=TEXT_MAX)
     private = checks.boolean(data, "private")
     if name is not checks.MISSING and name != group.name:
         # The portal finds these groups by name.
@@ -202,7 +203,7 @@ def update_group(session: Session, user: User, group_id: int, data: dict) -> Non
         group.nickname = nickname
     if description is not checks.MISSING:
         group.description = description
-    with checks.unique_conflict(session, f"`name`: a group named {name!r} already exists"):
+    with checks.unique_conflict(session, f"`name`: a group named {shown(name)} already exists"):
         session.commit()
 
 
@@ -230,7 +231,7 @@ def add_member(session: Session, user: User, group_id: int, data: dict) -> dict:
     admin = checks.boolean(data, "admin")
     can_save = checks.boolean(data, "canSave")
     if group.single_user_group:
-        raise ApiError(400, f"group {group_id} is the single-user group of {group.name!r}: it has no other members")
+        raise ApiError(400, f"group {group_id} is the single-user group of {shown(group.name)}: it has no other members")
     if session.get(User, uid) is None:
         raise ApiError(400, f"`userID`: no user with id {uid}")
     if membership(session, group_id, uid) is not None:
@@ -263,7 +264,7 @@ def update_member(session: Session, user: User, group_id: int, user_id: int, dat
     admin = checks.boolean(data, "admin")
     can_save = checks.boolean(data, "canSave")
     if group.single_user_group:
-        raise ApiError(400, f"group {group_id} is the single-user group of {group.name!r}: its membership is fixed")
+        raise ApiError(400, f"group {group_id} is the single-user group of {shown(group.name)}: its membership is fixed")
     if admin is not checks.MISSING:
         member.admin = admin
     if can_save is not checks.MISSING:
@@ -279,7 +280,7 @@ def remove_member(session: Session, user: User, group_id: int, user_id: int) -> 
         require_group_admin(session, user, group)
     member = _existing_membership(session, group, user_id)
     if group.single_user_group:
-        raise ApiError(400, f"group {group_id} is the single-user group of {group.name!r}: its owner cannot leave it")
+        raise ApiError(400, f"group {group_id} is the single-user group of {shown(group.name)}: its owner cannot leave it")
     session.delete(member)
     session.commit()
 

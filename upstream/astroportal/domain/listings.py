@@ -10,13 +10,14 @@ from ..errors import ApiError, forbidden, not_found
 from ..models import LIST_NAMES, Listing, User
 from . import access
 from .sources import check_obj_id
+from ..validate import shown
 
 
 def check_list_name(value, field: str = "list_name") -> str:
     if value is None:
         raise ApiError(400, f"missing required field `{field}` (one of {list(LIST_NAMES)})")
     if value not in LIST_NAMES:
-        raise ApiError(400, f"`{field}` must be one of {list(LIST_NAMES)}, got {value!r}")
+        raise ApiError(400, f"`{field}` must be one of {list(LIST_NAMES)}, got {shown(value)}")
     return value
 
 

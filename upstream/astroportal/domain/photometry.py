@@ -37,6 +37,7 @@ from ..models import (
     photometry_groups,
 )
 from .access import accessible_group_ids, get_visible_obj, may_manage_record, obj_visible_clause, target_group_ids
+from ..validate import check_string, shown
 
 PHOT = Photometry.__table__
 LN10_OVER_2_5 = math.log(10) / 2.5  # d(flux)/flux per magnitude
@@ -51,6 +52,14 @@ ALLOWED_FIELDS = frozenset(COMMON_FIELDS + MAG_FIELDS + FLUX_FIELDS + BATCH_FIEL
 KEY_COLUMNS = ("obj_id", "instrument_id", "filter", "mjd", "origin")
 FORMATS = ("mag", "flux")
 MAX_SHOWN = 5  # offending values quoted in one error message
+
+# Physical ranges (documented in the OpenAPI document's PhotometryUpload). Outside them a value is a unit or
+# typing mistake (a JD for an MJD, a flux for a magnitude), and 10**(-0.4 * mag) overflows for extreme ones.
+MJD_RANGE = (10_000.0, 100_000.0)  # 1886 to 2132
+MAG_RANGE = (-30.0, 40.0)  # the Sun is -26.7; the deepest images reach about 32
+MAGERR_MAX = 10.0
+ZP_RANGE = (-60.0, 60.0)  # from cgs flux densities (-48.6) to the faintest units in use
+ID_MAX = {"instrument_id": 2**31 - 1, "alert_id": 2**63 - 1}  # PostgreSQL's integer and bigint
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -91,7 +100,15 @@ def _names(fields: Iterable[str]) -> str:
 
 
 def _bad(label: str, expected: str, value: Any) -> ApiError:
-    return ApiError(400, f"{label} must be {expected}, got {value!r}")
+    return ApiError(400, f"{label} must be {expected}, got {shown(value)}")
+
+
+def _finite(values: list[float | None], cols: _Columns, field: str) -> list[float | None]:
+    """`values` computed from the input, refused when one overflowed to infinity."""
+    for i, v in enumerate(values):
+        if v is not None and not math.isfinite(v):
+            raise ApiError(400, f"{cols.label(field, i)} gives a flux too large to store (check its units and `zp`)")
+    return values
 
 
 def _numbers(cols: _Columns, field: str, *, nullable: bool, positive: bool = False,
@@ -102,7 +119,12 @@ def _numbers(cols: _Columns, field: str, *, nullable: bool, positive: bool = Fal
         t = type(v)
         if (t is float or t is int) and isfinite(v):
             if (positive and v <= 0) or (low is not None and v < low) or (high is not None and v > high):
-                expected = "greater than 0" if positive else f"between {low} and {high}"
+                bounds = ["greater than 0"] if positive else []
+                if low is not None and high is not None:
+                    bounds.append(f"between {low} and {high}")
+                elif high is not None or low is not None:
+                    bounds.append(f"at most {high}" if high is not None else f"at least {low}")
+                expected = " and ".join(bounds)
                 raise _bad(cols.label(field, i), expected, v)
             out.append(float(v))
         elif v is None and nullable:
@@ -115,15 +137,16 @@ def _numbers(cols: _Columns, field: str, *, nullable: bool, positive: bool = Fal
 def _ids(cols: _Columns, field: str, *, nullable: bool) -> list[int | None]:
     """Integer ids; strings of digits are taken too (SkyPortal clients send both)."""
     out: list[int | None] = []
+    high = ID_MAX[field]
     for i, v in enumerate(cols.values(field)):
-        if type(v) is int:
+        if type(v) is int and 0 <= v <= high:
             out.append(v)
         elif v is None and nullable:
             out.append(None)
-        elif isinstance(v, str) and v.strip().isdigit():
+        elif isinstance(v, str) and v.strip().isdigit() and int(v) <= high:
             out.append(int(v))
         else:
-            raise _bad(cols.label(field, i), "an integer id", v)
+            raise _bad(cols.label(field, i), f"an integer id (0 to {high})", v)
     return cols.column(out)
 
 
@@ -131,7 +154,7 @@ def _strings(cols: _Columns, field: str, *, nullable: bool, default: str | None 
     out: list[str | None] = []
     for i, v in enumerate(cols.values(field)):
         if type(v) is str and (v or nullable):
-            out.append(v)
+            out.append(check_string(v, cols.label(field, i).strip("`")))
         elif v is None and nullable:
             out.append(default)
         else:
@@ -174,7 +197,7 @@ def parse_points(data: dict) -> dict[str, list]:
         "obj_id": _strings(cols, "obj_id", nullable=False),
         "instrument_id": _ids(cols, "instrument_id", nullable=False),
         "filter": _strings(cols, "filter", nullable=False),
-        "mjd": _numbers(cols, "mjd", nullable=False),
+        "mjd": _numbers(cols, "mjd", nullable=False, low=MJD_RANGE[0], high=MJD_RANGE[1]),
     }
     if not KNOWN_FILTERS.issuperset(points["filter"]):
         check_filters(points["filter"], "filter")
@@ -183,7 +206,7 @@ def parse_points(data: dict) -> dict[str, list]:
             raise _bad(cols.label("magsys", i), "a magnitude system name such as \"ab\"", m)
         if m.lower() not in SUPPORTED_MAGSYS:
             raise ApiError(
-                400, f"{cols.label('magsys', i)}: the magnitude system {m!r} is not supported; only \"ab\" is, "
+                400, f"{cols.label('magsys', i)}: the magnitude system {shown(m)} is not supported; only \"ab\" is, "
                 "because the portal ships no bandpass zero points to convert other systems to AB"
             )
     points["flux"], points["fluxerr"] = _from_magnitudes(cols) if has_mag else _from_fluxes(cols)
@@ -196,9 +219,9 @@ def parse_points(data: dict) -> dict[str, list]:
 
 def _from_magnitudes(cols: _Columns) -> tuple[list, list]:
     cols.require("mag", " (null for a non-detection)")
-    mags = _numbers(cols, "mag", nullable=True)
-    magerrs = _numbers(cols, "magerr", nullable=True, positive=True)
-    limits = _numbers(cols, "limiting_mag", nullable=True)
+    mags = _numbers(cols, "mag", nullable=True, low=MAG_RANGE[0], high=MAG_RANGE[1])
+    magerrs = _numbers(cols, "magerr", nullable=True, positive=True, high=MAGERR_MAX)
+    limits = _numbers(cols, "limiting_mag", nullable=True, low=MAG_RANGE[0], high=MAG_RANGE[1])
     fluxes: list[float | None] = []
     fluxerrs: list[float] = []
     for i, mag in enumerate(mags):
@@ -224,19 +247,19 @@ def _from_fluxes(cols: _Columns) -> tuple[list, list]:
         cols.require(field, " (flux form: `flux`, `fluxerr`, `zp`)")
     raw = _numbers(cols, "flux", nullable=True)
     errs = _numbers(cols, "fluxerr", nullable=False, positive=True)
-    zps = _numbers(cols, "zp", nullable=False)
+    zps = _numbers(cols, "zp", nullable=False, low=ZP_RANGE[0], high=ZP_RANGE[1])
     fluxes: list[float | None] = []
     fluxerrs: list[float] = []
     for f, e, zp in zip(raw, errs, zps):
         scale = 10.0 ** (-0.4 * (zp - PHOT_ZP))
         fluxes.append(None if f is None else f * scale)
         fluxerrs.append(e * scale)
-    return fluxes, fluxerrs
+    return _finite(fluxes, cols, "flux"), _finite(fluxerrs, cols, "fluxerr")
 
 
 def _describe_key(key: tuple) -> str:
     obj_id, instrument_id, filt, mjd, origin = key
-    return f"(obj_id {obj_id!r}, instrument_id {instrument_id}, filter {filt!r}, mjd {mjd!r}, origin {origin!r})"
+    return f"(obj_id {shown(obj_id)}, instrument_id {instrument_id}, filter {shown(filt)}, mjd {shown(mjd)}, origin {shown(origin)})"
 
 
 def _keys(points: dict[str, list]) -> list[tuple]:
@@ -270,7 +293,7 @@ def _check_references(session: Session, user: User, points: dict[str, list]) -> 
         name, allowed = instruments[iid]
         if allowed and filt not in allowed:
             raise ApiError(
-                400, f"`filter`: {filt!r} is not one of the filters of instrument {iid} ({name}): {sorted(allowed)}"
+                400, f"`filter`: {shown(filt)} is not one of the filters of instrument {iid} ({name}): {sorted(allowed)}"
             )
     unseen = sorted(obj_ids - set(found[0][3] or ()))
     if unseen:
@@ -281,7 +304,7 @@ def _check_references(session: Session, user: User, points: dict[str, list]) -> 
 def _stream_ids_ok(data: dict) -> None:
     value = data.get("stream_ids")
     if value is not None and not (isinstance(value, list) and all(type(v) is int for v in value)):
-        raise ApiError(400, f"`stream_ids` must be a list of integer stream ids, got {value!r}")
+        raise ApiError(400, f"`stream_ids` must be a list of integer stream ids, got {shown(value)}")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -423,15 +446,35 @@ def _record_added(session: Session, user: User, points: dict[str, list], ids: li
                           user_id=user.id))
 
 
+VALUE_COLUMNS = tuple(c for c in POINT_COLUMNS if c not in KEY_COLUMNS)
+
+
+def _refuse_conflicting_duplicates(points: dict[str, list], keys: list[tuple]) -> None:
+    """400 when one point (same key) comes twice in a batch with different values."""
+    first: dict[tuple, int] = {}
+    for i, key in enumerate(keys):
+        j = first.setdefault(key, i)
+        if j == i:
+            continue
+        differ = [c for c in VALUE_COLUMNS if points[c][i] != points[c][j]]
+        if differ:
+            raise ApiError(
+                400, f"points {j} and {i} of the batch are the same point {_describe_key(key)} with different "
+                f"values ({_names(differ)}); send each point once; nothing was written"
+            )
+
+
 def upsert_photometry(session: Session, user: User, data: dict) -> dict:
     """PUT: insert the new points, update the changed values of existing ones, add the groups; ids in input order.
 
-    A point given twice in one batch is written once (its last values win) and both positions get its id.
+    A point given twice in one batch with the same values is written once and both positions get its id; with
+    different values the batch is refused (which one is right cannot be told).
     """
     points, group_ids = _prepare(session, user, data)
     keys = _keys(points)
     unique_points = points
     if len(set(keys)) < len(keys):
+        _refuse_conflicting_duplicates(points, keys)
         # ON CONFLICT may not touch a row twice in one statement: keep each point's last occurrence.
         last = {key: i for i, key in enumerate(keys)}
         kept = sorted(last.values())
@@ -455,9 +498,9 @@ def upsert_photometry(session: Session, user: User, data: dict) -> dict:
 def check_format(fmt: str, magsys: str | None = None) -> None:
     """400 unless `fmt` is "mag" or "flux" and `magsys` (when given) is "ab"."""
     if fmt not in FORMATS:
-        raise ApiError(400, f"invalid `format` {fmt!r}: use \"mag\" or \"flux\"")
+        raise ApiError(400, f"invalid `format` {shown(fmt)}: use \"mag\" or \"flux\"")
     if magsys is not None and magsys.lower() not in SUPPORTED_MAGSYS:
-        raise ApiError(400, f"`magsys` {magsys!r} is not supported; only \"ab\" is")
+        raise ApiError(400, f"`magsys` {shown(magsys)} is not supported; only \"ab\" is")
 
 
 # A light curve of ten thousand points must answer in well under 150 ms: one query returns plain tuples (the

@@ -21,6 +21,7 @@ from ..errors import ApiError, forbidden
 from ..events import Event, record
 from ..models import Group, Obj, Source, User
 from . import access
+from ..validate import check_string, shown
 
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 100
@@ -29,6 +30,8 @@ SORT_COLUMNS = ("id", "ra", "dec", "saved_at", "created_at")
 DEFAULT_ORDER = {"id": "asc", "ra": "asc", "dec": "asc", "saved_at": "desc", "created_at": "desc"}
 MAX_ID_LENGTH = 256
 OBJ_FIELDS = ("ra", "dec", "redshift", "origin", "alias")
+# A redshift below -0.1 is no object's (the bluest, in the Local Group, are about -0.001); above 20 none is known.
+REDSHIFT_MIN, REDSHIFT_MAX = -0.1, 20.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -53,7 +56,7 @@ def parse_id_csv(raw: str | None, field: str) -> list[int] | None:
     for part in raw.split(","):
         part = part.strip()
         if not part.isdigit():
-            raise ApiError(400, f"`{field}` must be comma-separated integer ids, got {raw!r}")
+            raise ApiError(400, f"`{field}` must be comma-separated integer ids, got {shown(raw)}")
         out.append(int(part))
     return list(dict.fromkeys(out))
 
@@ -72,10 +75,10 @@ def check_obj_id(value: Any, field: str = "id") -> str:
     if value is None:
         raise ApiError(400, f"missing required field `{field}`")
     if not isinstance(value, str) or not value.strip():
-        raise ApiError(400, f"`{field}` must be a non-empty string, got {value!r}")
+        raise ApiError(400, f"`{field}` must be a non-empty string, got {shown(value)}")
     if value != value.strip() or "/" in value or len(value) > MAX_ID_LENGTH or not value.isprintable():
         raise ApiError(
-            400, f"`{field}` {value!r} is not a valid object id (printable, no '/', no surrounding blanks, "
+            400, f"`{field}` {shown(value)} is not a valid object id (printable, no '/', no surrounding blanks, "
             f"at most {MAX_ID_LENGTH} characters)"
         )
     return value
@@ -86,7 +89,7 @@ def _number(data: dict, field: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ApiError(400, f"`{field}` must be a number, got {value!r}")
+        raise ApiError(400, f"`{field}` must be a number, got {shown(value)}")
     return float(value)
 
 
@@ -116,19 +119,28 @@ def check_obj_fields(data: dict, *, allowed: Iterable[str] = OBJ_FIELDS) -> dict
             number = _number(data, field)
             out[field] = check_ra(number) if field == "ra" else check_dec(number)
         elif field == "redshift":
-            out[field] = _number(data, field)
+            z = _number(data, field)
+            if z is not None and not REDSHIFT_MIN <= z <= REDSHIFT_MAX:
+                raise ApiError(
+                    400, f"`redshift` must be between {REDSHIFT_MIN} and {REDSHIFT_MAX} (blueshifts of nearby "
+                    f"objects are small), got {z}"
+                )
+            out[field] = z
         elif field == "origin":
             if value is not None and not isinstance(value, str):
-                raise ApiError(400, f"`origin` must be a string, got {value!r}")
-            out[field] = value
+                raise ApiError(400, f"`origin` must be a string, got {shown(value)}")
+            out[field] = None if value is None else check_string(value, "origin")
         elif field == "alias":
             if isinstance(value, str):
                 value = [value]
             if value is not None and (
                 not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value)
             ):
-                raise ApiError(400, f"`alias` must be a string or a list of non-empty strings, got {value!r}")
-            out[field] = list(dict.fromkeys(v.strip() for v in value)) if value is not None else None
+                raise ApiError(400, f"`alias` must be a string or a list of non-empty strings, got {shown(value)}")
+            out[field] = (
+                list(dict.fromkeys(check_string(v.strip(), f"alias[{i}]") for i, v in enumerate(value)))
+                if value is not None else None
+            )
     return out
 
 
@@ -137,11 +149,11 @@ def body_group_ids(value: Any, field: str) -> list[int] | str | None:
     if value is None or value == "all":
         return value
     if not isinstance(value, list):
-        raise ApiError(400, f"`{field}` must be a list of integer ids, got {value!r}")
+        raise ApiError(400, f"`{field}` must be a list of integer ids, got {shown(value)}")
     out = []
     for v in value:
         if isinstance(v, bool) or not (isinstance(v, int) or (isinstance(v, str) and v.strip().isdigit())):
-            raise ApiError(400, f"`{field}` must be a list of integer ids, got {value!r}")
+            raise ApiError(400, f"`{field}` must be a list of integer ids, got {shown(value)}")
         out.append(int(v))
     return list(dict.fromkeys(out))
 
@@ -389,10 +401,10 @@ def list_sources(
     check_paging(page_number, num_per_page)
     sort_by = sort_by or "saved_at"
     if sort_by not in SORT_COLUMNS:
-        raise ApiError(400, f"`sortBy` must be one of {list(SORT_COLUMNS)}, got {sort_by!r}")
+        raise ApiError(400, f"`sortBy` must be one of {list(SORT_COLUMNS)}, got {shown(sort_by)}")
     sort_order = (sort_order or DEFAULT_ORDER[sort_by]).lower()
     if sort_order not in ("asc", "desc"):
-        raise ApiError(400, f"`sortOrder` must be asc or desc, got {sort_order!r}")
+        raise ApiError(400, f"`sortOrder` must be asc or desc, got {shown(sort_order)}")
 
     readable = access.accessible_group_ids(session, user)
     selected = resolve_read_groups(session, user, group_ids)

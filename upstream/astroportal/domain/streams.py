@@ -12,6 +12,7 @@ from ..models import Candidate, Filter, Group, Stream, User, group_streams
 from . import checks
 from .access import accessible_group_ids, require_group_admin_of
 from .groups import group_stream_ids
+from ..validate import shown
 
 # -- streams ----------------------------------------------------------------------------------------
 
@@ -51,7 +52,7 @@ def _altdata(data: dict) -> Any:
         return checks.MISSING
     value = data["altdata"]
     if value is not None and not isinstance(value, dict):
-        raise ApiError(400, f"`altdata` must be a JSON object, got {value!r}")
+        raise ApiError(400, f"`altdata` must be a JSON object, got {shown(value)}")
     return value
 
 
@@ -60,7 +61,7 @@ def _check_unique_stream_name(session: Session, name: str, exclude_id: int | Non
     if exclude_id is not None:
         query = query.where(Stream.id != exclude_id)
     if session.scalar(query) is not None:
-        raise ApiError(400, f"`name`: a stream named {name!r} already exists")
+        raise ApiError(400, f"`name`: a stream named {shown(name)} already exists")
 
 
 def create_stream(session: Session, data: dict) -> int:
@@ -68,7 +69,7 @@ def create_stream(session: Session, data: dict) -> int:
     name = checks.text(data, "name", required=True, nullable=False)
     altdata = _altdata(data)
     _check_unique_stream_name(session, name)
-    with checks.unique_conflict(session, f"`name`: a stream named {name!r} already exists"):
+    with checks.unique_conflict(session, f"`name`: a stream named {shown(name)} already exists"):
         stream = Stream(name=name, altdata=None if altdata is checks.MISSING else altdata)
         session.add(stream)
         session.commit()
@@ -85,7 +86,7 @@ def update_stream(session: Session, user: User, stream_id: int, data: dict) -> N
         stream.name = name
     if altdata is not checks.MISSING:
         stream.altdata = altdata
-    with checks.unique_conflict(session, f"`name`: a stream named {name!r} already exists"):
+    with checks.unique_conflict(session, f"`name`: a stream named {shown(name)} already exists"):
         session.commit()
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ..errors import ApiError, forbidden
 from ..models import Classification, Group, Taxonomy, User, classification_groups, taxonomy_groups
 from .access import accessible_group_ids, administers_all, target_group_ids
+from ..validate import check_string, shown
 
 TAXONOMY_FIELDS = {"name", "hierarchy", "version", "provenance", "group_ids", "isLatest"}
 # A node's keys: the tree itself, plus the descriptive keys of tdtax (SkyPortal's default taxonomy).
@@ -47,7 +48,7 @@ def validate_hierarchy(node: Any, path: str = "hierarchy") -> list[str]:
         if not isinstance(name, str) or not name.strip():
             raise ApiError(400, f"`{where}.class` must be a non-empty string, got {name!r:.80}")
         if name in seen:
-            raise ApiError(400, f"`{where}.class`: class {name!r} already appears at `{seen[name]}`")
+            raise ApiError(400, f"`{where}.class`: class {shown(name)} already appears at `{seen[name]}`")
         seen[name] = where
         names.append(name)
         subclasses = current.get("subclasses", [])
@@ -148,7 +149,7 @@ def _text(data: dict, field: str, *, required: bool) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise ApiError(400, f"`{field}` must be a non-empty string, got {value!r:.80}")
     check_no_nul(value, field)
-    return value.strip()
+    return check_string(value.strip(), field)
 
 
 def check_no_nul(value: Any, field: str) -> None:
@@ -186,7 +187,7 @@ def create_taxonomy(session: Session, user: User, data: dict) -> int:
     # The same name and version twice would make "which one?" unanswerable for classifications.
     existing = session.scalar(select(Taxonomy.id).where(Taxonomy.name == name, Taxonomy.version == version))
     if existing is not None:
-        raise ApiError(409, f"a taxonomy named {name!r} with version {version!r} already exists", {"taxonomy_id": existing})
+        raise ApiError(409, f"a taxonomy named {shown(name)} with version {shown(version)} already exists", {"taxonomy_id": existing})
 
     if is_latest:
         session.execute(update(Taxonomy).where(Taxonomy.name == name).values(isLatest=False))

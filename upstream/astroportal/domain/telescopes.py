@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 from ..errors import ApiError
 from ..models import INSTRUMENT_TYPES, Instrument, Photometry, Telescope
 from . import checks
+from ..validate import shown
 
 # The lowest and highest places a telescope plausibly stands (the Dead Sea shore, the highest observatories).
 ELEVATION_RANGE = (-500.0, 6000.0)
@@ -76,8 +77,8 @@ def _telescope_checks(creating: bool) -> dict[str, checks.Checker]:
         "diameter": lambda d: checks.number(d, "diameter", required=creating, nullable=False, positive=True, unit="m"),
         "robotic": lambda d: checks.boolean(d, "robotic"),
         "fixed_location": lambda d: checks.boolean(d, "fixed_location"),
-        "skycam_link": lambda d: checks.text(d, "skycam_link"),
-        "weather_link": lambda d: checks.text(d, "weather_link"),
+        "skycam_link": lambda d: checks.http_link(d, "skycam_link"),
+        "weather_link": lambda d: checks.http_link(d, "weather_link"),
     }
 
 
@@ -91,20 +92,34 @@ def telescope_problems(data: dict) -> list[tuple[str | None, str]]:
     return checks.field_problems(data, _telescope_checks(True), TELESCOPE_FIELDS)
 
 
+def _check_site(values: dict[str, Any], current: Telescope | None = None) -> None:
+    """A telescope at a fixed location (the default) needs `lat` and `lon`: night, twilight and airmass are
+    computed from them, and a fixed site without them would silently have none."""
+    def final(key: str, default: Any = None) -> Any:
+        return values[key] if key in values else getattr(current, key, default) if current else default
+
+    if final("fixed_location", True) and (final("lat") is None or final("lon") is None):
+        raise ApiError(
+            400, "`fixed_location` is true, so `lat` and `lon` are required; give the site's coordinates, "
+            "or set `fixed_location` to false (a space or mobile telescope)"
+        )
+
+
 def _check_unique_telescope_name(session: Session, name: str, exclude_id: int | None = None) -> None:
     query = select(Telescope.id).where(Telescope.name == name)
     if exclude_id is not None:
         query = query.where(Telescope.id != exclude_id)
     if session.scalar(query) is not None:
-        raise ApiError(400, f"`name`: a telescope named {name!r} already exists")
+        raise ApiError(400, f"`name`: a telescope named {shown(name)} already exists")
 
 
 def create_telescope(session: Session, data: dict) -> int:
     """Create a telescope from a checked payload; return its id."""
     checks.unknown_fields(data, TELESCOPE_FIELDS)
     values = _telescope_values(data, creating=True)
+    _check_site(values)
     _check_unique_telescope_name(session, values["name"])
-    with checks.unique_conflict(session, f"`name`: a telescope named {values['name']!r} already exists"):
+    with checks.unique_conflict(session, f"`name`: a telescope named {shown(values['name'])} already exists"):
         telescope = Telescope(**values)
         session.add(telescope)
         session.commit()
@@ -116,9 +131,10 @@ def update_telescope(session: Session, telescope_id: int, data: dict) -> None:
     checks.unknown_fields(data, TELESCOPE_FIELDS)
     telescope = get_telescope(session, telescope_id)
     values = _telescope_values(data, creating=False)
+    _check_site(values, telescope)
     if "name" in values:
         _check_unique_telescope_name(session, values["name"], exclude_id=telescope_id)
-    with checks.unique_conflict(session, f"`name`: a telescope named {values.get('name')!r} already exists"):
+    with checks.unique_conflict(session, f"`name`: a telescope named {shown(values.get('name'))} already exists"):
         for key, value in values.items():
             setattr(telescope, key, value)
         session.commit()
@@ -181,13 +197,19 @@ def get_instrument(session: Session, instrument_id: int) -> Instrument:
 def _instrument_type(data: dict, creating: bool) -> Any:
     value = checks.text(data, "type", required=creating, nullable=False)
     if value is not checks.MISSING and value not in INSTRUMENT_TYPES:
-        raise ApiError(400, f"`type` must be one of {', '.join(INSTRUMENT_TYPES)}; got {value!r}")
+        raise ApiError(400, f"`type` must be one of {', '.join(INSTRUMENT_TYPES)}; got {shown(value)}")
     return value
 
 
 def _instrument_filters(data: dict) -> Any:
     if "filters" in data and data["filters"] is None:
         return []
+    if isinstance(data.get("filters"), list):
+        # Refused rather than silently merged: a repeated filter is usually a typo for another one.
+        seen = [f.strip() for f in data["filters"] if isinstance(f, str)]
+        twice = sorted({f for f in seen if seen.count(f) > 1})
+        if twice:
+            raise ApiError(400, f"`filters` must not repeat a filter; given more than once: {shown(twice)}")
     value = checks.str_list(data, "filters")
     if value is not checks.MISSING and value:
         # Imported here: the bandpass list lives in its own module, which also serves photometry.
@@ -225,7 +247,7 @@ def _check_unique_instrument_name(session: Session, name: str, exclude_id: int |
     if exclude_id is not None:
         query = query.where(Instrument.id != exclude_id)
     if session.scalar(query) is not None:
-        raise ApiError(400, f"`name`: an instrument named {name!r} already exists")
+        raise ApiError(400, f"`name`: an instrument named {shown(name)} already exists")
 
 
 def create_instrument(session: Session, data: dict) -> int:
@@ -233,7 +255,7 @@ def create_instrument(session: Session, data: dict) -> int:
     checks.unknown_fields(data, INSTRUMENT_FIELDS)
     values = _instrument_values(session, data, creating=True)
     _check_unique_instrument_name(session, values["name"])
-    with checks.unique_conflict(session, f"`name`: an instrument named {values['name']!r} already exists"):
+    with checks.unique_conflict(session, f"`name`: an instrument named {shown(values['name'])} already exists"):
         instrument = Instrument(**values)
         session.add(instrument)
         session.commit()
@@ -245,12 +267,34 @@ def update_instrument(session: Session, instrument_id: int, data: dict) -> None:
     checks.unknown_fields(data, INSTRUMENT_FIELDS)
     instrument = get_instrument(session, instrument_id)
     values = _instrument_values(session, data, creating=False)
+    if "filters" in values and values["filters"]:
+        _check_filters_kept(session, instrument, values["filters"])
     if "name" in values:
         _check_unique_instrument_name(session, values["name"], exclude_id=instrument_id)
-    with checks.unique_conflict(session, f"`name`: an instrument named {values.get('name')!r} already exists"):
+    with checks.unique_conflict(session, f"`name`: an instrument named {shown(values.get('name'))} already exists"):
         for key, value in values.items():
             setattr(instrument, key, value)
         session.commit()
+
+
+def _check_filters_kept(session: Session, instrument: Instrument, new_filters: list[str]) -> None:
+    """400 when the new filter list leaves out a filter that photometry of this instrument was taken in:
+    those points would name a filter the instrument no longer has. (An empty list means "any filter".)"""
+    dropped = sorted(set(instrument.filters or []) - set(new_filters))
+    if not dropped:
+        return
+    rows = session.execute(
+        select(Photometry.filter, func.count())
+        .where(Photometry.instrument_id == instrument.id, Photometry.filter.in_(dropped))
+        .group_by(Photometry.filter)
+        .order_by(Photometry.filter)
+    ).all()
+    if rows:
+        used = ", ".join(f"{f} ({n} point(s))" for f, n in rows)
+        raise ApiError(
+            400, f"`filters`: cannot remove filter(s) still used by photometry of instrument {instrument.id}: "
+            f"{used}; delete or move those points first"
+        )
 
 
 def delete_instrument(session: Session, instrument_id: int) -> None:

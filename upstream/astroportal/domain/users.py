@@ -12,6 +12,7 @@ from ..models import Group, Role, User
 from . import checks
 from .accounts import create_user, roles_by_name
 from .groups import groups_of_user
+from ..validate import shown
 
 MAX_PER_PAGE = 500
 
@@ -74,24 +75,25 @@ def create_user_from_api(session: Session, data: dict) -> int:
     """Create a user (typically a service's bot account) with roles; return its id."""
     username = checks.text(data, "username", required=True, nullable=False)
     if any(c.isspace() for c in username):
-        raise ApiError(400, f"`username` must not contain spaces, got {username!r}")
+        raise ApiError(400, f"`username` must not contain spaces, got {shown(username)}")
     roles = checks.str_list(data, "roles")
     roles = [] if roles is checks.MISSING else roles
     optional = {f: checks.text(data, f) for f in ("first_name", "last_name", "contact_email")}
     optional = {k: v for k, v in optional.items() if v is not checks.MISSING}
     if optional.get("contact_email") and "@" not in optional["contact_email"]:
-        raise ApiError(400, f"`contact_email` is not an email address: {optional['contact_email']!r}")
+        raise ApiError(400, f"`contact_email` is not an email address: {shown(optional['contact_email'])}")
     is_bot = checks.boolean(data, "is_bot")
-    if session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise ApiError(400, f"`username`: a user named {username!r} already exists")
+    taken = session.scalar(select(User.username).where(func.lower(User.username) == username.lower()))
+    if taken is not None:
+        raise ApiError(400, f"`username`: a user named {shown(taken)} already exists (usernames are unique ignoring case)")
     # The new user's own group takes their name.
     if session.scalar(select(Group.id).where(Group.name == username)) is not None:
-        raise ApiError(400, f"`username`: {username!r} is already the name of a group")
+        raise ApiError(400, f"`username`: {shown(username)} is already the name of a group")
     try:
         roles_by_name(session, roles)
     except ApiError as exc:
         raise ApiError(400, f"`roles`: {exc.message}") from None
-    with checks.unique_conflict(session, f"`username`: a user or group named {username!r} already exists"):
+    with checks.unique_conflict(session, f"`username`: a user or group named {shown(username)} already exists"):
         user = create_user(session, username, roles, is_bot=False if is_bot is checks.MISSING else is_bot, **optional)
         session.commit()
     return user.id
@@ -119,9 +121,9 @@ def remove_role(session: Session, actor: User, user_id: int, role_name: str) -> 
     role = session.get(Role, role_name)
     if role is None:
         known = ", ".join(sorted(session.scalars(select(Role.id))))
-        raise ApiError(404, f"no role named {role_name!r}; roles: {known}")
+        raise ApiError(404, f"no role named {shown(role_name)}; roles: {known}")
     if role not in user.roles:
-        raise ApiError(404, f"user {user_id} does not have the role {role_name!r}")
+        raise ApiError(404, f"user {user_id} does not have the role {shown(role_name)}")
     remaining = [r for r in user.roles if r.id != role_name]
     if user.id == actor.id and actor.is_system_admin:
         still = {a.id for a in user.extra_acls} | {a.id for r in remaining for a in r.acls}

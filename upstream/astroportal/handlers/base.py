@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from typing import Any, Callable
 
 import tornado.web
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session
 
 from .. import __version__
@@ -18,6 +18,17 @@ from ..errors import ApiError
 from ..jsonutil import dumps
 from ..models import User
 from . import forgery
+from ..validate import (
+    INT32_MAX,
+    MAX_MESSAGE_CHARS,
+    bounded_int,
+    cut,
+    finite_float,
+    log_uri,
+    parse_json_body,
+    shown,
+    string_problem,
+)
 
 log = logging.getLogger("astroportal")
 
@@ -160,11 +171,70 @@ class BaseHandler(tornado.web.RequestHandler):
             browser_sessions.end_session(self.session, raw.decode("ascii", "replace"))
         self.clear_cookie(SESSION_COOKIE)
 
+    # -- hostile input: refused centrally, and never echoed whole into answers or logs --------------------
+    _path_problem: str | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every HTTP method first refuses a bad path argument (see decode_argument): wrapped here once, so
+        # that no handler can forget it.
+        super().__init_subclass__(**kwargs)
+        for name in ("get", "post", "put", "patch", "delete", "head", "options"):
+            func = cls.__dict__.get(name)
+            if func is not None and not getattr(func, "__path_checked__", False):
+                setattr(cls, name, _refusing_bad_path(func))
+
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        """Path and query arguments as text; 400 for invalid UTF-8, a NUL or a lone surrogate.
+
+        A query argument is refused at once (it is read inside the method). A path argument is decoded before
+        the body is read, and an error then makes Tornado drop the connection under a keep-alive client, so
+        its problem is kept and raised when the method starts (_refusing_bad_path).
+        """
+        try:
+            text = super().decode_argument(value, name)
+        except tornado.web.HTTPError:
+            text, problem = value.decode("utf-8", "replace"), "is not valid UTF-8 (a lone surrogate?)"
+        else:
+            problem = string_problem(text)
+        if problem:
+            message = f"{f'query argument `{name}`' if name else 'the URL path'} {problem}: {shown(text)}"
+            if name is not None:
+                raise ApiError(400, message)
+            self._path_problem = self._path_problem or message
+        return text
+
+    def _request_summary(self) -> str:
+        return f"{self.request.method} {log_uri(self.request.uri or '')} ({self.request.remote_ip})"
+
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
         if isinstance(value, ApiError):
-            log.info("%s %s -> %s", self.request.method, self.request.uri, value)
-        else:
+            log.info("%s %s -> %s", self.request.method, log_uri(self.request.uri or ""), cut(str(value), 500))
+        elif database_input_error(value):
+            log.warning("%s %s -> 400 (the database refused a value): %s", self.request.method,
+                        log_uri(self.request.uri or ""), cut(str(getattr(value, "orig", value)), 500))
+        elif isinstance(value, tornado.web.HTTPError):
             super().log_exception(typ, value, tb)
+        else:
+            # Tornado's own line would carry the whole request (its URI) and the exception's text.
+            log.error("Uncaught exception %s", self._request_summary(), exc_info=(typ, value, tb))
+
+
+def _refusing_bad_path(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def wrapper(self: BaseHandler, *args: Any, **kwargs: Any) -> Any:
+        if self._path_problem:
+            raise ApiError(400, self._path_problem)
+        return method(self, *args, **kwargs)
+
+    wrapper.__path_checked__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def database_input_error(exc: BaseException | None) -> bool:
+    """Whether `exc` is PostgreSQL refusing a value (a data exception, or a program limit such as an index
+    row too large): the request's fault, answered 400, though the checks before it should have caught it."""
+    code = getattr(getattr(exc, "orig", None), "pgcode", None)
+    return isinstance(exc, (DataError, OperationalError)) and isinstance(code, str) and code[:2] in ("22", "54")
 
 
 class APIHandler(BaseHandler):
@@ -185,7 +255,11 @@ class APIHandler(BaseHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ApiError):
+        if database_input_error(exc):
+            self.set_status(400)
+            message = "the database refused a value of this request (out of range or too long); check the values sent"
+            data = {}
+        elif isinstance(exc, ApiError):
             message, data = exc.message, exc.data
         elif isinstance(exc, tornado.web.HTTPError):
             message, data = exc.log_message or self._reason, {}
@@ -195,18 +269,14 @@ class APIHandler(BaseHandler):
             message, data = "no such API route", {}
         else:
             message, data = "internal server error; the portal's log has the details", {}
+        if len(message) > MAX_MESSAGE_CHARS or len(dumps(data)) > MAX_MESSAGE_CHARS:
+            message, data = cut(message), {}
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(dumps({"status": "error", "message": message, "data": data, "version": __version__}))
 
     def get_json(self) -> dict:
         """The request body as a JSON object; 400 with a clear message otherwise."""
-        body = self.body
-        if not body:
-            raise ApiError(400, "the request needs a JSON body")
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+        data = parse_json_body(self.body)  # also refuses NUL, lone surrogates and deep nesting
         if not isinstance(data, dict):
             raise ApiError(400, "the request body must be a JSON object")
         return data
@@ -217,9 +287,12 @@ class APIHandler(BaseHandler):
         if raw is None or raw == "":
             return default
         try:
-            return kind(raw)
+            value = (finite_float if kind is float else kind)(raw)
         except (TypeError, ValueError):
-            raise ApiError(400, f"invalid value {raw!r} for query argument `{name}`") from None
+            raise ApiError(400, f"invalid value {shown(raw)} for query argument `{name}`") from None
+        if kind is int:
+            bounded_int(value, name, -INT32_MAX, INT32_MAX)
+        return value
 
 
 def auth_required(method: Callable) -> Callable:

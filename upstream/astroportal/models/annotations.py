@@ -7,6 +7,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, Timestamped
+from ..validate import NAME_MAX
 
 taxonomy_groups = Table(
     "taxonomy_groups",
@@ -33,9 +34,9 @@ class Taxonomy(Base, Timestamped):
 
     __tablename__ = "taxonomies"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String, nullable=False)
+    name: Mapped[str] = mapped_column(String(NAME_MAX), nullable=False)
     hierarchy: Mapped[dict] = mapped_column(JSONB, nullable=False)
-    version: Mapped[str] = mapped_column(String, nullable=False)
+    version: Mapped[str] = mapped_column(String(NAME_MAX), nullable=False)
     provenance: Mapped[str | None] = mapped_column(String)
     isLatest: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
 

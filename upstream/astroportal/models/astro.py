@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, Timestamped
+from ..validate import NAME_MAX
 
 group_streams = Table(
     "group_streams",
@@ -37,11 +38,11 @@ class Obj(Base, Timestamped):
     __tablename__ = "objs"
     # Cone searches bound dec first, then ra, inside one btree.
     __table_args__ = (Index("ix_objs_dec_ra", "dec", "ra"),)
-    id: Mapped[str] = mapped_column(String, primary_key=True)
+    id: Mapped[str] = mapped_column(String(NAME_MAX), primary_key=True)
     ra: Mapped[float] = mapped_column(Float, nullable=False)
     dec: Mapped[float] = mapped_column(Float, nullable=False)
     redshift: Mapped[float | None] = mapped_column(Float)
-    origin: Mapped[str | None] = mapped_column(String)
+    origin: Mapped[str | None] = mapped_column(String(NAME_MAX))
     alias: Mapped[list[str] | None] = mapped_column(ARRAY(String))
     altdata: Mapped[dict | None] = mapped_column(JSONB)
 
@@ -51,7 +52,7 @@ class Stream(Base, Timestamped):
 
     __tablename__ = "streams"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String, unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True, nullable=False)
     altdata: Mapped[dict | None] = mapped_column(JSONB)
 
 
@@ -60,7 +61,7 @@ class Filter(Base, Timestamped):
 
     __tablename__ = "filters"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String, nullable=False)
+    name: Mapped[str] = mapped_column(String(NAME_MAX), nullable=False)
     stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"), nullable=False, index=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), nullable=False, index=True)
 

@@ -7,6 +7,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, Timestamped
+from ..validate import LINK_MAX, NAME_MAX
 
 INSTRUMENT_TYPES = ("imager", "spectrograph", "imaging spectrograph")
 
@@ -14,16 +15,16 @@ INSTRUMENT_TYPES = ("imager", "spectrograph", "imaging spectrograph")
 class Telescope(Base, Timestamped):
     __tablename__ = "telescopes"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String, unique=True, nullable=False)
-    nickname: Mapped[str] = mapped_column(String, nullable=False)
+    name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True, nullable=False)
+    nickname: Mapped[str] = mapped_column(String(NAME_MAX), nullable=False)
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     elevation: Mapped[float | None] = mapped_column(Float)
     diameter: Mapped[float] = mapped_column(Float, nullable=False)
     robotic: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     fixed_location: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
-    skycam_link: Mapped[str | None] = mapped_column(String)
-    weather_link: Mapped[str | None] = mapped_column(String)
+    skycam_link: Mapped[str | None] = mapped_column(String(LINK_MAX))
+    weather_link: Mapped[str | None] = mapped_column(String(LINK_MAX))
 
     instruments: Mapped[list["Instrument"]] = relationship(back_populates="telescope")
 
@@ -31,7 +32,7 @@ class Telescope(Base, Timestamped):
 class Instrument(Base, Timestamped):
     __tablename__ = "instruments"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String, unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True, nullable=False)
     type: Mapped[str] = mapped_column(
         Enum(*INSTRUMENT_TYPES, name="instrument_type", validate_strings=True), nullable=False
     )

@@ -8,6 +8,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Float, ForeignKey, String, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
+from ..validate import NAME_MAX
 
 # Fluxes are stored in microjansky-like units on the AB system with this zero point (as SkyPortal does),
 # so that mag = -2.5 log10(flux) + PHOT_ZP.
@@ -32,11 +33,11 @@ class Photometry(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     obj_id: Mapped[str] = mapped_column(ForeignKey("objs.id", ondelete="CASCADE"), nullable=False, index=True)
     instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), nullable=False, index=True)
-    filter: Mapped[str] = mapped_column(String, nullable=False)
+    filter: Mapped[str] = mapped_column(String(NAME_MAX), nullable=False)
     mjd: Mapped[float] = mapped_column(Float, nullable=False)
     flux: Mapped[float | None] = mapped_column(Float)
     fluxerr: Mapped[float] = mapped_column(Float, nullable=False)
-    origin: Mapped[str] = mapped_column(String, nullable=False, server_default="")
+    origin: Mapped[str] = mapped_column(String(NAME_MAX), nullable=False, server_default="")
     alert_id: Mapped[int | None] = mapped_column(BigInteger)
     ra: Mapped[float | None] = mapped_column(Float)
     dec: Mapped[float | None] = mapped_column(Float)

@@ -9,16 +9,19 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, Timestamped
+from ..validate import NAME_MAX
 
 role_acls = Table(
     "role_acls",
@@ -59,8 +62,10 @@ class Role(Base):
 
 class User(Base, Timestamped):
     __tablename__ = "users"
+    # Usernames are unique ignoring case: "Alice" and "alice" would be one person to everyone reading them.
+    __table_args__ = (Index("ix_users_username_lower", func.lower(text("username")), unique=True),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    username: Mapped[str] = mapped_column(String, unique=True, nullable=False)
+    username: Mapped[str] = mapped_column(String(NAME_MAX), unique=True, nullable=False)
     first_name: Mapped[str | None] = mapped_column(String)
     last_name: Mapped[str | None] = mapped_column(String)
     contact_email: Mapped[str | None] = mapped_column(String)
@@ -109,7 +114,7 @@ class User(Base, Timestamped):
 class Group(Base, Timestamped):
     __tablename__ = "groups"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String, unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True, nullable=False)
     nickname: Mapped[str | None] = mapped_column(String)
     description: Mapped[str | None] = mapped_column(String)
     private: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")

@@ -73,8 +73,8 @@ class CandidateListHandler(APIHandler):
                   filter_ids: {type: array, items: {type: integer}, minItems: 1}
                   passed_at: {type: string, format: date-time, description: ISO 8601; UTC when no offset.}
                   passing_alert_id: {type: integer, nullable: true}
-                  redshift: {type: number, nullable: true}
-                  origin: {type: string, nullable: true}
+                  redshift: {type: number, nullable: true, minimum: -0.1, maximum: 20}
+                  origin: {type: string, nullable: true, maxLength: 256}
                   alias: {type: array, items: {type: string}}
         responses:
           200:

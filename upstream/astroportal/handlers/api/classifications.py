@@ -6,6 +6,7 @@ from ...domain import annotations
 from ...domain.access import get_visible_obj
 from ...errors import ApiError
 from ..base import APIHandler, auth_required, rule
+from ...validate import shown
 
 CLASSIFICATION_SCHEMA = {
     "type": "object",
@@ -28,7 +29,7 @@ OPENAPI_SCHEMAS = {"Classification": CLASSIFICATION_SCHEMA}
 
 def classification_path_id(raw: str) -> int:
     if not raw.isdigit():
-        raise ApiError(404, f"classification {raw!r} not found")
+        raise ApiError(404, f"classification {shown(raw)} not found")
     return int(raw)
 
 

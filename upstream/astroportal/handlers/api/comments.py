@@ -6,6 +6,7 @@ from ...domain import annotations
 from ...domain.access import get_visible_obj
 from ...errors import ApiError
 from ..base import APIHandler, auth_required, rule
+from ...validate import shown
 
 COMMENT_SCHEMA = {
     "type": "object",
@@ -26,7 +27,7 @@ OPENAPI_SCHEMAS = {"Comment": COMMENT_SCHEMA}
 
 def comment_path_id(raw: str) -> int:
     if not raw.isdigit():
-        raise ApiError(404, f"comment {raw!r} not found")
+        raise ApiError(404, f"comment {shown(raw)} not found")
     return int(raw)
 
 

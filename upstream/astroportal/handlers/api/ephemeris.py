@@ -7,6 +7,7 @@ import tornado.ioloop
 from ...domain import ephemeris
 from ...errors import ApiError
 from ..base import APIHandler, auth_required
+from ...validate import shown
 
 
 async def off_loop(fn, *args):
@@ -19,7 +20,7 @@ def _telescope_id(raw: str | None, field: str = "telescope_id") -> int:
     if raw is None or raw == "":
         raise ApiError(400, f"missing required query argument `{field}`")
     if not raw.isdigit():
-        raise ApiError(400, f"`{field}` must be an integer telescope id, got {raw!r}")
+        raise ApiError(400, f"`{field}` must be an integer telescope id, got {shown(raw)}")
     return int(raw)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...domain import listings
 from ...errors import not_found
 from ..base import APIHandler, auth_required, rule
+from ...validate import shown
 
 
 class ListingListHandler(APIHandler):
@@ -73,7 +74,7 @@ class ListingHandler(APIHandler):
             description: No such listing.
         """
         if not listing_id.isdigit() or int(listing_id) > 2**31 - 1:
-            raise not_found(f"listing {listing_id!r}")
+            raise not_found(f"listing {shown(listing_id)}")
         self.success(listings.delete_listing(self.session, self.current_user, int(listing_id)))
 
 

@@ -12,6 +12,7 @@ from ...domain import photometry as phot
 from ...errors import ApiError
 from ...jsonutil import dumps
 from ..base import APIHandler, auth_required, rule
+from ...validate import shown
 
 BIG_RESPONSE = 256 * 1024  # bytes of JSON above which the light curve is compressed here, quickly
 
@@ -26,21 +27,25 @@ description: >
   Give either the magnitude form (mag, magerr, limiting_mag) or the flux form (flux, fluxerr, zp).
 required: [obj_id, mjd, instrument_id, filter, magsys]
 properties:
-  obj_id: {description: "Object id (string or list)"}
-  mjd: {description: "Modified Julian date (number or list)"}
+  obj_id: {description: "Object id (string or list)", maxLength: 256}
+  mjd: {description: "Modified Julian date (number or list), 10000 to 100000 (years 1886 to 2132)",
+        minimum: 10000, maximum: 100000}
   instrument_id: {description: "Instrument id (integer or list)"}
   filter: {description: "sncosmo bandpass name, among the instrument's filters (string or list)"}
   magsys: {description: "Magnitude system; only ab is supported"}
-  mag: {description: "AB magnitude; null for a non-detection"}
-  magerr: {description: "Magnitude error (positive; required with mag)"}
-  limiting_mag: {description: "5-sigma limiting magnitude (required when mag is null)"}
-  flux: {description: "Flux at zero point zp; null for a non-detection"}
-  fluxerr: {description: "Flux error (positive) at zero point zp"}
-  zp: {description: "Zero point of flux and fluxerr"}
-  origin: {description: "Where the point comes from (part of its identity); default empty"}
-  alert_id: {description: "Id of the alert the point came with"}
-  ra: {description: "Right ascension of the measurement, degrees"}
-  dec: {description: "Declination of the measurement, degrees"}
+  mag: {description: "AB magnitude, -30 to 40; null for a non-detection", minimum: -30, maximum: 40}
+  magerr: {description: "Magnitude error, greater than 0 and at most 10 (required with mag)",
+           exclusiveMinimum: 0, maximum: 10}
+  limiting_mag: {description: "5-sigma limiting magnitude, -30 to 40 (required when mag is null)",
+                 minimum: -30, maximum: 40}
+  flux: {description: "Flux at zero point zp (finite, also once taken to zp 23.9); null for a non-detection"}
+  fluxerr: {description: "Flux error (greater than 0, finite) at zero point zp", exclusiveMinimum: 0}
+  zp: {description: "Zero point of flux and fluxerr, -60 to 60", minimum: -60, maximum: 60}
+  origin: {description: "Where the point comes from (part of its identity); default empty; at most 256 characters",
+           maxLength: 256}
+  alert_id: {description: "Id of the alert the point came with (0 to 2^63-1)", minimum: 0, maximum: 9223372036854775807}
+  ra: {description: "Right ascension of the measurement, degrees", minimum: 0, maximum: 360}
+  dec: {description: "Declination of the measurement, degrees", minimum: -90, maximum: 90}
   group_ids: {description: "Groups to share the points with (ids, or all); default your own group"}
   stream_ids: {type: array, items: {type: integer}, description: "Accepted for SkyPortal clients; not stored"}
 """
@@ -81,7 +86,8 @@ class PhotometryHandler(APIHandler):
         summary: Upload photometry idempotently
         description: >
           Adds the new points; existing ones (same object, instrument, filter, mjd and origin) are not
-          duplicated: their values are updated when they changed and the groups are added.
+          duplicated: their values are updated when they changed and the groups are added. A point given twice
+          in one request must have the same values both times (else 400, nothing written).
         tags: [photometry]
         requestBody:
           required: true
@@ -101,7 +107,7 @@ class PhotometryHandler(APIHandler):
 
 def _point_id(raw: str) -> int:
     if not raw.isdigit():
-        raise ApiError(404, f"photometry point {raw!r} not found")
+        raise ApiError(404, f"photometry point {shown(raw)} not found")
     return int(raw)
 
 

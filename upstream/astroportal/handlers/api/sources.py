@@ -83,8 +83,8 @@ class SourceListHandler(APIHandler):
                     type: array
                     items: {type: integer}
                     description: Groups to save to; default all your groups.
-                  redshift: {type: number, nullable: true}
-                  origin: {type: string, nullable: true}
+                  redshift: {type: number, nullable: true, minimum: -0.1, maximum: 20}
+                  origin: {type: string, nullable: true, maxLength: 256}
                   alias:
                     oneOf:
                       - {type: string}
@@ -153,8 +153,8 @@ class SourceHandler(APIHandler):
                 properties:
                   ra: {type: number, minimum: 0, exclusiveMaximum: 360}
                   dec: {type: number, minimum: -90, maximum: 90}
-                  redshift: {type: number, nullable: true}
-                  origin: {type: string, nullable: true}
+                  redshift: {type: number, nullable: true, minimum: -0.1, maximum: 20}
+                  origin: {type: string, nullable: true, maxLength: 256}
                   alias: {type: array, items: {type: string}, nullable: true}
         responses:
           200:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...domain import taxonomies
 from ...errors import ApiError
 from ..base import APIHandler, auth_required, rule
+from ...validate import shown
 
 # Picked up by astroportal.openapi for the document's components.
 OPENAPI_SCHEMAS = {
@@ -36,7 +37,7 @@ OPENAPI_SCHEMAS = {
 def taxonomy_path_id(raw: str) -> int:
     """The id in /api/taxonomy/ID; anything else cannot name a taxonomy (404)."""
     if not raw.isdigit():
-        raise ApiError(404, f"taxonomy {raw!r} not found")
+        raise ApiError(404, f"taxonomy {shown(raw)} not found")
     return int(raw)
 
 

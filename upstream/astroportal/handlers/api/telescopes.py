@@ -52,16 +52,19 @@ class TelescopeHandler(APIHandler):
                 type: object
                 required: [name, nickname, diameter]
                 properties:
-                  name: {type: string, description: unique}
-                  nickname: {type: string}
+                  name: {type: string, maxLength: 256, description: unique}
+                  nickname: {type: string, maxLength: 256}
                   lat: {type: number, minimum: -90, maximum: 90, nullable: true}
                   lon: {type: number, minimum: -180, maximum: 180, nullable: true}
                   elevation: {type: number, minimum: -500, maximum: 6000, description: metres, nullable: true}
                   diameter: {type: number, exclusiveMinimum: 0, description: metres}
                   robotic: {type: boolean}
-                  fixed_location: {type: boolean}
-                  skycam_link: {type: string, nullable: true}
-                  weather_link: {type: string, nullable: true}
+                  fixed_location: {type: boolean, default: true,
+                                   description: "true (the default) requires lat and lon"}
+                  skycam_link: {type: string, nullable: true, maxLength: 2048, pattern: '^[hH][tT][tT][pP][sS]?://',
+                                description: an http(s) URL}
+                  weather_link: {type: string, nullable: true, maxLength: 2048, pattern: '^[hH][tT][tT][pP][sS]?://',
+                                 description: an http(s) URL}
         responses:
           200:
             description: 'Created: `{"id": N}`.'
@@ -185,12 +188,15 @@ class InstrumentHandler(APIHandler):
                 type: object
                 required: [name, type, telescope_id]
                 properties:
-                  name: {type: string, description: unique}
+                  name: {type: string, maxLength: 256, description: unique}
                   type: {type: string, enum: [imager, spectrograph, imaging spectrograph]}
-                  band: {type: string}
+                  band: {type: string, maxLength: 256}
                   telescope_id: {type: integer}
                   filters:
                     type: array
+                    uniqueItems: true
+                    description: >
+                      Each filter once. On a change, a filter that photometry of this instrument uses cannot be left out.
                     items: {type: string, description: 'an sncosmo bandpass name such as ztfg'}
         responses:
           200:

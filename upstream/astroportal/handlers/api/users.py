@@ -63,7 +63,7 @@ class UserHandler(APIHandler):
                 type: object
                 required: [username]
                 properties:
-                  username: {type: string}
+                  username: {type: string, maxLength: 256, description: "unique ignoring case; no spaces"}
                   roles: {type: array, items: {type: string}, description: role names such as "Full user"}
                   first_name: {type: string}
                   last_name: {type: string}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .common import PageHandler, login_required
+from ...validate import small_id
 
 PER_PAGE_CHOICES = (10, 25, 50, 100)
 
@@ -14,8 +15,8 @@ class CandidatesPage(PageHandler):
         page = self.get_query_argument("pageNumber", "1")
         per_page = self.get_query_argument("numPerPage", "25")
         data = {
-            "pageNumber": int(page) if page.isdigit() and int(page) >= 1 else 1,
-            "numPerPage": int(per_page) if per_page.isdigit() and int(per_page) in PER_PAGE_CHOICES else 25,
+            "pageNumber": max(small_id(page) or 1, 1),
+            "numPerPage": small_id(per_page) if small_id(per_page) in PER_PAGE_CHOICES else 25,
             "includeRejected": self.get_query_argument("includeRejected", "") in ("1", "true"),
             "savedStatus": self.get_query_argument("savedStatus", "all"),
         }

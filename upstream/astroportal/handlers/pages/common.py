@@ -13,8 +13,9 @@ import tornado.web
 from ... import extension_points as ep
 from ...errors import ApiError
 from ...jsonutil import dumps
+from ...validate import cut
 from .. import forgery
-from ..base import BaseHandler, log
+from ..base import BaseHandler, database_input_error, log
 
 # No ROUTES here: this module only holds the base class (the app factory skips modules without ROUTES).
 
@@ -85,8 +86,12 @@ class PageHandler(BaseHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ApiError):
-            message = exc.message
+        if database_input_error(exc):
+            status_code = 400
+            self.set_status(400)
+            message = "The database refused a value of this request (out of range or too long); check the address."
+        elif isinstance(exc, ApiError):
+            message = cut(exc.message)
         elif isinstance(exc, tornado.web.HTTPError) and exc.log_message and status_code < 500:
             try:
                 message = exc.log_message % exc.args if exc.args else exc.log_message

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...domain.groups import is_group_admin, visible_group
 from ...errors import not_found
 from .common import PageHandler, login_required
+from ...validate import shown, small_id
 
 
 class GroupsPage(PageHandler):
@@ -18,8 +19,8 @@ class GroupPage(PageHandler):
     @login_required
     def get(self, group_id: str) -> None:
         """One group: its members, streams and filters; its admins may add and remove members."""
-        if not group_id.isdigit():
-            raise not_found(f"group {group_id}")
+        if small_id(group_id) is None:
+            raise not_found(f"group {shown(group_id)}")
         group = visible_group(self.session, self.current_user, int(group_id))
         admin = is_group_admin(self.session, self.current_user, group.id)
         self.render_page(

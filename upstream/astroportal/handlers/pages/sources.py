@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from ...domain.access import accessible_group_ids, get_visible_obj
 from ...models import Photometry, photometry_groups
 from .common import PageHandler, login_required
+from ...validate import small_id
 
 RADIUS_UNITS = {"arcsec": 1 / 3600, "arcmin": 1 / 60, "deg": 1.0}
 SORT_KEYS = ("saved_at", "id", "ra", "dec", "created_at")
@@ -142,8 +143,8 @@ class SourcesPage(PageHandler):
             "sourceID": form["sourceID"] or None,
             "sortBy": sort_by if sort_by in SORT_KEYS else "saved_at",
             "sortOrder": sort_order if sort_order in ("asc", "desc") else None,
-            "numPerPage": int(per_page) if per_page.isdigit() and int(per_page) in PER_PAGE_CHOICES else 100,
-            "pageNumber": int(page) if page.isdigit() and int(page) >= 1 else 1,
+            "numPerPage": small_id(per_page) if small_id(per_page) in PER_PAGE_CHOICES else 100,
+            "pageNumber": max(small_id(page) or 1, 1),
             "error": error,
         }
         self.render_page(

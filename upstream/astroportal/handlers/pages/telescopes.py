@@ -10,6 +10,7 @@ from ...domain import ephemeris
 from ...errors import not_found
 from ...models import Telescope
 from .common import PageHandler, login_required
+from ...validate import shown, small_id
 
 
 def relative(iso_time: str | None, now: datetime) -> str:
@@ -46,9 +47,9 @@ class TelescopePage(PageHandler):
     @login_required
     async def get(self, telescope_id: str) -> None:
         """One telescope: where it is, whether it is night there now, the sun's altitude, tonight's dark window."""
-        tel = self.session.get(Telescope, int(telescope_id)) if telescope_id.isdigit() else None
+        tel = self.session.get(Telescope, small_id(telescope_id)) if small_id(telescope_id) is not None else None
         if tel is None:
-            raise not_found(f"telescope {telescope_id}")
+            raise not_found(f"telescope {shown(telescope_id)}")
         # astropy's first computation in a process is slow: keep the server answering others meanwhile.
         eph = await tornado.ioloop.IOLoop.current().run_in_executor(
             None, ephemeris.compute_telescope_ephemeris, ephemeris.telescope_summary(tel)

@@ -7,6 +7,7 @@ its name); API addresses are left to the API's own JSON 404.
 from __future__ import annotations
 
 from ...errors import ApiError
+from ...validate import log_uri
 from .common import PageHandler
 
 
@@ -14,7 +15,7 @@ class NotFoundPage(PageHandler):
     # Raised from the methods rather than from prepare(): a streaming handler that fails in prepare() leaves its
     # request unread, and Tornado then drops the kept-alive connection under the client's feet.
     def get(self, *args) -> None:
-        raise ApiError(404, f"There is no page at {self.request.path}.")
+        raise ApiError(404, f"There is no page at {log_uri(self.request.path, 200)}.")
 
     head = post = put = patch = delete = get
 
