@@ -128,14 +128,14 @@ def test_light_curve_draws_every_point(driver, server, api, member, instrument_i
           colours: [...new Set(gd._fullData.filter(t => t.x.length).map(t => t.marker.color))].length,
           reversed: gd._fullLayout.yaxis.range[0] > gd._fullLayout.yaxis.range[1],
           xtitle: gd._fullLayout.xaxis.title.text,
-          dateAxis: gd._fullLayout.xaxis2.type,
+          dateAxis: gd._fullLayout.xaxis2.ticktext.length > 0 && gd._fullLayout.xaxis2.overlaying === 'x',
         };
         """
     )
     assert info["limits"] == 8
     assert info["names"] == ["ztfg", "ztfr"] and info["colours"] == 2
     assert info["reversed"] is True  # brighter is up
-    assert info["xtitle"] == "MJD" and info["dateAxis"] == "date"
+    assert info["xtitle"] == "MJD" and info["dateAxis"] is True
 
     # Hovering a point shows its MJD and calendar date.
     driver.execute_script(
@@ -153,10 +153,12 @@ def test_light_curve_draws_every_point(driver, server, api, member, instrument_i
         """
         const done = arguments[arguments.length - 1];
         const gd = document.getElementById('lightcurve');
-        Plotly.relayout(gd, {'xaxis.range': [60002, 60004]}).then(() => setTimeout(() => done(gd.layout.xaxis2.range), 200));
+        Plotly.relayout(gd, {'xaxis.range': [60002, 60004]}).then(() => setTimeout(() => done(gd.layout.xaxis2), 200));
         """
     )
-    assert dates[0].startswith("2023-02-27") and dates[1].startswith("2023-03-01")
+    assert dates["range"] == [60002, 60004]
+    assert dates["tickvals"][0] == 60002 and dates["ticktext"][0].startswith("Feb 27")
+    assert dates["tickvals"][-1] == 60004 and dates["ticktext"][-1].startswith("Mar 1")
 
     # The photometry table lists every point.
     rows = driver.execute_script("return document.querySelectorAll('#photometry-table table.photometry tbody tr').length")
@@ -504,3 +506,136 @@ def test_every_page_loads_without_script_errors(driver, server, api, make_user, 
         assert not driver.find_elements("css selector", "main .alert.error"), path
         problems = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert problems == [], (path, problems)
+
+
+# -- light curve: the date axis, filter systems, stored points that cannot be drawn ------------------------------------
+def _axis_ticks(driver) -> dict:
+    """The drawn ticks of the light curve's two x axes: [pixel, label] pairs read from the SVG."""
+    return driver.execute_script(
+        """
+        const gd = document.getElementById('lightcurve');
+        const read = (cls) => [...gd.querySelectorAll('.' + cls + ' text')].map((t) => {
+          const m = /translate\\(([-0-9.e]+)/.exec(t.getAttribute('transform') || '');
+          return [m ? parseFloat(m[1]) : null, t.getAttribute('data-unformatted') || t.textContent];
+        });
+        return {mjd: read('xtick'), date: read('x2tick')};
+        """
+    )
+
+
+MONTH_NAMES = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def _pixel_to_mjd(mjd_ticks):
+    """The linear map from a pixel to the MJD it shows, from the MJD axis's own ticks."""
+    (p0, v0), (p1, v1) = [(p, float(v.replace("\u2212", "-"))) for p, v in (mjd_ticks[0], mjd_ticks[-1])]
+    return lambda p: v0 + (p - p0) * (v1 - v0) / (p1 - p0)
+
+
+def test_light_curve_date_axis_agrees_with_astropy(driver, server, api, member, instrument_id):
+    """Every date label above the plot sits over the MJD that astropy converts to that date (midnight UTC)."""
+    from datetime import datetime
+
+    from astropy.time import Time
+
+    name, token = member
+    obj_id = unique()
+    private_source(api, token, obj_id, 150.5, 2.5)
+    body = {
+        "obj_id": obj_id, "instrument_id": instrument_id, "filter": "ztfg", "magsys": "ab",
+        "mjd": [60495.3 + 0.75 * i for i in range(14)], "mag": [18.0 + 0.1 * i for i in range(14)], "magerr": 0.05,
+        "group_ids": [own_group(api, token)],
+    }
+    status, answer = api.post("/api/photometry", token, json=body)
+    assert status == 200, answer
+    login(driver, server, name)
+    for zoom in (None, [60497.5, 60499.5], [60000, 61000]):
+        open_page(driver, server, f"/source/{obj_id}")
+        wait_js(driver, "return document.getElementById('lightcurve').dataset.ready === 'true'")
+        if zoom:
+            driver.execute_async_script(
+                "const done = arguments[arguments.length - 1]; const gd = document.getElementById('lightcurve');"
+                f"Plotly.relayout(gd, {{'xaxis.range': {zoom}}}).then(() => setTimeout(done, 300));"
+            )
+        ticks = _axis_ticks(driver)
+        assert len(ticks["mjd"]) >= 2 and len(ticks["date"]) >= 2, ticks
+        to_mjd = _pixel_to_mjd(ticks["mjd"])
+        per_pixel = abs(to_mjd(1) - to_mjd(0))
+        checked = 0
+        for pixel, label in ticks["date"]:
+            mjd = to_mjd(pixel)
+            shown = label.replace("<br>", " ")
+            # "Jul 7 2024", "Jul 7", "Jul 2024", "Jul", "2024", "Jul 7 06:00" or "06:00": the start of that day,
+            # month, year or hour must be, by astropy, the MJD under the label (within two pixels).
+            parts = re.fullmatch(r"(?:([A-Z][a-z]{2})(?: (\d{1,2}))? ?)?(\d{4})?(?: ?(\d\d):(\d\d))?", shown)
+            assert parts and shown, label
+            month, day, year, hour, minute = parts.groups()
+            tolerance = max(2 * per_pixel, 1e-4)
+            after = Time(mjd + tolerance, format="mjd", scale="utc").to_datetime()  # for what the label leaves out
+            named = datetime(
+                int(year) if year else after.year,
+                MONTH_NAMES.index(month) + 1 if month else (after.month if hour else 1),
+                int(day) if day else (after.day if hour else 1),
+                int(hour or 0), int(minute or 0),
+            )
+            assert abs(Time(named, scale="utc").mjd - mjd) <= tolerance, (label, mjd, named)
+            checked += 1
+        assert checked >= 2
+    # MJD 60498 is 2024-07-07: the 2-day zoom labels that day.
+    open_page(driver, server, f"/source/{obj_id}")
+    wait_js(driver, "return document.getElementById('lightcurve').dataset.ready === 'true'")
+    driver.execute_async_script(
+        "const done = arguments[arguments.length - 1]; const gd = document.getElementById('lightcurve');"
+        "Plotly.relayout(gd, {'xaxis.range': [60497.5, 60499.5]}).then(() => setTimeout(done, 300));"
+    )
+    ticks = _axis_ticks(driver)
+    to_mjd = _pixel_to_mjd(ticks["mjd"])
+    near = [label for pixel, label in ticks["date"] if abs(to_mjd(pixel) - 60498) < 0.01]
+    assert near and "Jul 7" in near[0], ticks
+
+
+def test_light_curve_tells_systems_apart_and_survives_a_bad_date(driver, server, api, admin_token, db, member):
+    """ztfg and sdssg look different; a stored point at MJD 1e30 is named under the plot, the rest is drawn."""
+    from sqlalchemy import text
+
+    name, token = member
+    cam = instrument(api, admin_token, filters=("ztfg", "sdssg"))
+    obj_id = unique()
+    private_source(api, token, obj_id, 153.0, 4.5)
+    n = 16
+    body = {
+        "obj_id": obj_id, "instrument_id": cam, "magsys": "ab", "group_ids": [own_group(api, token)],
+        "filter": ["ztfg" if i % 2 else "sdssg" for i in range(n)], "mjd": [60100.0 + i for i in range(n)],
+        "mag": [18.0 + 0.1 * i if i < 12 else None for i in range(n)],
+        "magerr": [0.05 if i < 12 else None for i in range(n)], "limiting_mag": [21.0] * n,
+    }
+    status, answer = api.post("/api/photometry", token, json=body)
+    assert status == 200, answer
+    bad_id = answer["data"]["ids"][3]
+    # Whatever checks uploads, the plot must cope with what is already stored.
+    with db() as session:
+        session.execute(text("UPDATE photometry SET mjd = 1e30 WHERE id = :id"), {"id": bad_id})
+        session.commit()
+
+    login(driver, server, name)
+    driver.get_log("browser")
+    open_page(driver, server, f"/source/{obj_id}")
+    wait_js(driver, "return document.getElementById('lightcurve').dataset.ready === 'true'")
+    lc = driver.find_element("id", "lightcurve")
+    assert lc.get_attribute("data-points") == str(n - 1)
+    assert driver.execute_script("return document.querySelectorAll('#lightcurve .scatterlayer .points path.point').length") == n - 1
+    note = driver.find_element("id", "lightcurve-skipped").text
+    assert str(bad_id) in note and "1e+30" in note
+    assert [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+    # The point is still listed in the table, its date shown as impossible.
+    rows = driver.execute_script("return [...document.querySelectorAll('#photometry-table table.photometry tbody tr')].map(r => r.textContent)")
+    assert len(rows) == n and any("no such date" in r for r in rows)
+
+    traces = driver.execute_script(
+        "return document.getElementById('lightcurve')._fullData.filter(t => t.x.length)"
+        ".map(t => [t.name, t.marker.color, t.marker.symbol]);"
+    )
+    looks = {name_: (color, symbol) for name_, color, symbol in traces}
+    assert looks["ztfg"][0] != looks["sdssg"][0] and looks["ztfg"][1] != looks["sdssg"][1], looks
+    # The two systems' upper limits differ in colour too.
+    assert looks["ztfg limit"][0] != looks["sdssg limit"][0], looks

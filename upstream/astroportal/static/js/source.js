@@ -99,9 +99,15 @@ Portal.ready(() => {
       lcDiv.dataset.ready = "true";
     } else {
       await warming;
-      await PortalPlots.lightCurve(lcDiv, points);
+      const plotted = await PortalPlots.lightCurve(lcDiv, points);
       const drawn = performance.now();
+      if (!plotted) {
+        if (lcDiv.dataset.warmed === "true") Plotly.purge(lcDiv);
+        lcDiv.classList.remove("plot");
+        clear(lcDiv).appendChild(el("div", { class: "empty", id: "no-photometry" }, "None of these points can be drawn (see the table below)."));
+      }
       lcStatus.textContent = `${lcDiv.dataset.points} points`;
+      showSkipped(points);
       lcDiv.dataset.fetchMs = (fetched - started).toFixed(0);
       lcDiv.dataset.plotMs = (drawn - fetched).toFixed(0);
       // Milliseconds since navigation began: what a person waits for the plot (read by the page benchmark).
@@ -109,6 +115,21 @@ Portal.ready(() => {
       lcDiv.dataset.ready = "true";
     }
     renderPhotTable(points);
+  }
+
+  /** Name the stored points whose dates no plot can show (they stay in the table), so that none goes unnoticed. */
+  function showSkipped(points) {
+    const old = document.getElementById("lightcurve-skipped");
+    if (old) old.remove();
+    const bad = points.filter((p) => !PortalPlots.plottable(p.mjd));
+    if (!bad.length) return;
+    const [lo, hi] = PortalPlots.PLOTTABLE_MJD;
+    const shown = bad.slice(0, 5).map((p) => `${p.id} (MJD ${p.mjd})`).join(", ") + (bad.length > 5 ? `, and ${bad.length - 5} more` : "");
+    lcDiv.after(
+      el("p", { class: "alert warning small", id: "lightcurve-skipped" },
+        `${bad.length} point${bad.length === 1 ? " is" : "s are"} not drawn: ${bad.length === 1 ? "its date is" : "their dates are"} outside MJD ${lo}–${hi}: ` +
+        `${shown}. Correct or delete ${bad.length === 1 ? "it" : "them"} (PATCH or DELETE /api/photometry/ID).`)
+    );
   }
 
   function renderPhotTable(points) {
