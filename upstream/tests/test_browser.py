@@ -164,6 +164,20 @@ def test_light_curve_draws_every_point(driver, server, api, member, instrument_i
     rows = driver.execute_script("return document.querySelectorAll('#photometry-table table.photometry tbody tr').length")
     assert rows == 32
 
+    # Fetched in pages of 7 (as a light curve longer than one page of 50,000 is), the same 32 points are drawn.
+    driver.execute_script("localStorage.setItem('portal.lightCurvePage', '7');")
+    try:
+        open_page(driver, server, f"/source/{obj_id}")
+        wait_js(driver, "return document.getElementById('lightcurve').dataset.ready === 'true'")
+        assert driver.find_element("id", "lightcurve").get_attribute("data-points") == "32"
+        assert driver.find_element("id", "photometry-count").text == "(32 points)"
+        asked = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('/photometry?'))"
+        )
+        assert sorted(int(re.search(r"pageNumber=(\d+)", a).group(1)) for a in asked) == [1, 2, 3, 4, 5]
+    finally:
+        driver.execute_script("localStorage.removeItem('portal.lightCurvePage');")
+
 
 # -- comments --------------------------------------------------------------------------------------------------------
 def test_comment_add_and_delete_shows_markup_as_text(driver, server, api, member):

@@ -72,15 +72,38 @@ Portal.ready(() => {
   const lcStatus = document.getElementById("lightcurve-status");
   const photBox = document.getElementById("photometry-table");
 
+  // The light curve comes in pages (the portal answers at most 50,000 points at a time): the first one was
+  // asked for by source-prefetch.js while the page loaded, the others follow, two at a time, of the same size.
+  async function fetchLightCurve() {
+    let size = 50000;
+    const pagePath = (n) => `${objPath}/photometry?format=mag&pageNumber=${n}&numPerPage=${size}`;
+    const early = window.portalPrefetch && window.portalPrefetch.photometry;
+    const first = early ? await Portal.envelope(pagePath(1), early) : await api("GET", pagePath(1));
+    size = first.numPerPage;
+    const pages = Math.ceil((first.totalMatches || 0) / size);
+    const rest = new Array(Math.max(pages - 1, 0));
+    let next = 2;
+    let got = first.photometry.length;
+    async function worker() {
+      while (next <= pages) {
+        const n = next++;
+        const page = await api("GET", pagePath(n));
+        rest[n - 2] = page.photometry;
+        got += page.photometry.length;
+        lcStatus.textContent = `loading… ${got} of ${first.totalMatches} points`;
+      }
+    }
+    await Promise.all([worker(), worker()]);
+    return first.photometry.concat(...rest);
+  }
+
   async function loadPhotometry() {
     const started = performance.now();
     // For a big light curve, WebGL gets ready while the points are on their way.
     const warming = PortalPlots.prepareLightCurve(lcDiv, page.photometryCount || 0).catch(() => false);
     let points;
     try {
-      const path = objPath + "/photometry?format=mag";
-      const early = window.portalPrefetch && window.portalPrefetch.photometry;
-      points = early ? await Portal.envelope(path, early) : await api("GET", path);
+      points = await fetchLightCurve();
     } catch (err) {
       await warming;
       if (lcDiv.dataset.warmed === "true") Plotly.purge(lcDiv);
