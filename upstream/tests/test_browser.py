@@ -231,7 +231,15 @@ def test_group_name_and_alias_are_text_and_save_unsave_work(driver, server, api,
     status, body = api.get(f"/api/sources/{obj_id}", token)
     assert gid in [g["id"] for g in body["data"]["groups"]]
 
-    # Unsave it again.
+    # Unsave asks first: declined, the source stays saved; accepted, it leaves the group.
+    driver.execute_script("window.__asked = []; window.confirm = (m) => { window.__asked.push(m); return false; };")
+    driver.find_element("css selector", f'#groups-list tr[data-group-id="{gid}"] .unsave').click()
+    asked = wait_js(driver, "return window.__asked.length && window.__asked[0]")
+    assert group_name in asked and obj_id in asked
+    status, body = api.get(f"/api/sources/{obj_id}", token)
+    assert gid in [g["id"] for g in body["data"]["groups"]]
+    assert driver.find_elements("css selector", f'#groups-list tr[data-group-id="{gid}"]')
+    driver.execute_script("window.confirm = () => true;")
     driver.find_element("css selector", f'#groups-list tr[data-group-id="{gid}"] .unsave').click()
     wait_js(driver, f"return !document.querySelector('#groups-list tr[data-group-id=\"{gid}\"]')")
     status, body = api.get(f"/api/sources/{obj_id}", token)
@@ -653,3 +661,93 @@ def test_light_curve_tells_systems_apart_and_survives_a_bad_date(driver, server,
     assert looks["ztfg"][0] != looks["sdssg"][0] and looks["ztfg"][1] != looks["sdssg"][1], looks
     # The two systems' upper limits differ in colour too.
     assert looks["ztfg limit"][0] != looks["sdssg limit"][0], looks
+
+
+# -- who sees which actions; long group names -------------------------------------------------------------------------
+def _candidate_in_group(api, admin_token, group_id: int) -> str:
+    """A new object that passed a filter of `group_id` (a candidate its members scan)."""
+    from datetime import datetime, timezone
+
+    tag = uuid.uuid4().hex[:6]
+    status, body = api.post("/api/streams", admin_token, json={"name": f"stream-{tag}"})
+    assert status == 200, body
+    stream_id = body["data"]["id"]
+    assert api.post(f"/api/groups/{group_id}/streams", admin_token, json={"stream_id": stream_id})[0] == 200
+    status, body = api.post("/api/filters", admin_token, json={"name": f"f-{tag}", "stream_id": stream_id, "group_id": group_id})
+    assert status == 200, body
+    obj_id = unique()
+    now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
+    status, body = api.post("/api/candidates", admin_token, json={
+        "id": obj_id, "ra": 12.0, "dec": 21.0, "filter_ids": [body["data"]["id"]], "passed_at": now, "passing_alert_id": 7})
+    assert status == 200, body
+    return obj_id
+
+
+def _long_group(api, admin_token, *member_ids: int) -> tuple[int, str]:
+    name = "collaboration-" + uuid.uuid4().hex * 3 + "-followup"  # 100 characters without a space
+    status, body = api.post("/api/groups", admin_token, json={"name": name})
+    assert status == 200, body
+    gid = body["data"]["id"]
+    for uid in member_ids:
+        status, body = api.post(f"/api/groups/{gid}/users", admin_token, json={"userID": uid, "admin": False})
+        assert status == 200, body
+    return gid, name
+
+
+def test_view_only_users_see_no_save_unsave_or_reject(driver, server, api, admin_token, make_user):
+    name = f"browser-viewer-{uuid.uuid4().hex[:8]}"
+    uid, _ = make_user("View only", username=name)
+    gid, _ = _long_group(api, admin_token, uid)
+    saved = unique()
+    status, body = api.post("/api/sources", admin_token, json={"id": saved, "ra": 30.0, "dec": 10.0, "group_ids": [gid]})
+    assert status == 200, body
+    candidate = _candidate_in_group(api, admin_token, gid)
+
+    login(driver, server, name)
+    driver.get_log("browser")
+    open_page(driver, server, f"/source/{saved}")
+    wait_js(driver, f"return !!document.querySelector('#groups-list tr[data-group-id=\"{gid}\"]')")
+    assert not driver.find_elements("css selector", "#groups-list .unsave, #save-form, #save-button")
+    assert "Upload data" in driver.find_element("id", "save-needs-permission").text
+
+    open_page(driver, server, "/candidates")
+    wait_js(driver, f"return !!document.querySelector('#candidates-list tr[data-obj-id=\"{candidate}\"]')")
+    assert not driver.find_elements("css selector", "#candidates-list .save-candidate, #candidates-list .reject-candidate, #candidates-list select")
+    assert [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def _on_screen(driver, selector: str) -> bool:
+    """Whether the element is inside the window horizontally (not pushed off to the right)."""
+    return driver.execute_script(
+        "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
+        "return r.width > 0 && r.left >= 0 && r.right <= document.documentElement.clientWidth;",
+        selector,
+    )
+
+
+def test_long_group_names_keep_the_actions_on_screen(driver, server, api, admin_token, make_user):
+    name = f"browser-longnames-{uuid.uuid4().hex[:8]}"
+    uid, token = make_user("Full user", username=name)
+    saved_to, saved_name = _long_group(api, admin_token, uid)
+    _long_group(api, admin_token, uid)  # offered in the "Save to group" menu
+    obj_id = unique()
+    status, body = api.post("/api/sources", token, json={"id": obj_id, "ra": 31.0, "dec": 11.0, "group_ids": [saved_to]})
+    assert status == 200, body
+    candidate = _candidate_in_group(api, admin_token, saved_to)
+
+    login(driver, server, name)
+    driver.set_window_size(1100, 900)
+    try:
+        open_page(driver, server, f"/source/{obj_id}")
+        row = f'#groups-list tr[data-group-id="{saved_to}"]'
+        wait_js(driver, f"return !!document.querySelector('{row} .unsave') && !document.getElementById('save-button').disabled")
+        assert driver.find_element("css selector", f"{row} .group-name").text == saved_name
+        assert _on_screen(driver, f"{row} .unsave") and _on_screen(driver, "#save-button") and _on_screen(driver, "#save-group")
+        assert driver.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+
+        open_page(driver, server, "/candidates")
+        crow = f'#candidates-list tr[data-obj-id="{candidate}"]'
+        wait_js(driver, f"return !!document.querySelector('{crow} .reject-candidate')")
+        assert _on_screen(driver, f"{crow} .reject-candidate") and _on_screen(driver, f"{crow} .save-candidate")
+    finally:
+        driver.set_window_size(1400, 1000)

@@ -514,8 +514,23 @@ def _points_rows_sql(fmt: str, where: str, restricted: bool) -> str:
     ORDER BY p.mjd, p.id"""
 
 
-def _count_sql(where: str, restricted: bool) -> str:
-    return f"SELECT count(*) FROM photometry AS q WHERE {where.format(p='q')}{_READABLE.format(p='q') if restricted else ''}"
+def _count_sql(where: str, restricted: bool, most: int | None = None) -> str:
+    """How many readable points match `where` (counting no further than `most`, when given)."""
+    found = f"SELECT 1 FROM photometry AS q WHERE {where.format(p='q')}{_READABLE.format(p='q') if restricted else ''}"
+    return f"SELECT count(*) FROM ({found} LIMIT {int(most)}) AS found" if most is not None else f"SELECT count(*) FROM ({found}) AS found"
+
+
+def _too_many(session: Session, user: User, where: str, params: dict, most: int) -> bool:
+    """Whether more than `most` points match: an index scan that stops there, before any point is built."""
+    group_ids = accessible_group_ids(session, user)
+    if group_ids is not None:
+        params = {**params, "group_ids": sorted(group_ids)}
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(_count_sql(where, group_ids is not None, most + 1), params)
+        return cursor.fetchone()[0] > most
+    finally:
+        cursor.close()
 
 
 def _points(
@@ -600,13 +615,12 @@ def light_curve(
     get_visible_obj(session, user, obj_id)
     params = {"obj_id": obj_id}
     if page_number is None and num_per_page is None:
-        points, _ = _points(session, user, fmt, _BY_OBJ, params, limit=MAX_PAGE_POINTS + 1)
-        if len(points) > MAX_PAGE_POINTS:
+        if _too_many(session, user, _BY_OBJ, params, MAX_PAGE_POINTS):
             raise ApiError(
                 400, f"{obj_id} has more than {MAX_PAGE_POINTS} points: read them in pages with `pageNumber` (from 1) "
                 f"and `numPerPage` (at most {MAX_PAGE_POINTS}); the answer's `totalMatches` says how many there are"
             )
-        return points
+        return _points(session, user, fmt, _BY_OBJ, params)[0]
     page_number = _positive(1 if page_number is None else page_number, "pageNumber")
     num_per_page = _positive(DEFAULT_PAGE_POINTS if num_per_page is None else num_per_page, "numPerPage", MAX_PAGE_POINTS)
     points, total = _points(

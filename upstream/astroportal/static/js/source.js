@@ -10,6 +10,11 @@ Portal.ready(() => {
   // -- groups -------------------------------------------------------------------------------------------
   const groupsBox = document.getElementById("groups-list");
   const saveSelect = document.getElementById("save-group");
+  // Saving and unsaving need "Upload data": without it (view-only users) the page offers neither.
+  const canSave = user.has("Upload data");
+  if (!canSave) {
+    document.getElementById("save-form").replaceWith(el("p", { class: "muted small", id: "save-needs-permission" }, "Saving to a group needs the permission “Upload data”."));
+  }
   let myGroups = null;
 
   async function loadGroups() {
@@ -32,17 +37,19 @@ Portal.ready(() => {
           [
             { label: "Group", cell: (g) => el("a", { href: "/group/" + g.id, class: "group-name" }, g.name) },
             { label: "Saved", cell: (g) => fmtTime(g.saved_at) + (g.saved_by ? " by " + g.saved_by : "") },
-            {
+            canSave && {
               label: "",
+              class: "actions",
               cell: (g) =>
                 el("button", { class: "danger small unsave", "data-group-id": g.id, onclick: action(() => unsave(g)) }, "Unsave"),
             },
-          ],
+          ].filter(Boolean),
           saved,
           { class: "groups", rowAttrs: (g) => ({ "data-group-id": g.id }) }
         )
       );
     }
+    if (!canSave) return;
     clear(saveSelect);
     const options = (myGroups || []).filter((g) => !savedIds.has(g.id));
     if (!options.length) saveSelect.appendChild(el("option", { value: "" }, "— no other group —"));
@@ -51,12 +58,13 @@ Portal.ready(() => {
   }
 
   async function unsave(group) {
+    if (!window.confirm(`Remove ${objId} from the group “${group.name}”? Its members will no longer see it saved there.`)) return;
     await api("POST", "/api/source_groups", { objId, unsaveGroupIds: [group.id] });
     flash(`Removed from ${group.name}`, "success");
     await loadGroups();
   }
 
-  document.getElementById("save-form").addEventListener(
+  if (canSave) document.getElementById("save-form").addEventListener(
     "submit",
     action(async () => {
       const gid = Number(saveSelect.value);
