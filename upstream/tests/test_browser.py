@@ -164,7 +164,7 @@ def test_light_curve_draws_every_point(driver, server, api, member, instrument_i
     rows = driver.execute_script("return document.querySelectorAll('#photometry-table table.photometry tbody tr').length")
     assert rows == 32
 
-    # Fetched in pages of 7 (as a light curve longer than one page of 50,000 is), the same 32 points are drawn.
+    # Fetched in pages of 7 (as a light curve longer than one page of 20,000 is), the same 32 points are drawn.
     driver.execute_script("localStorage.setItem('portal.lightCurvePage', '7');")
     try:
         open_page(driver, server, f"/source/{obj_id}")

@@ -474,8 +474,9 @@ _POINT_KEYS = {
 
 #: Points in one page of GET /api/sources/ID/photometry when numPerPage is not given.
 DEFAULT_PAGE_POINTS = 10_000
-#: The most points one answer holds (a page, or the whole list when no page is asked for): about 15 MB of JSON.
-MAX_PAGE_POINTS = 50_000
+#: The most points one answer holds (a page, or the whole list when no page is asked for): about 6 MB of JSON,
+#: and what a worker holds in memory while it builds that answer.
+MAX_PAGE_POINTS = 20_000
 
 # The readable points are found first (one index scan on the object, each point's group links looked up in the
 # primary key of photometry_groups: a semi-join) and only then, for the points of the page, their group lists
@@ -549,7 +550,10 @@ def _points(
     cursor = session.connection().connection.dbapi_connection.cursor()
     try:
         cursor.execute(_points_rows_sql(fmt, where, restricted), params)
-        rows = cursor.fetchall()
+        # In chunks: converting a long answer to Python holds the GIL, and shorter holds let the IOLoop in between.
+        rows: list[tuple] = []
+        while chunk := cursor.fetchmany(5000):
+            rows += chunk
         total = None
         if count:
             if offset == 0 and (limit is None or len(rows) < limit):

@@ -10,6 +10,7 @@ import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
+from sqlalchemy.orm import Session
 from tornado.ioloop import IOLoop
 
 T = TypeVar("T")
@@ -27,9 +28,14 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
-async def offload(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def offload(fn: Callable[..., T], *args: Any, release: Session | None = None, **kwargs: Any) -> T:
     """Run `fn(*args, **kwargs)` in the pool and return its result (or raise its exception) on the IOLoop.
 
     Whatever `fn` uses (the request's database session, say) must not be used by the IOLoop meanwhile.
+    `release`: a session whose transaction (so far only reads, such as the credentials check) is ended first,
+    so that its connection goes back to the pool while the work waits for a thread; otherwise a queue of heavy
+    requests holds every connection and the IOLoop itself blocks waiting for one (the portal stalls).
     """
+    if release is not None:
+        release.commit()
     return await IOLoop.current().run_in_executor(_executor(), functools.partial(fn, *args, **kwargs))

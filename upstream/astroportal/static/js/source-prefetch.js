@@ -7,11 +7,11 @@
   if (!objId || !window.fetch) return;
   // The first page of the light curve (source.js fetches any further ones, of the same size). The page size may
   // be made smaller for this browser (localStorage "portal.lightCurvePage"), to try paging on a short curve.
-  let PAGE = 50000;
+  let PAGE = 20000;
   try {
     PAGE = Number(window.localStorage && localStorage.getItem("portal.lightCurvePage")) || PAGE;
   } catch (err) {
-    PAGE = 50000;
+    PAGE = 20000;
   }
   const pending = fetch("/api/sources/" + encodeURIComponent(objId) + "/photometry?format=mag&pageNumber=1&numPerPage=" + PAGE, {
     credentials: "same-origin",

@@ -80,10 +80,10 @@ Portal.ready(() => {
   const lcStatus = document.getElementById("lightcurve-status");
   const photBox = document.getElementById("photometry-table");
 
-  // The light curve comes in pages (the portal answers at most 50,000 points at a time): the first one was
+  // The light curve comes in pages (the portal answers at most 20,000 points at a time): the first one was
   // asked for by source-prefetch.js while the page loaded, the others follow, two at a time, of the same size.
   async function fetchLightCurve() {
-    let size = 50000;
+    let size = 20000;
     const pagePath = (n) => `${objPath}/photometry?format=mag&pageNumber=${n}&numPerPage=${size}`;
     const early = window.portalPrefetch && window.portalPrefetch.photometry;
     const first = early ? await Portal.envelope(pagePath(1), early) : await api("GET", pagePath(1));
