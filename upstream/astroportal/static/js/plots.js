@@ -115,7 +115,7 @@ const PortalPlots = (() => {
   // MJD (Plotly's own date axis, laid over the MJD axis, put its ticks seconds before midnight and so labelled
   // them with the day before).
   const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-  const SUBDAY_STEPS = [1, 2, 3, 6, 12].map((h) => h / 24);
+  const SUBDAY_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720].map((minutes) => minutes / 1440);
   const DAY_STEPS = [1, 2, 7, 14];
   const MONTH_STEPS = [1, 2, 3, 6];
   const DATE_LIMITS = [-678575, 2973483]; // 0001-01-01 .. 9999-12-31: the dates a label can be written for

@@ -130,12 +130,21 @@ Portal.ready(() => {
       lcDiv.dataset.ready = "true";
     } else {
       await warming;
-      const plotted = await PortalPlots.lightCurve(lcDiv, points);
+      let plotted = null;
+      let why = "None of these points can be drawn (see the table below).";
+      try {
+        plotted = await PortalPlots.lightCurve(lcDiv, points);
+      } catch (err) {
+        // Whatever went wrong in drawing, the table below still lists every point.
+        console.error("light curve:", err);
+        why = `The light curve could not be drawn (${err.message}); the table below lists the points.`;
+        lcDiv.dataset.points = "0";
+      }
       const drawn = performance.now();
       if (!plotted) {
         if (lcDiv.dataset.warmed === "true") Plotly.purge(lcDiv);
         lcDiv.classList.remove("plot");
-        clear(lcDiv).appendChild(el("div", { class: "empty", id: "no-photometry" }, "None of these points can be drawn (see the table below)."));
+        clear(lcDiv).appendChild(el("div", { class: "empty", id: "no-photometry" }, why));
       }
       lcStatus.textContent = `${lcDiv.dataset.points} points`;
       showSkipped(points);
