@@ -72,7 +72,9 @@ class _Columns:
         self.lists = set(lengths)
         self.n = next(iter(lengths.values())) if lengths else 1
         if self.n > MAX_BATCH_POINTS:
-            raise ApiError(400, f"a batch holds at most {MAX_BATCH_POINTS} points, this one has {self.n}: send it in parts")
+            raise ApiError(
+                400, f"a batch holds at most {MAX_BATCH_POINTS} points, this one has {self.n}: send it in parts"
+            )
 
     def label(self, field: str, i: int) -> str:
         return f"`{field}`[{i}]" if field in self.lists else f"`{field}`"
@@ -518,7 +520,8 @@ def _points_rows_sql(fmt: str, where: str, restricted: bool) -> str:
 def _count_sql(where: str, restricted: bool, most: int | None = None) -> str:
     """How many readable points match `where` (counting no further than `most`, when given)."""
     found = f"SELECT 1 FROM photometry AS q WHERE {where.format(p='q')}{_READABLE.format(p='q') if restricted else ''}"
-    return f"SELECT count(*) FROM ({found} LIMIT {int(most)}) AS found" if most is not None else f"SELECT count(*) FROM ({found}) AS found"
+    limit = f" LIMIT {int(most)}" if most is not None else ""
+    return f"SELECT count(*) FROM ({found}{limit}) AS found"
 
 
 def _too_many(session: Session, user: User, where: str, params: dict, most: int) -> bool:

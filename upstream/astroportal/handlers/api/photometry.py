@@ -72,7 +72,8 @@ class PhotometryHandler(APIHandler):
           403:
             description: The user lacks "Upload data" or is not a member of a target group.
         """
-        self.success(await offload(phot.add_photometry, self.session, self.current_user, self.get_json(), release=self.session))
+        data = self.get_json()
+        self.success(await offload(phot.add_photometry, self.session, self.current_user, data, release=self.session))
 
     @permissions(["Upload data"])
     async def put(self) -> None:
@@ -98,7 +99,8 @@ class PhotometryHandler(APIHandler):
           403:
             description: The user lacks "Upload data" or is not a member of a target group.
         """
-        self.success(await offload(phot.upsert_photometry, self.session, self.current_user, self.get_json(), release=self.session))
+        data = self.get_json()
+        self.success(await offload(phot.upsert_photometry, self.session, self.current_user, data, release=self.session))
 
 
 def _point_id(raw: str) -> int:
@@ -238,7 +240,8 @@ class SourcePhotometryHandler(APIHandler):
         phot.check_format(fmt, self.query("magsys", None))
         page_number = self.query("pageNumber", None, int)
         num_per_page = self.query("numPerPage", None, int)
-        gzip_ok = bool(self.settings.get("compress_response")) and "gzip" in self.request.headers.get("Accept-Encoding", "")
+        accepts = self.request.headers.get("Accept-Encoding", "")
+        gzip_ok = bool(self.settings.get("compress_response")) and "gzip" in accepts
         # The query and the serialising of a long light curve run in the offload pool: the IOLoop stays free.
         body, compressed = await offload(
             _light_curve_body, self.session, self.current_user, obj_id, fmt, page_number, num_per_page, gzip_ok,
