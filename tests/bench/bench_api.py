@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import io
+import multiprocessing
 import random
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -93,26 +93,35 @@ def bulk_photometry(url: str, objects: int, per_object: int, instrument_id: int,
     conn.close()
 
 
+def _probe(base: str, done, out) -> None:
+    """The prober's own process: GET /api/sysinfo every 100 ms until `done`, then send the latencies (ms)."""
+    http = requests.Session()
+    latencies = []
+    while not done.is_set():
+        t = time.perf_counter()
+        http.get(base + "/api/sysinfo", timeout=120).raise_for_status()
+        latencies.append((time.perf_counter() - t) * 1000)
+        time.sleep(0.1)
+    out.send(latencies)
+
+
 def probe_sysinfo(base: str, work) -> list[float]:
-    """Run `work()` while GET /api/sysinfo is asked every 100 ms; the probes' latencies in ms."""
-    latencies: list[float] = []
-    done = threading.Event()
+    """Run `work()` while GET /api/sysinfo is asked every 100 ms; the probes' latencies in ms.
 
-    def probe() -> None:
-        http = requests.Session()
-        while not done.is_set():
-            t = time.perf_counter()
-            http.get(base + "/api/sysinfo", timeout=120).raise_for_status()
-            latencies.append((time.perf_counter() - t) * 1000)
-            time.sleep(0.1)
-
-    thread = threading.Thread(target=probe)
-    thread.start()
+    The prober is a process of its own: in a thread of this one, it would also wait for this process's readers
+    (parsing megabytes of JSON holds the GIL) and report their pauses as the portal's.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    done = ctx.Event()
+    receive, send = ctx.Pipe(duplex=False)
+    prober = ctx.Process(target=_probe, args=(base, done, send))
+    prober.start()
     try:
         work()
     finally:
         done.set()
-        thread.join()
+        latencies = receive.recv()
+        prober.join()
     return latencies
 
 
