@@ -66,6 +66,13 @@ def bob(make_user, db):
     return {"id": uid, "token": token, "group": own_group(db, uid)}
 
 
+def group_name(db, group_id: int) -> str:
+    from astroportal.models import Group
+
+    with db() as s:
+        return s.get(Group, group_id).name
+
+
 def make_obj(db, *group_ids: int) -> str:
     """A new object saved to `group_ids` (visible to their members)."""
     from astroportal.models import Obj, Source
@@ -341,7 +348,7 @@ def test_points_are_visible_through_their_groups_only(api, db, instruments, alic
     status, body = api.post(
         "/api/photometry", bob["token"], json=mag_point(obj_id, instruments["ztf"], mjd=1.0, group_ids=[alice["group"]])
     )
-    assert status == 403 and str(alice["group"]) in body["message"]
+    assert status == 403 and f"“{group_name(db, alice['group'])}”" in body["message"], body
     private = make_obj(db, alice["group"])
     status, body = api.post("/api/photometry", bob["token"], json=mag_point(private, instruments["ztf"]))
     assert status == 400 and "obj_id" in body["message"] and private in body["message"]
@@ -536,17 +543,29 @@ def test_a_fresh_object_reads_back_at_once_whatever_the_planner_statistics(api, 
         s.execute(text("ANALYZE photometry")); s.execute(text("ANALYZE photometry_groups"))
         s.commit()
 
+    from astroportal.domain import photometry as phot
+    from astroportal.domain.access import accessible_group_ids
+
     obj_id = make_obj(db, sitewide)
     n = 12700
-    status, body = api.put("/api/photometry", alice["token"], json=_many_points([obj_id], instruments["ztf"], n, [alice["group"], sitewide]))
+    groups = [alice["group"], sitewide]
+    status, body = api.put("/api/photometry", alice["token"], json=_many_points([obj_id], instruments["ztf"], n, groups))
     assert status == 200, body
     started = time.monotonic()
-    status, body = api.get(f"/api/sources/{obj_id}/photometry?numPerPage={n}", alice["token"])
+    status, body = api.get(f"/api/sources/{obj_id}/photometry", alice["token"])
     took = time.monotonic() - started
     assert status == 200, body
-    points = body["data"]["photometry"] if isinstance(body["data"], dict) else body["data"]
-    assert len(points) == n and {tuple(sorted(g["id"] for g in p["groups"])) for p in points} == {tuple(sorted([alice["group"], sitewide]))}
-    assert took < 5, f"reading 12,700 fresh points took {took:.1f} s"
+    assert len(body["data"]) == n and {tuple(sorted(g["id"] for g in p["groups"])) for p in body["data"]} == {tuple(sorted(groups))}
+    # The plan the statistics of the moment give: no join that compares every point with every other.
+    with db() as s:
+        mine = sorted(accessible_group_ids(s, _user(s, alice["id"])))
+        cursor = s.connection().connection.dbapi_connection.cursor()
+        cursor.execute("EXPLAIN (ANALYZE, TIMING off) " + phot._points_rows_sql("mag", phot._BY_OBJ, True),
+                       {"obj_id": obj_id, "group_ids": mine, "limit": None, "offset": 0})
+        plan = "\n".join(r[0] for r in cursor.fetchall())
+    assert all(int(r) <= n for r in re.findall(r"Rows Removed by Join Filter: (\d+)", plan)), plan
+    # A sanity bound only (the quadratic plan took 40 s; this takes about a second on an idle machine).
+    assert took < 20, f"reading 12,700 fresh points took {took:.1f} s"
 
 
 def _user(session, user_id):
@@ -575,7 +594,7 @@ def test_the_light_curve_query_stays_linear_whatever_join_the_planner_picks(api,
         page = phot.light_curve(s, user, obj_id, "mag", 1, 20000)
         took = time.monotonic() - started
         assert page["totalMatches"] == n and len(page["photometry"]) == n
-        assert took < 5, f"{took:.1f} s"
+        assert took < 20, f"{took:.1f} s"  # a sanity bound: the old query ran into the 20 s statement timeout
         sql = phot._points_rows_sql("mag", phot._BY_OBJ, True)
         cursor = s.connection().connection.dbapi_connection.cursor()
         cursor.execute("EXPLAIN (ANALYZE, TIMING off) " + sql,
