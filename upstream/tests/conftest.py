@@ -91,6 +91,7 @@ class Server:
                     return
             except requests.ConnectionError:
                 time.sleep(0.1)
+        self.stop()  # a portal that did not come up is not left running
         raise RuntimeError("portal did not answer within 30 s")
 
     def stop(self) -> None:

@@ -128,14 +128,14 @@ def test_light_curve_draws_every_point(driver, server, api, member, instrument_i
           colours: [...new Set(gd._fullData.filter(t => t.x.length).map(t => t.marker.color))].length,
           reversed: gd._fullLayout.yaxis.range[0] > gd._fullLayout.yaxis.range[1],
           xtitle: gd._fullLayout.xaxis.title.text,
-          dateAxis: gd._fullLayout.xaxis2.type,
+          dateAxis: gd._fullLayout.xaxis2.ticktext.length > 0 && gd._fullLayout.xaxis2.overlaying === 'x',
         };
         """
     )
     assert info["limits"] == 8
     assert info["names"] == ["ztfg", "ztfr"] and info["colours"] == 2
     assert info["reversed"] is True  # brighter is up
-    assert info["xtitle"] == "MJD" and info["dateAxis"] == "date"
+    assert info["xtitle"] == "MJD" and info["dateAxis"] is True
 
     # Hovering a point shows its MJD and calendar date.
     driver.execute_script(
@@ -153,14 +153,30 @@ def test_light_curve_draws_every_point(driver, server, api, member, instrument_i
         """
         const done = arguments[arguments.length - 1];
         const gd = document.getElementById('lightcurve');
-        Plotly.relayout(gd, {'xaxis.range': [60002, 60004]}).then(() => setTimeout(() => done(gd.layout.xaxis2.range), 200));
+        Plotly.relayout(gd, {'xaxis.range': [60002, 60004]}).then(() => setTimeout(() => done(gd.layout.xaxis2), 200));
         """
     )
-    assert dates[0].startswith("2023-02-27") and dates[1].startswith("2023-03-01")
+    assert dates["range"] == [60002, 60004]
+    assert dates["tickvals"][0] == 60002 and dates["ticktext"][0].startswith("Feb 27")
+    assert dates["tickvals"][-1] == 60004 and dates["ticktext"][-1].startswith("Mar 1")
 
     # The photometry table lists every point.
     rows = driver.execute_script("return document.querySelectorAll('#photometry-table table.photometry tbody tr').length")
     assert rows == 32
+
+    # Fetched in pages of 7 (as a light curve longer than one page of 20,000 is), the same 32 points are drawn.
+    driver.execute_script("localStorage.setItem('portal.lightCurvePage', '7');")
+    try:
+        open_page(driver, server, f"/source/{obj_id}")
+        wait_js(driver, "return document.getElementById('lightcurve').dataset.ready === 'true'")
+        assert driver.find_element("id", "lightcurve").get_attribute("data-points") == "32"
+        assert driver.find_element("id", "photometry-count").text == "(32 points)"
+        asked = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('/photometry?'))"
+        )
+        assert sorted(int(re.search(r"pageNumber=(\d+)", a).group(1)) for a in asked) == [1, 2, 3, 4, 5]
+    finally:
+        driver.execute_script("localStorage.removeItem('portal.lightCurvePage');")
 
 
 # -- comments --------------------------------------------------------------------------------------------------------
@@ -215,7 +231,15 @@ def test_group_name_and_alias_are_text_and_save_unsave_work(driver, server, api,
     status, body = api.get(f"/api/sources/{obj_id}", token)
     assert gid in [g["id"] for g in body["data"]["groups"]]
 
-    # Unsave it again.
+    # Unsave asks first: declined, the source stays saved; accepted, it leaves the group.
+    driver.execute_script("window.__asked = []; window.confirm = (m) => { window.__asked.push(m); return false; };")
+    driver.find_element("css selector", f'#groups-list tr[data-group-id="{gid}"] .unsave').click()
+    asked = wait_js(driver, "return window.__asked.length && window.__asked[0]")
+    assert group_name in asked and obj_id in asked
+    status, body = api.get(f"/api/sources/{obj_id}", token)
+    assert gid in [g["id"] for g in body["data"]["groups"]]
+    assert driver.find_elements("css selector", f'#groups-list tr[data-group-id="{gid}"]')
+    driver.execute_script("window.confirm = () => true;")
     driver.find_element("css selector", f'#groups-list tr[data-group-id="{gid}"] .unsave').click()
     wait_js(driver, f"return !document.querySelector('#groups-list tr[data-group-id=\"{gid}\"]')")
     status, body = api.get(f"/api/sources/{obj_id}", token)
@@ -521,3 +545,226 @@ def test_logout_button_ends_the_session_for_every_copy_of_the_cookie(driver, ser
     wait_js(driver, "return location.pathname === '/login' && !document.body.dataset.userId")
     assert driver.get_cookie("session") is None
     assert profile().status_code == 401
+
+
+# -- light curve: the date axis, filter systems, stored points that cannot be drawn ------------------------------------
+def _axis_ticks(driver) -> dict:
+    """The drawn ticks of the light curve's two x axes: [pixel, label] pairs read from the SVG."""
+    return driver.execute_script(
+        """
+        const gd = document.getElementById('lightcurve');
+        const read = (cls) => [...gd.querySelectorAll('.' + cls + ' text')].map((t) => {
+          const m = /translate\\(([-0-9.e]+)/.exec(t.getAttribute('transform') || '');
+          return [m ? parseFloat(m[1]) : null, t.getAttribute('data-unformatted') || t.textContent];
+        });
+        return {mjd: read('xtick'), date: read('x2tick')};
+        """
+    )
+
+
+MONTH_NAMES = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def _pixel_to_mjd(mjd_ticks):
+    """The linear map from a pixel to the MJD it shows, from the MJD axis's own ticks."""
+    (p0, v0), (p1, v1) = [(p, float(v.replace("\u2212", "-"))) for p, v in (mjd_ticks[0], mjd_ticks[-1])]
+    return lambda p: v0 + (p - p0) * (v1 - v0) / (p1 - p0)
+
+
+def test_light_curve_date_axis_agrees_with_astropy(driver, server, api, member, instrument_id):
+    """Every date label above the plot sits over the MJD that astropy converts to that date (midnight UTC)."""
+    from datetime import datetime
+
+    from astropy.time import Time
+
+    name, token = member
+    obj_id = unique()
+    private_source(api, token, obj_id, 150.5, 2.5)
+    body = {
+        "obj_id": obj_id, "instrument_id": instrument_id, "filter": "ztfg", "magsys": "ab",
+        "mjd": [60495.3 + 0.75 * i for i in range(14)], "mag": [18.0 + 0.1 * i for i in range(14)], "magerr": 0.05,
+        "group_ids": [own_group(api, token)],
+    }
+    status, answer = api.post("/api/photometry", token, json=body)
+    assert status == 200, answer
+    login(driver, server, name)
+    for zoom in (None, [60497.5, 60499.5], [60000, 61000]):
+        open_page(driver, server, f"/source/{obj_id}")
+        wait_js(driver, "return document.getElementById('lightcurve').dataset.ready === 'true'")
+        if zoom:
+            driver.execute_async_script(
+                "const done = arguments[arguments.length - 1]; const gd = document.getElementById('lightcurve');"
+                f"Plotly.relayout(gd, {{'xaxis.range': {zoom}}}).then(() => setTimeout(done, 300));"
+            )
+        ticks = _axis_ticks(driver)
+        assert len(ticks["mjd"]) >= 2 and len(ticks["date"]) >= 2, ticks
+        to_mjd = _pixel_to_mjd(ticks["mjd"])
+        per_pixel = abs(to_mjd(1) - to_mjd(0))
+        checked = 0
+        for pixel, label in ticks["date"]:
+            mjd = to_mjd(pixel)
+            shown = label.replace("<br>", " ")
+            # "Jul 7 2024", "Jul 7", "Jul 2024", "Jul", "2024", "Jul 7 06:00" or "06:00": the start of that day,
+            # month, year or hour must be, by astropy, the MJD under the label (within two pixels).
+            parts = re.fullmatch(r"(?:([A-Z][a-z]{2})(?: (\d{1,2}))? ?)?(\d{4})?(?: ?(\d\d):(\d\d))?", shown)
+            assert parts and shown, label
+            month, day, year, hour, minute = parts.groups()
+            tolerance = max(2 * per_pixel, 1e-4)
+            after = Time(mjd + tolerance, format="mjd", scale="utc").to_datetime()  # for what the label leaves out
+            named = datetime(
+                int(year) if year else after.year,
+                MONTH_NAMES.index(month) + 1 if month else (after.month if hour else 1),
+                int(day) if day else (after.day if hour else 1),
+                int(hour or 0), int(minute or 0),
+            )
+            assert abs(Time(named, scale="utc").mjd - mjd) <= tolerance, (label, mjd, named)
+            checked += 1
+        assert checked >= 2
+    # MJD 60498 is 2024-07-07: the 2-day zoom labels that day.
+    open_page(driver, server, f"/source/{obj_id}")
+    wait_js(driver, "return document.getElementById('lightcurve').dataset.ready === 'true'")
+    driver.execute_async_script(
+        "const done = arguments[arguments.length - 1]; const gd = document.getElementById('lightcurve');"
+        "Plotly.relayout(gd, {'xaxis.range': [60497.5, 60499.5]}).then(() => setTimeout(done, 300));"
+    )
+    ticks = _axis_ticks(driver)
+    to_mjd = _pixel_to_mjd(ticks["mjd"])
+    near = [label for pixel, label in ticks["date"] if abs(to_mjd(pixel) - 60498) < 0.01]
+    assert near and "Jul 7" in near[0], ticks
+
+
+def test_light_curve_tells_systems_apart_and_survives_a_bad_date(driver, server, api, admin_token, db, member):
+    """ztfg and sdssg look different; a stored point at MJD 1e30 is named under the plot, the rest is drawn."""
+    from sqlalchemy import text
+
+    name, token = member
+    cam = instrument(api, admin_token, filters=("ztfg", "sdssg"))
+    obj_id = unique()
+    private_source(api, token, obj_id, 153.0, 4.5)
+    n = 16
+    body = {
+        "obj_id": obj_id, "instrument_id": cam, "magsys": "ab", "group_ids": [own_group(api, token)],
+        "filter": ["ztfg" if i % 2 else "sdssg" for i in range(n)], "mjd": [60100.0 + i for i in range(n)],
+        "mag": [18.0 + 0.1 * i if i < 12 else None for i in range(n)],
+        "magerr": [0.05 if i < 12 else None for i in range(n)], "limiting_mag": [21.0] * n,
+    }
+    status, answer = api.post("/api/photometry", token, json=body)
+    assert status == 200, answer
+    bad_id = answer["data"]["ids"][3]
+    # Whatever checks uploads, the plot must cope with what is already stored.
+    with db() as session:
+        session.execute(text("UPDATE photometry SET mjd = 1e30 WHERE id = :id"), {"id": bad_id})
+        session.commit()
+
+    login(driver, server, name)
+    driver.get_log("browser")
+    open_page(driver, server, f"/source/{obj_id}")
+    wait_js(driver, "return document.getElementById('lightcurve').dataset.ready === 'true'")
+    lc = driver.find_element("id", "lightcurve")
+    assert lc.get_attribute("data-points") == str(n - 1)
+    assert driver.execute_script("return document.querySelectorAll('#lightcurve .scatterlayer .points path.point').length") == n - 1
+    note = driver.find_element("id", "lightcurve-skipped").text
+    assert str(bad_id) in note and "1e+30" in note
+    assert [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+    # The point is still listed in the table, its date shown as impossible.
+    rows = driver.execute_script("return [...document.querySelectorAll('#photometry-table table.photometry tbody tr')].map(r => r.textContent)")
+    assert len(rows) == n and any("no such date" in r for r in rows)
+
+    traces = driver.execute_script(
+        "return document.getElementById('lightcurve')._fullData.filter(t => t.x.length)"
+        ".map(t => [t.name, t.marker.color, t.marker.symbol]);"
+    )
+    looks = {name_: (color, symbol) for name_, color, symbol in traces}
+    assert looks["ztfg"][0] != looks["sdssg"][0] and looks["ztfg"][1] != looks["sdssg"][1], looks
+    # The two systems' upper limits differ in colour too.
+    assert looks["ztfg limit"][0] != looks["sdssg limit"][0], looks
+
+
+# -- who sees which actions; long group names -------------------------------------------------------------------------
+def _candidate_in_group(api, admin_token, group_id: int) -> str:
+    """A new object that passed a filter of `group_id` (a candidate its members scan)."""
+    from datetime import datetime, timezone
+
+    tag = uuid.uuid4().hex[:6]
+    status, body = api.post("/api/streams", admin_token, json={"name": f"stream-{tag}"})
+    assert status == 200, body
+    stream_id = body["data"]["id"]
+    assert api.post(f"/api/groups/{group_id}/streams", admin_token, json={"stream_id": stream_id})[0] == 200
+    status, body = api.post("/api/filters", admin_token, json={"name": f"f-{tag}", "stream_id": stream_id, "group_id": group_id})
+    assert status == 200, body
+    obj_id = unique()
+    now = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
+    status, body = api.post("/api/candidates", admin_token, json={
+        "id": obj_id, "ra": 12.0, "dec": 21.0, "filter_ids": [body["data"]["id"]], "passed_at": now, "passing_alert_id": 7})
+    assert status == 200, body
+    return obj_id
+
+
+def _long_group(api, admin_token, *member_ids: int) -> tuple[int, str]:
+    name = "collaboration-" + uuid.uuid4().hex * 3 + "-followup"  # 100 characters without a space
+    status, body = api.post("/api/groups", admin_token, json={"name": name})
+    assert status == 200, body
+    gid = body["data"]["id"]
+    for uid in member_ids:
+        status, body = api.post(f"/api/groups/{gid}/users", admin_token, json={"userID": uid, "admin": False})
+        assert status == 200, body
+    return gid, name
+
+
+def test_view_only_users_see_no_save_unsave_or_reject(driver, server, api, admin_token, make_user):
+    name = f"browser-viewer-{uuid.uuid4().hex[:8]}"
+    uid, _ = make_user("View only", username=name)
+    gid, _ = _long_group(api, admin_token, uid)
+    saved = unique()
+    status, body = api.post("/api/sources", admin_token, json={"id": saved, "ra": 30.0, "dec": 10.0, "group_ids": [gid]})
+    assert status == 200, body
+    candidate = _candidate_in_group(api, admin_token, gid)
+
+    login(driver, server, name)
+    driver.get_log("browser")
+    open_page(driver, server, f"/source/{saved}")
+    wait_js(driver, f"return !!document.querySelector('#groups-list tr[data-group-id=\"{gid}\"]')")
+    assert not driver.find_elements("css selector", "#groups-list .unsave, #save-form, #save-button")
+    assert "Upload data" in driver.find_element("id", "save-needs-permission").text
+
+    open_page(driver, server, "/candidates")
+    wait_js(driver, f"return !!document.querySelector('#candidates-list tr[data-obj-id=\"{candidate}\"]')")
+    assert not driver.find_elements("css selector", "#candidates-list .save-candidate, #candidates-list .reject-candidate, #candidates-list select")
+    assert [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def _on_screen(driver, selector: str) -> bool:
+    """Whether the element is inside the window horizontally (not pushed off to the right)."""
+    return driver.execute_script(
+        "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
+        "return r.width > 0 && r.left >= 0 && r.right <= document.documentElement.clientWidth;",
+        selector,
+    )
+
+
+def test_long_group_names_keep_the_actions_on_screen(driver, server, api, admin_token, make_user):
+    name = f"browser-longnames-{uuid.uuid4().hex[:8]}"
+    uid, token = make_user("Full user", username=name)
+    saved_to, saved_name = _long_group(api, admin_token, uid)
+    _long_group(api, admin_token, uid)  # offered in the "Save to group" menu
+    obj_id = unique()
+    status, body = api.post("/api/sources", token, json={"id": obj_id, "ra": 31.0, "dec": 11.0, "group_ids": [saved_to]})
+    assert status == 200, body
+    candidate = _candidate_in_group(api, admin_token, saved_to)
+
+    login(driver, server, name)
+    driver.set_window_size(1100, 900)
+    try:
+        open_page(driver, server, f"/source/{obj_id}")
+        row = f'#groups-list tr[data-group-id="{saved_to}"]'
+        wait_js(driver, f"return !!document.querySelector('{row} .unsave') && !document.getElementById('save-button').disabled")
+        assert driver.find_element("css selector", f"{row} .group-name").text == saved_name
+        assert _on_screen(driver, f"{row} .unsave") and _on_screen(driver, "#save-button") and _on_screen(driver, "#save-group")
+        assert driver.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+
+        open_page(driver, server, "/candidates")
+        crow = f'#candidates-list tr[data-obj-id="{candidate}"]'
+        wait_js(driver, f"return !!document.querySelector('{crow} .reject-candidate')")
+        assert _on_screen(driver, f"{crow} .reject-candidate") and _on_screen(driver, f"{crow} .save-candidate")
+    finally:
+        driver.set_window_size(1400, 1000)

@@ -28,6 +28,13 @@ def new_group(db, *user_ids: int, can_save: bool = True) -> int:
         return g.id
 
 
+def group_name(db, group_id: int) -> str:
+    from astroportal.models import Group
+
+    with db() as s:
+        return s.get(Group, group_id).name
+
+
 def add_member(db, group_id: int, user_id: int) -> None:
     from astroportal.models import GroupUser
 
@@ -218,7 +225,9 @@ def test_post_to_group_of_others_is_403_and_writes_nothing(api, db, team):
 
     obj_id = unique()
     status, body = post_source(api, team["alice"]["token"], id=obj_id, ra=1.0, dec=1.0, group_ids=[team["B"]])
-    assert status == 403 and str(team["B"]) in body["message"]
+    # The refusal names the group as people know it, not by a list of ids.
+    assert status == 403 and f"not a member of the group “{group_name(db, team['B'])}”" in body["message"], body
+    assert f"[{team['B']}]" not in body["message"]
     assert count_rows(db, Obj, id=obj_id) == 0
 
 
@@ -229,7 +238,7 @@ def test_post_to_group_without_save_right_is_403(api, db, team, make_user):
     g = new_group(db, uid, can_save=False)
     obj_id = unique()
     status, body = post_source(api, token, id=obj_id, ra=1.0, dec=1.0, group_ids=[g])
-    assert status == 403 and "may not save" in body["message"]
+    assert status == 403 and f"may not save sources to the group “{group_name(db, g)}”" in body["message"], body
     assert count_rows(db, Obj, id=obj_id) == 0
 
 

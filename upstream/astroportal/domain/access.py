@@ -67,7 +67,7 @@ def target_group_ids(
     wanted = set(group_ids)
     # One query: which groups exist, and the user's membership (and right to save) in each.
     rows = session.execute(
-        select(Group.id, GroupUser.id, GroupUser.can_save)
+        select(Group.id, GroupUser.id, GroupUser.can_save, Group.name)
         .outerjoin(GroupUser, (GroupUser.group_id == Group.id) & (GroupUser.user_id == user.id))
         .where(Group.id.in_(wanted))
     ).all()
@@ -75,14 +75,22 @@ def target_group_ids(
     if wanted - existing:
         raise ApiError(400, f"unknown group id(s): {sorted(wanted - existing)}")
     if not user.is_system_admin:
-        outside = {gid for gid, membership, _ in rows if membership is None}
+        outside = sorted((name, gid) for gid, membership, _, name in rows if membership is None)
         if outside:
-            raise forbidden(f"you are not a member of group(s) {sorted(outside)}")
+            raise forbidden(f"you are not a member of {_group_names(outside)}; ask one of its admins to add you")
         if need_save:
-            cannot = {gid for gid, _, can_save in rows if not can_save}
+            cannot = sorted((name, gid) for gid, _, can_save, name in rows if not can_save)
             if cannot:
-                raise forbidden(f"you may not save sources to group(s) {sorted(cannot)}")
+                raise forbidden(
+                    f"you may not save sources to {_group_names(cannot)}; ask one of its admins for the right to save"
+                )
     return sorted(wanted)
+
+
+def _group_names(groups: list[tuple[str, int]]) -> str:
+    """How a refusal names groups: by their (unique) names, as people know them, not by ids."""
+    named = ", ".join(f"“{name}”" for name, _ in groups)
+    return ("the group " if len(groups) == 1 else "the groups ") + named
 
 
 def obj_visible_clause(user: User, group_ids: set[int] | None):

@@ -6,8 +6,9 @@ PHOT_DETECTION_THRESHOLD (a limiting magnitude is a 5-sigma limit).
 
 Writes are bulk by design: a batch is checked entirely in Python with set look-ups (one query for the
 instruments and objects it names, one for the target groups), then written by one statement that inserts
-(or upserts) the points and links them to their groups; no ORM object is built per point. Reads are one
-query in which PostgreSQL writes the points' JSON itself.
+(or upserts) the points and links them to their groups; no ORM object is built per point. A batch holds at
+most MAX_BATCH_POINTS points. Reads are one query whose plan does not depend on the planner's statistics,
+and come in pages of at most MAX_PAGE_POINTS points.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from sqlalchemy.orm import Session
 from ..bandpasses import KNOWN_FILTERS, check_filters
 from ..errors import ApiError, forbidden, not_found
 from ..events import Event, record
-from ..jsonutil import dumps
 from ..models import (
     PHOT_DETECTION_THRESHOLD,
     PHOT_ZP,
@@ -52,6 +52,8 @@ ALLOWED_FIELDS = frozenset(COMMON_FIELDS + MAG_FIELDS + FLUX_FIELDS + BATCH_FIEL
 KEY_COLUMNS = ("obj_id", "instrument_id", "filter", "mjd", "origin")
 FORMATS = ("mag", "flux")
 MAX_SHOWN = 5  # offending values quoted in one error message
+#: The most points one upload holds: a batch is checked and written in one transaction, which must stay short.
+MAX_BATCH_POINTS = 20_000
 
 # Physical ranges (documented in the OpenAPI document's PhotometryUpload). Outside them a value is a unit or
 # typing mistake (a JD for an MJD, a flux for a magnitude), and 10**(-0.4 * mag) overflows for extreme ones.
@@ -79,6 +81,10 @@ class _Columns:
         self.data = data
         self.lists = set(lengths)
         self.n = next(iter(lengths.values())) if lengths else 1
+        if self.n > MAX_BATCH_POINTS:
+            raise ApiError(
+                400, f"a batch holds at most {MAX_BATCH_POINTS} points, this one has {self.n}: send it in parts"
+            )
 
     def label(self, field: str, i: int) -> str:
         return f"`{field}`[{i}]" if field in self.lists else f"`{field}`"
@@ -503,9 +509,8 @@ def check_format(fmt: str, magsys: str | None = None) -> None:
         raise ApiError(400, f"`magsys` {shown(magsys)} is not supported; only \"ab\" is")
 
 
-# A light curve of ten thousand points must answer in well under 150 ms: one query returns plain tuples (the
-# group links aggregated once per point by a grouped join, not a subquery per point), the magnitudes are
-# computed by PostgreSQL, and orjson writes the JSON. Keys come out in SkyPortal's order.
+# A light curve of ten thousand points must answer in well under 150 ms: one query returns plain tuples, the
+# magnitudes are computed by PostgreSQL, and orjson writes the JSON. Keys come out in SkyPortal's order.
 _MEASUREMENT_SQL = {
     "mag": f"""
         CASE WHEN p.flux > 0 THEN -2.5 * log(p.flux) + {PHOT_ZP} END,
@@ -523,40 +528,96 @@ _POINT_KEYS = {
     for fmt, keys in _MEASUREMENT_KEYS.items()
 }
 
+#: Points in one page of GET /api/sources/ID/photometry when numPerPage is not given.
+DEFAULT_PAGE_POINTS = 10_000
+#: The most points one answer holds (a page, or the whole list when no page is asked for): about 6 MB of JSON,
+#: and what a worker holds in memory while it builds that answer.
+MAX_PAGE_POINTS = 20_000
+
+# The readable points are found first (one index scan on the object, each point's group links looked up in the
+# primary key of photometry_groups: a semi-join) and only then, for the points of the page, their group lists
+# and instrument names, one index look-up per point. No join is left for the planner to choose but the semi-join:
+# right after thousands of points were written to a new object, its statistics said "one row" and it chose a
+# nested loop of every point against every aggregated point (12,700 x 12,700 rows, 40 s).
+_READABLE = """
+      AND EXISTS (SELECT 1 FROM photometry_groups AS pg
+                  WHERE pg.photometry_id = {p}.id AND pg.group_id = ANY(%(group_ids)s))"""
+
 
 def _points_rows_sql(fmt: str, where: str, restricted: bool) -> str:
-    """SQL for the points matching `where` (a condition written on `{p}`, the photometry alias), as tuples in
-    _POINT_KEYS order. `groups` comes as a text key ("1,4") of the point's group ids, resolved once per distinct
-    key; the time comes as ISO text, which is cheaper than parsing it into a datetime and writing it back."""
+    """SQL for the points matching `where` (a condition written on `{p}`, the photometry alias) that the user may
+    read, in mjd order, `%(limit)s` of them after `%(offset)s`, as tuples in _POINT_KEYS order. `groups` comes
+    as a text key ("1,4") of the point's group ids, resolved once per distinct key; the time comes as ISO text,
+    which is cheaper than parsing it into a datetime and writing it back."""
     mine = " AND pg.group_id = ANY(%(group_ids)s)" if restricted else ""
     return f"""
+    WITH page AS MATERIALIZED (
+        SELECT q.id, q.obj_id, q.mjd, q.filter, q.flux, q.fluxerr, q.instrument_id, q.origin, q.alert_id, q.ra,
+               q.dec, q.owner_id, q.created_at
+        FROM photometry AS q
+        WHERE {where.format(p="q")}{_READABLE.format(p="q") if restricted else ""}
+        ORDER BY q.mjd, q.id
+        LIMIT %(limit)s OFFSET %(offset)s
+    )
     SELECT p.id, p.obj_id, p.mjd, p.filter,{_MEASUREMENT_SQL[fmt]}
-        'ab', p.instrument_id, i.name, p.origin, p.alert_id, p.ra, p.dec, p.owner_id, links.gids,
-        to_char(p.created_at, 'YYYY-MM-DD"T"HH24:MI:SS.US')
-    FROM photometry AS p
-    JOIN instruments AS i ON i.id = p.instrument_id
-    {"JOIN" if restricted else "LEFT JOIN"} (
-        SELECT pg.photometry_id, array_to_string(array_agg(pg.group_id ORDER BY pg.group_id), ',') AS gids
-        FROM photometry_groups AS pg JOIN photometry AS p2 ON p2.id = pg.photometry_id
-        WHERE {where.format(p="p2")}{mine}
-        GROUP BY pg.photometry_id
-    ) AS links ON links.photometry_id = p.id
-    WHERE {where.format(p="p")}
+        'ab', p.instrument_id, (SELECT i.name FROM instruments AS i WHERE i.id = p.instrument_id), p.origin,
+        p.alert_id, p.ra, p.dec, p.owner_id, links.gids, to_char(p.created_at, 'YYYY-MM-DD"T"HH24:MI:SS.US')
+    FROM page AS p
+    CROSS JOIN LATERAL (
+        SELECT string_agg(CAST(pg.group_id AS text), ',' ORDER BY pg.group_id) AS gids
+        FROM photometry_groups AS pg
+        WHERE pg.photometry_id = p.id{mine}
+    ) AS links
     ORDER BY p.mjd, p.id"""
 
 
-def _points(session: Session, user: User, fmt: str, where: str, params: dict) -> list[dict]:
-    """The points matching `where` that `user` may see; each point's groups are limited to the user's own
-    (system admins: all). `where` uses psycopg2 parameters (%(name)s) and `{p}` for the table alias."""
+def _count_sql(where: str, restricted: bool, most: int | None = None) -> str:
+    """How many readable points match `where` (counting no further than `most`, when given)."""
+    found = f"SELECT 1 FROM photometry AS q WHERE {where.format(p='q')}{_READABLE.format(p='q') if restricted else ''}"
+    limit = f" LIMIT {int(most)}" if most is not None else ""
+    return f"SELECT count(*) FROM ({found}{limit}) AS found"
+
+
+def _too_many(session: Session, user: User, where: str, params: dict, most: int) -> bool:
+    """Whether more than `most` points match: an index scan that stops there, before any point is built."""
+    group_ids = accessible_group_ids(session, user)
+    if group_ids is not None:
+        params = {**params, "group_ids": sorted(group_ids)}
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(_count_sql(where, group_ids is not None, most + 1), params)
+        return cursor.fetchone()[0] > most
+    finally:
+        cursor.close()
+
+
+def _points(
+    session: Session, user: User, fmt: str, where: str, params: dict, limit: int | None = None, offset: int = 0,
+    count: bool = False,
+) -> tuple[list[dict], int | None]:
+    """The points matching `where` that `user` may see (`limit` of them after `offset`, in mjd order), and when
+    `count` how many there are in all. Each point's groups are limited to the user's own (system admins: all).
+    `where` uses psycopg2 parameters (%(name)s) and `{p}` for the table alias. The one serialiser of points."""
     group_ids = accessible_group_ids(session, user)
     restricted = group_ids is not None
+    params = {**params, "limit": limit, "offset": offset}
     if restricted:
-        params = {**params, "group_ids": sorted(group_ids)}
+        params["group_ids"] = sorted(group_ids)
     # The raw DB-API cursor: SQLAlchemy's row objects cost more than the query itself for long light curves.
     cursor = session.connection().connection.dbapi_connection.cursor()
     try:
         cursor.execute(_points_rows_sql(fmt, where, restricted), params)
-        rows = cursor.fetchall()
+        # In chunks: converting a long answer to Python holds the GIL, and shorter holds let the IOLoop in between.
+        rows: list[tuple] = []
+        while chunk := cursor.fetchmany(5000):
+            rows += chunk
+        total = None
+        if count:
+            if offset == 0 and (limit is None or len(rows) < limit):
+                total = len(rows)
+            else:
+                cursor.execute(_count_sql(where, restricted), params)
+                total = cursor.fetchone()[0]
     finally:
         cursor.close()
     keys = _POINT_KEYS[fmt]
@@ -575,14 +636,10 @@ def _points(session: Session, user: User, fmt: str, where: str, params: dict) ->
         point = dict(zip(keys, row))
         point["groups"] = sets[point["groups"]]
         points.append(point)
-    return points
+    return points, total
 
 
-def photometry_json_for_obj(session: Session, user: User, obj_id: str, fmt: str = "mag") -> str:
-    """photometry_for_obj's answer as JSON text (what the API route sends, without a round trip through Python)."""
-    check_format(fmt)
-    get_visible_obj(session, user, obj_id)
-    return dumps(_points(session, user, fmt, "{p}.obj_id = %(obj_id)s", {"obj_id": obj_id}))
+_BY_OBJ = "{p}.obj_id = %(obj_id)s"
 
 
 def photometry_for_obj(session: Session, user: User, obj_id: str, fmt: str = "mag") -> list[dict]:
@@ -594,13 +651,49 @@ def photometry_for_obj(session: Session, user: User, obj_id: str, fmt: str = "ma
     """
     check_format(fmt)
     get_visible_obj(session, user, obj_id)
-    return _points(session, user, fmt, "{p}.obj_id = %(obj_id)s", {"obj_id": obj_id})
+    return _points(session, user, fmt, _BY_OBJ, {"obj_id": obj_id})[0]
+
+
+def _positive(value: Any, name: str, most: int | None = None) -> int:
+    if type(value) is not int or value < 1 or (most is not None and value > most):
+        limit = f" and at most {most}" if most is not None else ""
+        raise ApiError(400, f"`{name}` must be an integer of at least 1{limit}, got {value!r}")
+    return value
+
+
+def light_curve(
+    session: Session, user: User, obj_id: str, fmt: str = "mag",
+    page_number: int | None = None, num_per_page: int | None = None,
+) -> list[dict] | dict:
+    """GET /api/sources/ID/photometry: the points of `obj_id` that `user` may see, in mjd order.
+
+    Without paging arguments: the list of points (SkyPortal's answer), if there are at most MAX_PAGE_POINTS;
+    a longer light curve is refused with a 400 that says how to page. With `page_number` and/or
+    `num_per_page` (default DEFAULT_PAGE_POINTS, at most MAX_PAGE_POINTS): {"photometry": [...],
+    "totalMatches": N, "pageNumber": P, "numPerPage": K}, as SkyPortal's paged lists answer.
+    """
+    check_format(fmt)
+    get_visible_obj(session, user, obj_id)
+    params = {"obj_id": obj_id}
+    if page_number is None and num_per_page is None:
+        if _too_many(session, user, _BY_OBJ, params, MAX_PAGE_POINTS):
+            raise ApiError(
+                400, f"{obj_id} has more than {MAX_PAGE_POINTS} points: read them in pages with `pageNumber` (from 1) "
+                f"and `numPerPage` (at most {MAX_PAGE_POINTS}); the answer's `totalMatches` says how many there are"
+            )
+        return _points(session, user, fmt, _BY_OBJ, params)[0]
+    page_number = _positive(1 if page_number is None else page_number, "pageNumber")
+    num_per_page = _positive(DEFAULT_PAGE_POINTS if num_per_page is None else num_per_page, "numPerPage", MAX_PAGE_POINTS)
+    points, total = _points(
+        session, user, fmt, _BY_OBJ, params, limit=num_per_page, offset=(page_number - 1) * num_per_page, count=True
+    )
+    return {"photometry": points, "totalMatches": total, "pageNumber": page_number, "numPerPage": num_per_page}
 
 
 def get_photometry(session: Session, user: User, point_id: int, fmt: str = "mag") -> dict:
     """One point, if `user` may see it (404 otherwise)."""
     check_format(fmt)
-    found = _points(session, user, fmt, "{p}.id = %(point_id)s", {"point_id": point_id})
+    found, _ = _points(session, user, fmt, "{p}.id = %(point_id)s", {"point_id": point_id})
     if not found:
         raise not_found(f"photometry point {point_id}")
     return found[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Float, ForeignKey, String, Table, UniqueConstraint, func
+from sqlalchemy import BigInteger, Column, DateTime, Float, ForeignKey, Index, String, Table, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -29,9 +29,13 @@ class Photometry(Base):
 
     __tablename__ = "photometry"
     # One exposure of one object by one instrument in one filter from one origin: the same point twice is a duplicate.
-    __table_args__ = (UniqueConstraint("obj_id", "instrument_id", "filter", "mjd", "origin", name="uq_photometry_point"),)
+    # A light curve is read in date order, a page at a time (0004).
+    __table_args__ = (
+        UniqueConstraint("obj_id", "instrument_id", "filter", "mjd", "origin", name="uq_photometry_point"),
+        Index("ix_photometry_obj_id_mjd", "obj_id", "mjd", "id"),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    obj_id: Mapped[str] = mapped_column(ForeignKey("objs.id", ondelete="CASCADE"), nullable=False, index=True)
+    obj_id: Mapped[str] = mapped_column(ForeignKey("objs.id", ondelete="CASCADE"), nullable=False)
     instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), nullable=False, index=True)
     filter: Mapped[str] = mapped_column(String(NAME_MAX), nullable=False)
     mjd: Mapped[float] = mapped_column(Float, nullable=False)

@@ -7,6 +7,8 @@ Portal.ready(() => {
   const box = document.getElementById("candidates-list");
   let myGroups = [];
   let rejections = new Map();
+  // Saving and rejecting need "Upload data": view-only users scan without those controls.
+  const canAct = Portal.user.has("Upload data");
 
   async function loadContext() {
     const [groups, listings] = await Promise.all([
@@ -123,9 +125,9 @@ Portal.ready(() => {
           { label: "RA, Dec", class: "num", cell: (c) => `${sexagesimal(c.ra, true)} ${sexagesimal(c.dec, false)}` },
           { label: "Last passed", cell: (c) => fmtTime(c.passed_at) },
           { label: "Saved to", cell: (c) => (c.saved_groups && c.saved_groups.length ? groupNames(c.saved_groups) : el("span", { class: "muted" }, "—")) },
-          { label: "Save", cell: saveControl },
-          { label: "", cell: rejectControl },
-        ].concat(extraColumns()),
+          canAct && { label: "Save", class: "actions", cell: saveControl },
+          canAct && { label: "", class: "actions", cell: rejectControl },
+        ].filter(Boolean).concat(extraColumns()),
         data.candidates,
         { class: "candidates", rowAttrs: (c) => ({ "data-obj-id": c.id, class: c.rejected ? "rejected" : null }) }
       )

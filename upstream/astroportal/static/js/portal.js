@@ -183,7 +183,11 @@ const Portal = (() => {
   }
   /** "2026-01-31 22:15:03" (UTC) for an MJD. */
   function mjdToIso(mjd) {
-    return mjdToDate(mjd).toISOString().slice(0, 19).replace("T", " ");
+    const d = mjdToDate(Number(mjd));
+    const ms = d.getTime();
+    // A stored value no calendar can show (1e30, say) is shown as such rather than stopping the page.
+    if (!Number.isFinite(ms) || d.getUTCFullYear() < 1 || d.getUTCFullYear() > 9999) return "(no such date)";
+    return d.toISOString().slice(0, 19).replace("T", " ");
   }
   /** A timestamp from the API (ISO, UTC when it has no zone) as "YYYY-MM-DD HH:MM UTC". */
   function fmtTime(value) {

@@ -10,6 +10,11 @@ Portal.ready(() => {
   // -- groups -------------------------------------------------------------------------------------------
   const groupsBox = document.getElementById("groups-list");
   const saveSelect = document.getElementById("save-group");
+  // Saving and unsaving need "Upload data": without it (view-only users) the page offers neither.
+  const canSave = user.has("Upload data");
+  if (!canSave) {
+    document.getElementById("save-form").replaceWith(el("p", { class: "muted small", id: "save-needs-permission" }, "Saving to a group needs the permission “Upload data”."));
+  }
   let myGroups = null;
 
   async function loadGroups() {
@@ -32,17 +37,19 @@ Portal.ready(() => {
           [
             { label: "Group", cell: (g) => el("a", { href: "/group/" + g.id, class: "group-name" }, g.name) },
             { label: "Saved", cell: (g) => fmtTime(g.saved_at) + (g.saved_by ? " by " + g.saved_by : "") },
-            {
+            canSave && {
               label: "",
+              class: "actions",
               cell: (g) =>
                 el("button", { class: "danger small unsave", "data-group-id": g.id, onclick: action(() => unsave(g)) }, "Unsave"),
             },
-          ],
+          ].filter(Boolean),
           saved,
           { class: "groups", rowAttrs: (g) => ({ "data-group-id": g.id }) }
         )
       );
     }
+    if (!canSave) return;
     clear(saveSelect);
     const options = (myGroups || []).filter((g) => !savedIds.has(g.id));
     if (!options.length) saveSelect.appendChild(el("option", { value: "" }, "— no other group —"));
@@ -51,12 +58,13 @@ Portal.ready(() => {
   }
 
   async function unsave(group) {
+    if (!window.confirm(`Remove ${objId} from the group “${group.name}”? Its members will no longer see it saved there.`)) return;
     await api("POST", "/api/source_groups", { objId, unsaveGroupIds: [group.id] });
     flash(`Removed from ${group.name}`, "success");
     await loadGroups();
   }
 
-  document.getElementById("save-form").addEventListener(
+  if (canSave) document.getElementById("save-form").addEventListener(
     "submit",
     action(async () => {
       const gid = Number(saveSelect.value);
@@ -72,15 +80,38 @@ Portal.ready(() => {
   const lcStatus = document.getElementById("lightcurve-status");
   const photBox = document.getElementById("photometry-table");
 
+  // The light curve comes in pages (the portal answers at most 20,000 points at a time): the first one was
+  // asked for by source-prefetch.js while the page loaded, the others follow, two at a time, of the same size.
+  async function fetchLightCurve() {
+    let size = 20000;
+    const pagePath = (n) => `${objPath}/photometry?format=mag&pageNumber=${n}&numPerPage=${size}`;
+    const early = window.portalPrefetch && window.portalPrefetch.photometry;
+    const first = early ? await Portal.envelope(pagePath(1), early) : await api("GET", pagePath(1));
+    size = first.numPerPage;
+    const pages = Math.ceil((first.totalMatches || 0) / size);
+    const rest = new Array(Math.max(pages - 1, 0));
+    let next = 2;
+    let got = first.photometry.length;
+    async function worker() {
+      while (next <= pages) {
+        const n = next++;
+        const page = await api("GET", pagePath(n));
+        rest[n - 2] = page.photometry;
+        got += page.photometry.length;
+        lcStatus.textContent = `loading… ${got} of ${first.totalMatches} points`;
+      }
+    }
+    await Promise.all([worker(), worker()]);
+    return first.photometry.concat(...rest);
+  }
+
   async function loadPhotometry() {
     const started = performance.now();
     // For a big light curve, WebGL gets ready while the points are on their way.
     const warming = PortalPlots.prepareLightCurve(lcDiv, page.photometryCount || 0).catch(() => false);
     let points;
     try {
-      const path = objPath + "/photometry?format=mag";
-      const early = window.portalPrefetch && window.portalPrefetch.photometry;
-      points = early ? await Portal.envelope(path, early) : await api("GET", path);
+      points = await fetchLightCurve();
     } catch (err) {
       await warming;
       if (lcDiv.dataset.warmed === "true") Plotly.purge(lcDiv);
@@ -99,9 +130,24 @@ Portal.ready(() => {
       lcDiv.dataset.ready = "true";
     } else {
       await warming;
-      await PortalPlots.lightCurve(lcDiv, points);
+      let plotted = null;
+      let why = "None of these points can be drawn (see the table below).";
+      try {
+        plotted = await PortalPlots.lightCurve(lcDiv, points);
+      } catch (err) {
+        // Whatever went wrong in drawing, the table below still lists every point.
+        console.error("light curve:", err);
+        why = `The light curve could not be drawn (${err.message}); the table below lists the points.`;
+        lcDiv.dataset.points = "0";
+      }
       const drawn = performance.now();
+      if (!plotted) {
+        if (lcDiv.dataset.warmed === "true") Plotly.purge(lcDiv);
+        lcDiv.classList.remove("plot");
+        clear(lcDiv).appendChild(el("div", { class: "empty", id: "no-photometry" }, why));
+      }
       lcStatus.textContent = `${lcDiv.dataset.points} points`;
+      showSkipped(points);
       lcDiv.dataset.fetchMs = (fetched - started).toFixed(0);
       lcDiv.dataset.plotMs = (drawn - fetched).toFixed(0);
       // Milliseconds since navigation began: what a person waits for the plot (read by the page benchmark).
@@ -109,6 +155,21 @@ Portal.ready(() => {
       lcDiv.dataset.ready = "true";
     }
     renderPhotTable(points);
+  }
+
+  /** Name the stored points whose dates no plot can show (they stay in the table), so that none goes unnoticed. */
+  function showSkipped(points) {
+    const old = document.getElementById("lightcurve-skipped");
+    if (old) old.remove();
+    const bad = points.filter((p) => !PortalPlots.plottable(p.mjd));
+    if (!bad.length) return;
+    const [lo, hi] = PortalPlots.PLOTTABLE_MJD;
+    const shown = bad.slice(0, 5).map((p) => `${p.id} (MJD ${p.mjd})`).join(", ") + (bad.length > 5 ? `, and ${bad.length - 5} more` : "");
+    lcDiv.after(
+      el("p", { class: "alert warning small", id: "lightcurve-skipped" },
+        `${bad.length} point${bad.length === 1 ? " is" : "s are"} not drawn: ${bad.length === 1 ? "its date is" : "their dates are"} outside MJD ${lo}–${hi}: ` +
+        `${shown}. Correct or delete ${bad.length === 1 ? "it" : "them"} (PATCH or DELETE /api/photometry/ID).`)
+    );
   }
 
   function renderPhotTable(points) {
