@@ -61,7 +61,8 @@ def _check_pixels(cfg: Config, width: int, height: int, what: str) -> None:
     if width * height > max_mpx * 1e6:
         raise ApiError(400, f"the {what} declares {width} x {height} pixels ({width * height / 1e6:.0f} "
                             f"megapixels), more than the limit of {max_mpx:g} megapixels "
-                            "(services.solve.max_megapixels); it is refused before being decoded")
+                            "(services.solve.max_megapixels), a decompression bomb or simply too large; it is refused before being "
+                            "decoded")
 
 
 def _preview_from_array(pixels: np.ndarray) -> bytes:
@@ -124,9 +125,9 @@ def check_image(cfg: Config, data: bytes, kind: str) -> CheckedInput:
             preview = _jpeg(img)
     except ApiError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ApiError(400, f"the {kind} image decodes to more pixels than allowed (a decompression bomb); "
-                            "it was not decoded") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ApiError(400, f"the {kind} image declares far more pixels than allowed, a decompression bomb ({exc}); "
+                            "it is refused before being decoded") from None
     except Exception as exc:
         raise ApiError(400, f"the {kind} image cannot be read ({exc.__class__.__name__}: {exc}); it may be "
                             "damaged: export it again and re-send it") from None
