@@ -13,7 +13,6 @@ import zlib
 
 import pytest
 import requests
-
 from solve_support import NovaClient, SolvePortal, synthetic_field
 
 MAX_MB = 3
@@ -82,7 +81,7 @@ class CountingServer(http.server.ThreadingHTTPServer):
 
 
 class CountingHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         self.server.requests_seen += 1
         self.send_response(200)
         self.end_headers()

@@ -4,11 +4,8 @@ real photograph apod4.jpg, and a synthetic field made from the index's own stars
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import requests
-
 from solve_support import APOD4, NovaClient, SolvePortal, centre_offset_arcsec, synthetic_field
 
 
@@ -37,7 +34,7 @@ def test_nova_protocol_walk_on_a_synthetic_field(portal, field):
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    data, truth = field
+    data, _ = field
     client = logged_in(portal)
     assert len(client.session) >= 16
     answer = client.upload(data, "synthetic.fits", scale_units="arcsecperpix", scale_type="ul", scale_lower=6,

@@ -4,7 +4,6 @@ the wall-clock limit, and the recorded history of every job."""
 
 from __future__ import annotations
 
-
 import os
 import signal
 import time
@@ -12,7 +11,6 @@ import time
 import numpy as np
 import pytest
 import requests
-
 from conftest import wait_until
 from solve_support import NovaClient, SolvePortal, index_stars, synthetic_field, synthetic_wcs
 
@@ -192,8 +190,7 @@ def test_a_field_that_does_not_solve_fails_with_a_message(portal):
 
 def test_the_worker_api_needs_the_worker_acl(portal):
     answer = requests.post(portal.url + "/api/solve/worker/claim", json={"worker": "intruder"},
-                           headers={"Authorization": "token " + portal.admin_token.replace(portal.admin_token[:4], "xxxx")},
-                           timeout=10)
+                           headers={"Authorization": "token not-a-token"}, timeout=10)
     assert answer.status_code == 401
     token = portal.api("POST", "/api/service_tokens", json={"name": "uploader-bot", "acls": ["Solve images"]})["token"]
     answer = requests.post(portal.url + "/api/solve/worker/claim", json={"worker": "intruder"},

@@ -7,7 +7,6 @@ from __future__ import annotations
 import stat
 
 import yaml
-
 from conftest import Instance, wait_until
 from solve_support import NovaClient, synthetic_field
 

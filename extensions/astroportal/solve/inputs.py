@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import numpy as np
-
 from astroportal.config import Config
 from astroportal.errors import ApiError
 
@@ -61,8 +60,8 @@ def _check_pixels(cfg: Config, width: int, height: int, what: str) -> None:
     if width * height > max_mpx * 1e6:
         raise ApiError(400, f"the {what} declares {width} x {height} pixels ({width * height / 1e6:.0f} "
                             f"megapixels), more than the limit of {max_mpx:g} megapixels "
-                            "(services.solve.max_megapixels), a decompression bomb or simply too large; it is refused before being "
-                            "decoded")
+                            "(services.solve.max_megapixels), a decompression bomb or simply too large; it is "
+                            "refused before being decoded")
 
 
 def _preview_from_array(pixels: np.ndarray) -> bytes:
@@ -105,7 +104,7 @@ def check_fits(cfg: Config, data: bytes) -> CheckedInput:
                 preview = _preview_from_array(pixels)
     except ApiError:
         raise
-    except Exception as exc:  # astropy raises many kinds on damaged files
+    except Exception as exc:  # noqa: BLE001 - astropy raises many kinds on damaged files
         raise ApiError(400, f"the FITS file is corrupt or truncated ({exc.__class__.__name__}: {exc}); "
                             "export it again from your software and re-send it") from None
     return CheckedInput(data, "fits", width, height, preview)
@@ -121,6 +120,8 @@ def check_image(cfg: Config, data: bytes, kind: str) -> CheckedInput:
             img = Image.open(io.BytesIO(data))
             width, height = img.size
             _check_pixels(cfg, width, height, f"{kind} image")
+            if kind == "JPEG":  # decode at a reduced size: the preview is all that is kept of the pixels
+                img.draft(img.mode, (PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
             img.load()
             preview = _jpeg(img)
     except ApiError:
@@ -128,7 +129,7 @@ def check_image(cfg: Config, data: bytes, kind: str) -> CheckedInput:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ApiError(400, f"the {kind} image declares far more pixels than allowed, a decompression bomb ({exc}); "
                             "it is refused before being decoded") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds on damaged files
         raise ApiError(400, f"the {kind} image cannot be read ({exc.__class__.__name__}: {exc}); it may be "
                             "damaged: export it again and re-send it") from None
     return CheckedInput(data, "image", width, height, preview)

@@ -3,6 +3,8 @@ list and read jobs, upload from the page's form, cancel and retry."""
 
 from __future__ import annotations
 
+import asyncio
+
 from astroportal.errors import ApiError
 from astroportal.handlers.base import APIHandler, auth_required
 
@@ -92,7 +94,7 @@ def form_options(args: dict) -> dict:
 
 
 class Upload(UploadBodyMixin, APIHandler):
-    def post(self) -> None:
+    async def post(self) -> None:
         """The page's upload: multipart with `file` and nova's options as form fields -> {submission_id, job_id}."""
         self.check_not_over()
         user = service.require_upload(self.current_user)
@@ -101,7 +103,8 @@ class Upload(UploadBodyMixin, APIHandler):
         if upload is None:
             raise ApiError(400, "choose an image file to upload")
         options = form_options(args)
-        checked = inputs.check_upload(self.cfg, upload.body)
+        checked = await asyncio.get_running_loop().run_in_executor(None, inputs.check_upload, self.cfg,
+                                                                   upload.body)
         sub, job = service.submit(self.session, self.cfg, user, checked, options, kind="upload",
                                   filename=upload.filename)
         self.success({"submission_id": sub.id, "job_id": job.id})

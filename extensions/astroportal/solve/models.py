@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from astroportal.models.base import Base
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
-
-from astroportal.models.base import Base
 
 # The states of a job. A job only ever moves along the arrows of queue.TRANSITIONS.
 STATUSES = ("queued", "running", "success", "failure", "cancelled", "timed_out")

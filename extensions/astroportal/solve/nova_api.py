@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 
 import tornado.web
-
 from astroportal.errors import ApiError
 from astroportal.handlers.base import APIHandler
 from astroportal.jsonutil import dumps
@@ -69,7 +68,7 @@ def _submitted(sub, job) -> dict:
 
 
 class Upload(UploadBodyMixin, NovaHandler):
-    def post(self) -> None:
+    async def post(self) -> None:
         """nova's api/upload: multipart request-json (session, options) + file; or an x/y list without a file."""
         self.check_not_over()
         rj, _, files = self.nova_request()
@@ -82,7 +81,9 @@ class Upload(UploadBodyMixin, NovaHandler):
             raise ApiError(400, 'no file: send the image as the multipart field "file" (or x, y, image_width, '
                                 "image_height for a source list)")
         options = check_options(rj, extra_allowed={"image_width", "image_height"})
-        checked = inputs.check_upload(self.cfg, upload.body)
+        # Reading a large image takes a moment: off the event loop, so other requests are answered meanwhile.
+        checked = await asyncio.get_running_loop().run_in_executor(None, inputs.check_upload, self.cfg,
+                                                                   upload.body)
         sub, job = service.submit(self.session, self.cfg, user, checked, options, kind="upload",
                                   filename=upload.filename)
         self.answer(_submitted(sub, job))

@@ -31,7 +31,7 @@ class Preview(PageHandler):
     @login_required
     def get(self, ident: str) -> None:
         """The job's image as a JPEG (rows top to bottom, as solve-field numbers them)."""
-        job, sub = service.get_job(self.session, int(ident))
+        _, sub = service.get_job(self.session, int(ident))
         service.check_read(self.current_user, sub)
         path = storage.preview_path(self.cfg, sub.id)
         if not path.is_file():

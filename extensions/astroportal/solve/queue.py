@@ -18,10 +18,9 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
+from astroportal.errors import ApiError
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
-
-from astroportal.errors import ApiError
 
 from .models import FINAL, SolveJob, SolveSubmission, SolveTransition
 

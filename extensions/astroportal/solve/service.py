@@ -6,13 +6,12 @@ import hashlib
 import secrets
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from astroportal.config import Config
 from astroportal.domain.accounts import hash_token, user_for_token, user_with_acls
 from astroportal.errors import ApiError
 from astroportal.models import User
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from . import queue, storage
 from .inputs import CheckedInput

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import tornado.httputil
-
 from astroportal.errors import ApiError
 from astroportal.handlers.base import APIHandler
 
@@ -22,10 +21,13 @@ class UploadBodyMixin:
     message rather than a connection reset; a body more than twice the limit is cut off.
     """
 
+    # How many times max_upload_mb a body may be (a worker's results hold the new FITS, the WCS and more).
+    upload_factor = 1
+
     def prepare(self) -> None:  # type: ignore[override]
         self._chunks = []
         self._size = 0
-        self._kept_limit = limits(self.cfg)[0] + UPLOAD_OVERHEAD
+        self._kept_limit = self.upload_factor * limits(self.cfg)[0] + UPLOAD_OVERHEAD
         self._limit = 2 * self._kept_limit + 1024 * 1024
         self._over = False
         length = self.request.headers.get("Content-Length")
@@ -44,7 +46,7 @@ class UploadBodyMixin:
 
     def check_not_over(self) -> None:
         if self._over:
-            check_size(self.cfg, self._size)  # raises 413 with the limit
+            check_size(self.cfg, self._size // self.upload_factor)  # raises 413 with the limit
 
 
 def form(handler: APIHandler) -> tuple[dict[str, list[bytes]], dict[str, list]]:

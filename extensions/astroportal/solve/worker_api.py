@@ -71,6 +71,8 @@ class Input(APIHandler):
 
 
 class Result(UploadBodyMixin, APIHandler):
+    upload_factor = 4
+
     @permissions([WORKER_ACL])
     def post(self, ident: str) -> None:
         """The outcome of a held job (multipart: claim, outcome, message, solve_seconds; files wcs, new_fits,
@@ -81,9 +83,9 @@ class Result(UploadBodyMixin, APIHandler):
         sub = self.session.get(SolveSubmission, job.submission_id)
         outcome, message = field(args, "outcome"), field(args, "message")
         try:
-            seconds = float(field(args, "solve_seconds") or "nan")
+            seconds = float(field(args, "solve_seconds") or "")
         except ValueError:
-            seconds = float("nan")
+            seconds = None
         storage.clear_results(self.cfg, job.id)
         for kind in storage.RESULT_FILES:
             if files.get(kind):
@@ -95,10 +97,9 @@ class Result(UploadBodyMixin, APIHandler):
                 calibration = results.calibration(wcs, sub.image_width, sub.image_height)
                 message = message or (f"solved: RA {calibration['ra']:.5f}, Dec {calibration['dec']:+.5f}, "
                                       f"{calibration['pixscale']:.3f}\"/pixel")
-            except Exception as exc:  # a success without a readable WCS is not one
+            except Exception as exc:  # noqa: BLE001 - a success without a readable WCS is not one
                 outcome, message = "failure", f"the worker reported a solution but its WCS file is unreadable: {exc}"
-        queue.finish(self.session, job, outcome, message, calibration,
-                     seconds if seconds == seconds else None)
+        queue.finish(self.session, job, outcome, message, calibration, seconds)
         self.session.commit()
         self.success({"status": job.status})
 

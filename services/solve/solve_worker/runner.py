@@ -11,9 +11,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 SOLVE_FIELD = os.environ.get("SOLVE_FIELD", "solve-field")
 EXTENSIONS = {"fits": ".fits", "xylist": ".xyls"}

@@ -74,13 +74,25 @@ class Worker:
                                  lambda: self.still_ours(job), beat)
             log.info("job %s: %s in %.2f s %s", job["id"], outcome.status, outcome.seconds, outcome.message)
             if outcome.status != "lost":
-                self.client.report(job, outcome.status, outcome.message, outcome.seconds, outcome.files)
+                self.report(job, outcome)
         except LostJob as exc:
             log.info("job %s is no longer ours: %s", job["id"], exc)
         except PortalError as exc:
             log.warning("job %s: %s (its lease will run out and it will run again)", job["id"], exc)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+    def report(self, job: dict, outcome: runner.Outcome) -> None:
+        """Send the results; when the portal refuses them (too large), send the outcome without the new FITS."""
+        try:
+            self.client.report(job, outcome.status, outcome.message, outcome.seconds, outcome.files)
+        except PortalError as exc:
+            if "new_fits" not in outcome.files:
+                raise
+            log.warning("job %s: results refused (%s); sending them without the new FITS file", job["id"], exc)
+            files = {k: v for k, v in outcome.files.items() if k != "new_fits"}
+            self.client.report(job, outcome.status, outcome.message, outcome.seconds, files)
 
 
 def install_signal_handlers(worker: Worker) -> None:
