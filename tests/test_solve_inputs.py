@@ -144,3 +144,18 @@ def test_requests_without_a_valid_session_or_json_are_refused(portal, nova):
             "same length")
     refused(requests.get(portal.url + "/nova/api/jobs/999999", timeout=10), 404, "no solve job")
     refused(requests.get(portal.url + "/nova/api/nothing_here", timeout=10), 404, "no such nova API route")
+
+
+def test_a_private_submission_is_shown_only_to_the_solvers(portal, nova):
+    data, _ = synthetic_field(150.0, 20.0, size=256)
+    answer = nova.upload(data, "private.fits", publicly_visible="n")
+    assert answer.status_code == 200, answer.text
+    subid = answer.json()["subid"]
+    refused(requests.get(f"{portal.url}/nova/api/submissions/{subid}", timeout=10), 404, "publicly_visible=n")
+    assert nova.post(f"submissions/{subid}", {}).json()["jobs"] == [None]  # client.py sends its session
+    outsider = portal.api("POST", "/api/service_tokens", json={"name": "outsider-bot", "acls": []})["token"]
+    answer = requests.get(f"{portal.url}/nova/api/submissions/{subid}", timeout=10,
+                          headers={"Authorization": f"token {outsider}"})
+    refused(answer, 403, "publicly_visible=n")
+    public = nova.upload(data, "public.fits").json()["subid"]
+    assert requests.get(f"{portal.url}/nova/api/submissions/{public}", timeout=10).status_code == 200
