@@ -51,6 +51,12 @@ def test_upload_watch_and_inspect_a_job(portal, browser, tmp_path):
     assert scale.startswith(("6.99", "7.00"))
     wait.until(lambda d: d.execute_script(
         "const i = document.getElementById('job-preview'); return i && i.complete && i.naturalWidth > 0"))
+    # The drawing lies exactly over the picture (same box), so circles sit on the stars.
+    boxes = browser.execute_script(
+        "const r = (id) => document.getElementById(id).getBoundingClientRect();"
+        "const a = r('job-preview'), b = r('job-overlay');"
+        "return [a.x, a.y, a.width, a.height, b.x, b.y, b.width, b.height];")
+    assert all(abs(p - q) < 1.5 for p, q in zip(boxes[:4], boxes[4:])), boxes
     assert len(browser.find_elements(By.CSS_SELECTOR, "#job-overlay circle.matched-star")) >= 10
     assert len(browser.find_elements(By.CSS_SELECTOR, "#job-overlay polyline.grid-line[data-kind='ra']")) >= 2
     assert len(browser.find_elements(By.CSS_SELECTOR, "#job-overlay polyline.grid-line[data-kind='dec']")) >= 2

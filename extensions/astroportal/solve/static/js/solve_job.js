@@ -51,7 +51,8 @@ Portal.ready(() => {
       ["Centre RA", `${fmt(cal.ra, 6)}° (${sexagesimal(cal.ra, true)})`, "ra"],
       ["Centre Dec", `${fmt(cal.dec, 6)}° (${sexagesimal(cal.dec, false)})`, "dec"],
       ["Pixel scale", `${fmt(cal.pixscale, 4)} "/pixel`, "pixscale"],
-      ["Field", `${fmt(cal.width_arcsec / 60, 2)}′ × ${fmt(cal.height_arcsec / 60, 2)}′`, "field"],
+      ["Field", cal.width_arcsec > 7200 ? `${fmt(cal.width_arcsec / 3600, 2)}° × ${fmt(cal.height_arcsec / 3600, 2)}°`
+        : `${fmt(cal.width_arcsec / 60, 2)}′ × ${fmt(cal.height_arcsec / 60, 2)}′`, "field"],
       ["Radius", `${fmt(cal.radius, 4)}°`, "radius"],
       ["Orientation", `up is ${fmt(cal.orientation, 2)}° E of N`, "orientation"],
       ["Parity", String(cal.parity), "parity"],
