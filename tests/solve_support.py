@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import requests
 import yaml
+
 from conftest import CODE_ROOT, PYTHON, free_port, launcher, link_real_layers, private_tmpdir, wait_until
 
 TYCHO2_INDEX = "/usr/share/astrometry/index-tycho2-10.littleendian.fits"

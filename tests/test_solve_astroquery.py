@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astroquery import astrometry_net
-
 from solve_support import SolvePortal, index_stars, synthetic_field, synthetic_wcs
 
 

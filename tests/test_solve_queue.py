@@ -11,8 +11,9 @@ import time
 import numpy as np
 import pytest
 import requests
-from conftest import wait_until
 from solve_support import NovaClient, SolvePortal, index_stars, synthetic_field, synthetic_wcs
+
+from conftest import wait_until
 
 TIMEOUT = 20
 
@@ -111,7 +112,7 @@ def test_two_workers_share_ten_jobs_and_run_none_twice(portal):
     results = [c.wait_job(s, timeout=300) for s in subids]
     assert [status for _, status in results] == ["success"] * 10
     jobs = [portal.api("GET", f"/api/solve/jobs/{job_id}") for job_id, _ in results]
-    for job, (ra, dec) in zip(jobs, fields):
+    for job, (_ra, dec) in zip(jobs, fields):
         runs = [t for t in job["transitions"] if t["to"] == "running"]
         assert len(runs) == 1 and job["attempts"] == 1, job["transitions"]
         assert abs(job["calibration"]["dec"] - dec) < 0.01

@@ -7,8 +7,9 @@ from __future__ import annotations
 import stat
 
 import yaml
-from conftest import Instance, wait_until
 from solve_support import NovaClient, synthetic_field
+
+from conftest import Instance, wait_until
 
 
 def test_run_starts_the_configured_number_of_workers_and_they_solve():

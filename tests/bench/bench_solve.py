@@ -26,8 +26,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent.parent / "services" / "solve"))
 
-from solve_support import NovaClient, SolvePortal, centre_offset_arcsec, synthetic_field
-from solve_worker import runner
+from solve_support import NovaClient, SolvePortal, centre_offset_arcsec, synthetic_field  # noqa: E402
+from solve_worker import runner  # noqa: E402
 
 FIELDS = [(150.0, 20.0, 7.0, 20.0), (250.0, -35.0, 6.0, 110.0), (40.0, 60.0, 8.0, 250.0), (310.0, 5.0, 7.5, 0.0),
           (95.0, -60.0, 6.5, 45.0)]
