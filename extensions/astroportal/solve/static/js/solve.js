@@ -69,7 +69,10 @@ Portal.ready(() => {
       for (const [k, v] of Array.from(body.entries())) if (v === "") body.delete(k);
       let payload;
       try {
-        const response = await fetch("/api/solve/upload", { method: "POST", body, credentials: "same-origin" });
+        // A multipart body, so not through Portal.api; the session's anti-forgery token goes along all the same.
+        const response = await fetch("/api/solve/upload", {
+          method: "POST", body, credentials: "same-origin", headers: { "X-CSRF-Token": Portal.csrfToken() },
+        });
         payload = await response.json();
       } catch (err) {
         status.textContent = "";
