@@ -462,7 +462,15 @@ def update(project, spec: str, on_conflict: str | None = None, dry_run: bool = F
                     raise LauncherError(f"update: could not stage the new tree ({exc}; a full disk?): nothing was "
                                         "changed", 1) from None
                 raise
-        update_swap.commit(project.root, ["upstream", "extensions"], f"upstream {old_version} -> {new_version}")
+        try:
+            update_swap.commit(project.root, ["upstream", "extensions"], f"upstream {old_version} -> {new_version}")
+        except OSError as exc:
+            if (project.root / update_swap.JOURNAL).exists():
+                raise LauncherError(f"update: interrupted while swapping the trees ({exc}); the next ./run.sh update "
+                                    "or build finishes it", 1) from None
+            shutil.rmtree(project.root / update_swap.STAGE, ignore_errors=True)
+            raise LauncherError(f"update: could not write the journal ({exc}; a full disk?): nothing was changed",
+                                1) from None
     return _report(plan, choice, stale, new_version)
 
 

@@ -140,7 +140,10 @@ def recover(root: Path, held: bool = False) -> str | None:
             _finish(root, names)
             return f"finished an interrupted update: {data.get('summary', '')}".rstrip(": ")
         if stage.exists():
+            finished = (stage / "old").is_dir() and any((stage / "old").iterdir())
             shutil.rmtree(stage)
             (root / (JOURNAL + ".tmp")).unlink(missing_ok=True)
+            if finished:  # killed while clearing away the old trees of an update that had finished
+                return "removed the previous trees a finished update had kept aside"
             return "removed what an interrupted update had staged (it had changed nothing yet)"
     return None

@@ -230,8 +230,10 @@ def test_upstream_rename_and_deletion_under_overrides_and_a_marker(project, repo
     project.write("extensions/pkg/core.py", changed(core, 2, "    return 'kilonova'"))
     project.write("extensions/pkg/static/old.js", "console.log('ours')\n")
     project.write("extensions/pkg/static/vendor/b.js.delete", "# not needed\n")
+    project.write("extensions/pkg/templates/base.html.delete", "# our pages have their own layout\n")
     project.build()
-    source = release(repo, "2.0.0", renames={"pkg/core.py": "pkg/engine.py"},
+    source = release(repo, "2.0.0", renames={"pkg/core.py": "pkg/engine.py",
+                                             "pkg/templates/base.html": "pkg/templates/layout.html"},
                      files={"pkg/engine.py": changed(core, 20, "    return 'upstream 2'"), "pkg/static/old.js": None,
                             "pkg/static/vendor/b.js": "b2\n"})
     res = project.run("update", "--from", source)
@@ -240,7 +242,10 @@ def test_upstream_rename_and_deletion_under_overrides_and_a_marker(project, repo
     assert "merged    extensions/pkg/core.py -> extensions/pkg/engine.py" in res.stdout
     assert "upstream deleted pkg/static/old.js; the override stays, as an addition" in res.stdout
     assert "marker    extensions/pkg/static/vendor/b.js.delete: upstream changed pkg/static/vendor/b.js" in res.stdout
+    assert "upstream renamed pkg/templates/base.html to pkg/templates/layout.html: the marker follows it" in res.stdout
     ext = project.root / "extensions"
+    assert not (ext / "pkg/templates/base.html.delete").exists()
+    assert (ext / "pkg/templates/layout.html.delete").read_text() == "# our pages have their own layout\n"
     assert not (ext / "pkg/core.py").exists()
     engine = (ext / "pkg/engine.py").read_text()
     assert "return 'kilonova'" in engine and "return 'upstream 2'" in engine
@@ -252,6 +257,26 @@ def test_upstream_rename_and_deletion_under_overrides_and_a_marker(project, repo
     assert "1 overridden" in res.stderr and "upstream changed under 1 file(s)" in res.stderr  # the marker
     assert (project.patched / "pkg/static/old.js").read_text() == "console.log('ours')\n"
     assert not (project.patched / "pkg/static/vendor/b.js").exists()
+    assert not (project.patched / "pkg/templates/layout.html").exists()
+
+
+def test_a_base_found_nowhere_is_a_conflict(project, repo):
+    project.write("extensions/pkg/page.html", changed(PAGE, 2, "line 2 (ours)"))
+    project.build()
+    # the recorded base is lost: no kept copy, vendored upstream edited since, no git history
+    shutil.rmtree(project.root / "extensions/.bases")
+    project.write("upstream/pkg/page.html", changed(PAGE, 7, "line 7 (edited in place)"))
+    source = release(repo, "1.1.0", {"pkg/page.html": changed(PAGE, 10, "line 10 (theirs)")})
+    res = project.run("update", "--from", source, "--on-conflict", "merge")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "CONFLICT  extensions/pkg/page.html: its recorded base (blob" in res.stdout
+    assert "is in neither extensions/.bases/, upstream/ nor git history" in res.stdout
+    text = (project.root / "extensions/pkg/page.html").read_text()
+    assert text.startswith("<<<<<<< extensions/pkg/page.html (ours)\nline 1\nline 2 (ours)\n")
+    assert "=======\nline 1\nline 2\n" in text
+    assert "line 10 (theirs)\nline 11\nline 12\n>>>>>>> upstream 1.1.0 pkg/page.html (theirs)\n" in text
+    res = project.run("build")
+    assert res.returncode != 0 and "extensions/pkg/page.html:1: conflict markers" in res.stderr
 
 
 def test_a_new_upstream_migration_is_reported(project, repo):
