@@ -272,7 +272,9 @@ def render(plan: UpdatePlan, header: str, new: dict[str, bytes]) -> str:
     for m in plan.merges:
         where = f"extensions/{m.path}" + (f" -> extensions/{m.target}" if m.target != m.path else "")
         extra = f" ({m.note})" if m.note else ""
-        if m.outcome == "clean":
+        if m.outcome == "clean" and m.data == m.theirs:
+            notes.append(f"  merged    {where}: now the same as upstream's new file (the override could go){extra}")
+        elif m.outcome == "clean":
             notes.append(f"  merged    {where}: upstream's change and the override's both kept{extra}")
         elif m.outcome == "moved":
             notes.append(f"  moved     {where}{extra}")
@@ -416,11 +418,6 @@ def update(project, spec: str, on_conflict: str | None = None, dry_run: bool = F
     with update_swap.locked(project.root):
         if note := update_swap.recover(project.root, held=True):
             info(f"update: {note}")
-        for name in ("upstream", "extensions"):
-            path = getattr(project, name)
-            if path.is_symlink() or not path.is_dir():
-                raise LauncherError(f"update: {path} must be a directory of this project (not a link): the update "
-                                    "replaces it", 2)
         with tempfile.TemporaryDirectory(prefix="astroportal-update-") as work:
             fetched = upstream_source.fetch(spec, Path(work))
             old_meta = yaml.safe_load((project.upstream / upstream_source.MARKER).read_text()) \
@@ -443,6 +440,11 @@ def update(project, spec: str, on_conflict: str | None = None, dry_run: bool = F
             if dry_run:
                 print("dry run: nothing was changed")
                 return 0
+            for name in ("upstream", "extensions"):
+                path = getattr(project, name)
+                if path.is_symlink() or not path.is_dir():
+                    raise LauncherError(f"update: {path} must be a directory of this project (not a link): the "
+                                        "update replaces it", 2)
             choice = None
             if plan.conflicts:
                 choice = choose(on_conflict, plan)

@@ -319,7 +319,7 @@ def test_tarball_and_directory_sources(project, tmp_path):
     assert res.returncode == 2 and "holds no UPSTREAM.yaml" in res.stderr
 
 
-def _start_paused(project, source, point):
+def _start_paused(project, source, point, sig=signal.SIGKILL):
     proc = subprocess.Popen([PYTHON, str(CODE_ROOT / "launcher"), "update", "--from", source, "--on-conflict",
                              "merge"], cwd=project.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=clean_env(PORTAL_ROOT=str(project.root),
@@ -330,9 +330,11 @@ def _start_paused(project, source, point):
         if select.select([proc.stderr], [], [], 1)[0]:
             err += os.read(proc.stderr.fileno(), 4096)
     assert b"paused at " + point.encode() in err, err
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
+    proc.send_signal(sig)
+    proc.wait(30)
+    err += proc.stderr.read()
     proc.stderr.close()
+    return proc.returncode, err.decode()
 
 
 def test_update_killed_before_the_swap_leaves_the_tree_as_before(project, repo):
@@ -347,6 +349,16 @@ def test_update_killed_before_the_swap_leaves_the_tree_as_before(project, repo):
     assert "removed what an interrupted update had staged" in res.stderr
     assert not (project.root / ".update-stage").exists()
     assert {n: snapshot(project.root / n) for n in layers} == layers
+
+
+def test_ctrl_c_while_staging_changes_nothing(project, repo):
+    project.write("extensions/pkg/page.html", changed(PAGE, 2, "line 2 (ours)"))
+    project.build()
+    before = snapshot(project.root)
+    source = release(repo, "1.1.0", {"pkg/page.html": changed(PAGE, 10, "line 10 (theirs)")})
+    status, err = _start_paused(project, source, "staged", signal.SIGINT)
+    assert status == 130 and "interrupted" in err
+    assert snapshot(project.root) == before  # the stage is gone too
 
 
 def test_update_killed_half_way_through_the_swap_is_finished_by_the_next_run(project, repo, tmp_path):
