@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from . import config as configmod
-from . import database, overlay, provenance
+from . import database, merge3, overlay, provenance, update_swap
 from .errors import info, warn
 
 
 def build(cfg: configmod.Config, force: bool = False, accept: list[str] | None = None) -> overlay.BuildResult:
     """Build patched/ for `cfg`; print the summary and any warnings; return the result."""
     project = cfg.project
+    if note := update_swap.recover(project.root):  # an update killed half-way: finish (or drop) it first
+        info(f"update: {note}")
     for where in configmod.tracked_secrets(cfg):
         warn(f"a secret is set in a tracked file: {where}; put it in config.yaml (git-ignored) or the environment")
-    provenance.load(project)  # a broken manifest stops the build before anything changes
+    manifest = provenance.load(project)  # a broken manifest stops the build before anything changes
+    merge3.refuse_conflicted(project.extensions, list(manifest["overrides"]))  # an update's unresolved merge
     database.prepare(cfg)  # the portal's file carries the embedded database's generated password
     result, inputs = overlay.build(project, configmod.render_portal_file(cfg), cfg.var.run, force=force)
     info(result.summary(_shown(project.patched, project.root)))

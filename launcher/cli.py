@@ -190,6 +190,25 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("update", "take a new upstream: compare, three-way merge the overrides, replace upstream/",
+         arg("--from", dest="source", required=True, metavar="SOURCE[@REF]",
+             help="a git repository (path or URL) with @REF, a directory, or a tarball holding the new upstream"),
+         arg("--on-conflict", choices=["merge", "force", "cancel"],
+             help="what to do when a merge conflicts (asked on a terminal; required without one)"),
+         arg("--dry-run", action="store_true", help="print the summary of changes and merges, change nothing"),
+         description="Compare upstream/ with a new upstream tree (added, changed, deleted, renamed files), then replace\n"
+                     "upstream/ and three-way merge every override whose upstream file changed (base: its recorded\n"
+                     "upstream file; ours: the override; theirs: the new file). On conflict: merge (write conflict\n"
+                     "markers, exit 1), force (keep the overrides as they are, stale) or cancel (change nothing).\n"
+                     "The tree is replaced all at once: an interrupted update is finished or undone by the next run.",
+         config=False)
+def cmd_update(args: argparse.Namespace) -> int:
+    from .paths import Project
+    from .update import update
+
+    return update(Project.from_env(), args.source, args.on_conflict, args.dry_run)
+
+
 @command("config", "print the effective configuration (or one KEY) and the layer that set each value",
          arg("key", nargs="?", metavar="KEY", help="a dotted key, e.g. server.port"),
          arg("--show-secrets", action="store_true", help="print secret values instead of ********"))
