@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...domain import candidates
+from ...domain import batch, candidates
 from ...domain.sources import DEFAULT_PER_PAGE, parse_bool, parse_id_csv
 from ..base import APIHandler, auth_required, permissions
 
@@ -58,7 +58,10 @@ class CandidateListHandler(APIHandler):
         ---
         summary: Post a candidate
         tags: [candidates]
-        description: Posting the same object, filter and passed_at again returns the same ids and writes nothing.
+        description: >
+          Posting the same object, filter and passed_at again returns the same ids and writes nothing. A list of
+          such bodies (at most 1000) is written in one transaction, all or nothing (an error names the item's
+          index), and answers a list of the single form's answers.
         requestBody:
           required: true
           content:
@@ -84,7 +87,13 @@ class CandidateListHandler(APIHandler):
           403:
             description: Lacks "Upload data", or a filter of a group you are not in.
         """
-        self.success(candidates.post_candidate(self.session, self.current_user, self.get_json()))
+        body = self.get_json_or_list()
+        if isinstance(body, list):
+            self.success(batch.apply_each(
+                self.session, body, "candidate",
+                lambda item: candidates.post_candidate(self.session, self.current_user, item)))
+            return
+        self.success(candidates.post_candidate(self.session, self.current_user, body))
 
 
 class CandidateHandler(APIHandler):

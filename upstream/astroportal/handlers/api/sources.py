@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...domain import sources
+from ...domain import batch, sources
 from ..base import APIHandler, auth_required, permissions
 
 
@@ -61,13 +61,14 @@ class SourceListHandler(APIHandler):
 
     @permissions(["Upload data"])
     def post(self) -> None:
-        """Save an object (created if new) to groups.
+        """Save an object (created if new) to groups; or a list of them.
         ---
         summary: Save a source to groups, creating the object if new
         tags: [sources]
         description: >
           Saving again to the same groups creates no duplicate. An existing object keeps its position unless
-          you hold "Manage sources".
+          you hold "Manage sources". A list of such bodies (at most 1000) is saved in one transaction, all or
+          nothing (an error names the item's index), and answers a list of the single form's answers.
         requestBody:
           required: true
           content:
@@ -97,7 +98,12 @@ class SourceListHandler(APIHandler):
           403:
             description: Lacks "Upload data", or a group you may not save to.
         """
-        self.success(sources.post_source(self.session, self.current_user, self.get_json()))
+        body = self.get_json_or_list()
+        if isinstance(body, list):
+            self.success(batch.apply_each(
+                self.session, body, "source", lambda item: sources.post_source(self.session, self.current_user, item)))
+            return
+        self.success(sources.post_source(self.session, self.current_user, body))
 
 
 class SourceHandler(APIHandler):
