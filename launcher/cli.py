@@ -75,6 +75,9 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
             "Arguments after -- go to pytest, e.g. ./run.sh test --suite distribution -- -k overlay -x")
     p.add_argument("--suite", choices=["upstream", "distribution"], action="append",
                    help="run only this suite (repeatable)")
+    from . import broker
+
+    broker.add_parser(add)
     return parser, subs
 
 
@@ -132,6 +135,11 @@ def dispatch(args: argparse.Namespace, passthrough: list[str]) -> int:
 
         print(token(cfg))
         return 0
+
+    if cmd == "broker":
+        from . import broker
+
+        return broker.run(cfg, args)
 
     from . import lifecycle
 

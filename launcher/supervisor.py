@@ -4,7 +4,7 @@ Each service folder of the build (patched/services/NAME/: upstream's and the dis
 `supervisor.conf` with one `[program:NAME]` section. Placeholders in it are replaced when the
 configuration is assembled (see services/README.md):
   {python} {root} {patched} {config} {var} {log_dir} {run_dir} {service_dir} {name}
-  {host} {port} {processes} {url}    and {cfg:DOTTED.KEY} for any configuration value.
+  {host} {port} {processes} {url} {token_file}    and {cfg:DOTTED.KEY} for any configuration value.
 `services.disabled: [NAME, ...]` leaves services out. The result is var/run/supervisord.conf.
 """
 
@@ -79,6 +79,7 @@ def placeholders(cfg: Config, name: str, service_dir: Path) -> dict[str, str]:
         "port": str(port),
         "processes": str(cfg.int_value("server.processes", 1, 256, 1)),
         "url": local_url(cfg),
+        "token_file": str(cfg.var_dir / "tokens" / f"{name}.token"),
     }
 
 

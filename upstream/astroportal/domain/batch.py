@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
+from ..models import User
 
 MAX_BATCH = 1000
 
@@ -60,3 +61,16 @@ def apply_each(session: Session, items: list[dict], what: str, write: Callable[[
                 raise ApiError(exc.status_code, f"item {i} of the batch: {exc.message}; nothing was written",
                                {"index": i, **exc.data}) from None
     return results
+
+
+def post_sources(session: Session, user: User, items: list[dict]) -> list[dict]:
+    """The list form of POST /api/sources: each answer also says whether the object was `created`."""
+    from ..models import Obj
+    from .sources import post_source
+
+    def one(item: dict) -> dict:
+        obj_id = item.get("id")
+        existed = isinstance(obj_id, str) and "\x00" not in obj_id and session.get(Obj, obj_id) is not None
+        return {**post_source(session, user, item), "created": not existed}
+
+    return apply_each(session, items, "source", one)

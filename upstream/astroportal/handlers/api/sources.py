@@ -68,7 +68,8 @@ class SourceListHandler(APIHandler):
         description: >
           Saving again to the same groups creates no duplicate. An existing object keeps its position unless
           you hold "Manage sources". A list of such bodies (at most 1000) is saved in one transaction, all or
-          nothing (an error names the item's index), and answers a list of the single form's answers.
+          nothing (an error names the item's index), and answers a list of the single form's answers, each with
+          `created` (whether the object was new).
         requestBody:
           required: true
           content:
@@ -100,8 +101,7 @@ class SourceListHandler(APIHandler):
         """
         body = self.get_json_or_list()
         if isinstance(body, list):
-            self.success(batch.apply_each(
-                self.session, body, "source", lambda item: sources.post_source(self.session, self.current_user, item)))
+            self.success(batch.post_sources(self.session, self.current_user, body))
             return
         self.success(sources.post_source(self.session, self.current_user, body))
 
