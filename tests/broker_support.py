@@ -418,3 +418,52 @@ class FaultProxy:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# -- Kafka: librdkafka's mock cluster ---------------------------------------------------------------------------
+class MockKafka:
+    """librdkafka's built-in mock cluster (one broker on loopback), held by a producer in the test process; its
+    bootstrap address is read from the producer's log. Other clients on the machine speak Kafka to it."""
+
+    def __init__(self) -> None:
+        import logging
+        import re
+
+        from confluent_kafka import Producer
+
+        class Capture(logging.Handler):
+            def __init__(self) -> None:
+                super().__init__()
+                self.lines: list[str] = []
+
+            def emit(self, record) -> None:
+                self.lines.append(record.getMessage())
+
+        self.capture = Capture()
+        logger = logging.getLogger(f"mock-kafka-{id(self)}")
+        logger.addHandler(self.capture)
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False  # librdkafka's debug lines are for finding the address only
+        self.producer = Producer({"test.mock.num.brokers": 1, "logger": logger, "debug": "mock"})
+        deadline = time.time() + 10
+        self.servers = None
+        while self.servers is None and time.time() < deadline:
+            self.producer.poll(0.1)
+            for line in self.capture.lines:
+                m = re.search(r"bootstrap\.servers=(127\.0\.0\.1:\d+)", line)
+                if m:
+                    self.servers = m.group(1)
+                    break
+        assert self.servers, "the mock cluster did not say where it listens: " + "\n".join(self.capture.lines[:20])
+        logger.setLevel(logging.ERROR)
+        self.capture.lines.clear()
+
+    def produce(self, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
+        for key, value in messages:
+            self.producer.produce(topic, key=key, value=value)
+            self.producer.poll(0)
+        assert self.producer.flush(30) == 0
+
+    def close(self) -> None:
+        self.producer.flush(5)
+        del self.producer

@@ -215,6 +215,7 @@ def cmd_replay(s: configmod.Settings, args: argparse.Namespace) -> int:
     print(f"replayed {totals['alerts']} alerts ({totals['new_sources']} new sources, {totals['points']} points) "
           f"in {totals['seconds']:.1f} s; {totals['dead']} dead-lettered; {source.skipped} skipped "
           f"(already sent: --from-start sends them again)")
+    log.info("time per call: %s", ", ".join(f"{k} {v:.1f} s" for k, v in sorted(portal.timings.items())))
     if totals["dead"]:
         print(f"{totals['dead']} alert(s) went to the dead letters: {dead.path} (lines {dead_before + 1}..)",
               file=sys.stderr)

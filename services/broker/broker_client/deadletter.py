@@ -3,11 +3,21 @@ reason, where the alert came from, and what is needed to send it again (the raw 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: bytes (a raw Kafka key or value) as base64 text."""
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 class DeadLetters:
@@ -21,7 +31,7 @@ class DeadLetters:
         entry = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": source, "where": where,
                  "objectId": obj_id, "candid": candid, "reason": reason}
         if payload is not None:
-            entry["payload"] = payload
+            entry["payload"] = _plain(payload)
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry, default=str) + "\n")
             fh.flush()

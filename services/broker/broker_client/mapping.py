@@ -107,6 +107,11 @@ def fink_class(record: dict, topic: str | None) -> str | None:
     for name in (topic, record.get("topic")):
         if name in TOPIC_CLASSES:
             return TOPIC_CLASSES[name]
+        # A topic name with a deployment's prefix (e.g. "test_fink_kn_candidates_ztf") keeps its class.
+        if isinstance(name, str):
+            known = [t for t in TOPIC_CLASSES if name.endswith("_" + t) or name.endswith("." + t)]
+            if known:
+                return TOPIC_CLASSES[max(known, key=len)]
         if isinstance(name, str) and name in FINK_CLASSES:
             return name
     cls = record.get("classification")

@@ -89,6 +89,8 @@ class PortalClient:
         self.stop = stop or threading.Event()
         self.http = requests.Session()
         self.requests_sent = 0
+        # Seconds spent per "METHOD path" (what the bench and the replay summary report).
+        self.timings: dict[str, float] = {}
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Exponential backoff with full jitter; a server's Retry-After is a floor."""
@@ -114,6 +116,7 @@ class PortalClient:
                          attempts, last)
                 self.sleep(wait)
             token = read_token(self.token_file)
+            t0 = time.monotonic()
             try:
                 self.requests_sent += 1
                 resp = self.http.request(method, self.url + path, json=body, params=params, timeout=self.timeout,
@@ -124,6 +127,8 @@ class PortalClient:
             except requests.ConnectionError as exc:
                 last = Unavailable(f"{method} {path}: the portal at {self.url} is unreachable ({type(exc).__name__})")
                 continue
+            key = f"{method} {path}"
+            self.timings[key] = self.timings.get(key, 0.0) + time.monotonic() - t0
             status = resp.status_code
             try:
                 payload = resp.json()

@@ -139,32 +139,6 @@ def create_classification(session: Session, user: User, data: dict) -> int:
     return row.id
 
 
-def classify_once(session: Session, user: User, data: dict) -> int:
-    """Classify like `create_classification`, except that the user's own classification of the object with the
-    same taxonomy and class, if any, gets the new probability (and groups, when given) instead of a duplicate."""
-    obj_id, taxonomy_id, classification = data.get("obj_id"), data.get("taxonomy_id"), data.get("classification")
-    existing = None
-    if isinstance(obj_id, str) and isinstance(classification, str):
-        try:
-            tid = _id_field(data, "taxonomy_id")
-        except ApiError:
-            tid = None
-        if tid is not None:
-            existing = session.scalar(
-                select(Classification.id).where(
-                    Classification.obj_id == obj_id, Classification.taxonomy_id == tid,
-                    Classification.classification == classification, Classification.author_id == user.id,
-                ).order_by(Classification.id).limit(1)
-            )
-    if existing is None:
-        return create_classification(session, user, data)
-    _check_fields(data, CLASSIFICATION_FIELDS)
-    changes = {k: v for k, v in data.items() if k in ("probability", "group_ids")}
-    if changes:
-        update_classification(session, user, existing, changes)
-    return existing
-
-
 def get_classification(session: Session, user: User, classification_id: int) -> dict:
     row = _visible_classification(session, user, classification_id)
     groups = groups_by_owner(session, classification_groups, "classification_id", [row.id])

@@ -7,7 +7,6 @@ what was not confirmed and the idempotent writes absorb it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -119,13 +118,12 @@ class KafkaSource:
                 topic, part, off = m.topic(), m.partition(), m.offset()
                 offsets[(topic, part)] = max(offsets.get((topic, part), -1), off)
                 where = f"{topic}[{part}]@{off}"
+                # The raw message goes with the item: a dead letter keeps it (base64) to be sent again.
+                payload = {"topic": topic, "partition": part, "offset": off, "key": m.key(), "value": m.value()}
                 try:
                     record = self.decoder.decode(m.key(), m.value())
-                    items.append(Item(where=where, record=record, topic=topic))
+                    items.append(Item(where=where, record=record, topic=topic, payload=payload))
                 except ValueError as exc:
-                    payload = {"topic": topic, "partition": part, "offset": off,
-                               "key": base64.b64encode(m.key() or b"").decode(),
-                               "value": base64.b64encode(m.value() or b"").decode()}
                     items.append(Item(where=where, topic=topic, error=str(exc), payload=payload))
             if items:
                 yield Batch(items, self._committer(offsets))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...domain import batch, candidates
+from ...domain import bulk, candidates
 from ...domain.sources import DEFAULT_PER_PAGE, parse_bool, parse_id_csv
 from ..base import APIHandler, auth_required, permissions
 
@@ -89,9 +89,7 @@ class CandidateListHandler(APIHandler):
         """
         body = self.get_json_or_list()
         if isinstance(body, list):
-            self.success(batch.apply_each(
-                self.session, body, "candidate",
-                lambda item: candidates.post_candidate(self.session, self.current_user, item)))
+            self.success(bulk.post_candidates(self.session, self.current_user, body))
             return
         self.success(candidates.post_candidate(self.session, self.current_user, body))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...domain import annotations, batch
+from ...domain import annotations, bulk
 from ...domain.access import get_visible_obj
 from ...errors import ApiError
 from ..base import APIHandler, auth_required, permissions
@@ -81,8 +81,7 @@ class ClassificationListHandler(APIHandler):
         """
         body = self.get_json_or_list()
         if isinstance(body, list):
-            ids = batch.apply_each(self.session, body, "classification",
-                                   lambda item: annotations.classify_once(self.session, self.current_user, item))
+            ids = bulk.classify_many(self.session, self.current_user, body)
             self.success({"classification_ids": ids})
             return
         cid = annotations.create_classification(self.session, self.current_user, body)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...domain import batch, sources
+from ...domain import bulk, sources
 from ..base import APIHandler, auth_required, permissions
 
 
@@ -101,7 +101,7 @@ class SourceListHandler(APIHandler):
         """
         body = self.get_json_or_list()
         if isinstance(body, list):
-            self.success(batch.post_sources(self.session, self.current_user, body))
+            self.success(bulk.post_sources(self.session, self.current_user, body))
             return
         self.success(sources.post_source(self.session, self.current_user, body))
 

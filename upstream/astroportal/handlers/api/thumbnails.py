@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...domain import batch, thumbnails
+from ...domain import bulk, thumbnails
 from ..base import APIHandler, permissions
 
 
@@ -41,8 +41,7 @@ class ThumbnailHandler(APIHandler):
         if isinstance(body, dict):
             self.success({"id": thumbnails.post_thumbnail(self.session, self.current_user, body, root)})
             return
-        ids = batch.apply_each(self.session, body, "thumbnail",
-                               lambda item: thumbnails.post_thumbnail(self.session, self.current_user, item, root))
+        ids = bulk.post_thumbnails(self.session, self.current_user, body, root)
         self.success({"ids": ids})
 
 
