@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
@@ -87,14 +88,63 @@ def send_until_done(pipeline: Pipeline, items, status: statusmod.Status, stop: t
             raise Stopping()
 
 
+def prefetched(source, pipeline: Pipeline, stop: threading.Event):
+    """(batch, prepared) pairs: the next batch is read, mapped and encoded in a thread while the portal writes
+    the current one (the service's work and the portal's overlap)."""
+    q: queue.Queue = queue.Queue(maxsize=1)
+    done = object()
+
+    def put(value) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(value, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for batch in source.batches():
+                if not put((batch, pipeline.prepare(batch.items))) or stop.is_set():
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            put(exc)
+            return
+        put(done)
+
+    thread = threading.Thread(target=work, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                got = q.get(timeout=0.5)
+            except queue.Empty:
+                if not thread.is_alive():
+                    return
+                continue
+            if got is done:
+                return
+            if isinstance(got, BaseException):
+                raise got
+            yield got
+    finally:
+        stop.set()
+        thread.join(30)
+
+
 def run_pipeline(source, pipeline: Pipeline, status: statusmod.Status, dead: DeadLetters, stop: threading.Event,
                  progress=None, give_up_after: float | None = None) -> dict:
     """Every batch of `source` into the portal, committing each once confirmed; returns the totals."""
     totals = {"alerts": 0, "dead": 0, "points": 0, "new_sources": 0}
     started = time.monotonic()
-    for batch in source.batches():
+    # The reading thread stops with `stop` (SIGTERM) or at the end; its own event keeps SIGTERM's meaning here.
+    reader_stop = threading.Event()
+    watcher = threading.Thread(target=lambda: (stop.wait(), reader_stop.set()), daemon=True)
+    watcher.start()
+    for batch, prepared in prefetched(source, pipeline, reader_stop):
         t0 = time.monotonic()
-        result = send_until_done(pipeline, batch.items, status, stop, give_up_after)
+        result = send_until_done(pipeline, prepared, status, stop, give_up_after)
         batch.commit()
         seconds = time.monotonic() - t0
         for k in totals:

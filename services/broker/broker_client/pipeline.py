@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from .deadletter import DeadLetters
 from .mapping import AlertWrites, Context, MappingError, map_alert, photometry_body
-from .portal_client import PortalClient, PortalError, Rejected, Unavailable
+from .portal_client import Encoded, PortalClient, PortalError, Rejected, Unavailable, encode
 
 log = logging.getLogger("broker")
 
@@ -35,6 +35,13 @@ class BatchResult:
     reasons: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Prepared:
+    pairs: list
+    result: "BatchResult"
+    bodies: list
+
+
 class Pipeline:
     def __init__(self, portal: PortalClient, ctx: Context, dead_letters: DeadLetters, source: str) -> None:
         self.portal = portal
@@ -42,12 +49,9 @@ class Pipeline:
         self.dead_letters = dead_letters
         self.source = source
 
-    def send(self, items: list[Item]) -> BatchResult:
-        """Write a batch; returns once every alert is in the portal or in the dead letters.
-
-        Raises Unavailable or AuthFailed (nothing to blame on an alert: the caller waits and sends the same
-        batch again) and Stopping (SIGTERM while waiting to retry).
-        """
+    def prepare(self, items: list[Item]) -> "Prepared":
+        """Map a batch (dead-lettering what cannot be mapped) and encode its request bodies; no portal call, so it
+        can run in a thread while the previous batch is being written."""
         result = BatchResult()
         pairs: list[tuple[Item, AlertWrites]] = []
         for item in items:
@@ -58,33 +62,52 @@ class Pipeline:
                 pairs.append((item, map_alert(item.record, item.topic, self.ctx)))
             except MappingError as exc:
                 self._dead(result, item, None, str(exc))
-        if pairs:
-            self._send(pairs, result)
+        return Prepared(pairs, result, self.bodies([w for _, w in pairs]) if pairs else [])
+
+    def send(self, items: "list[Item] | Prepared") -> BatchResult:
+        """Write a batch; returns once every alert is in the portal or in the dead letters.
+
+        Raises Unavailable or AuthFailed (nothing to blame on an alert: the caller waits and sends the same
+        batch again) and Stopping (SIGTERM while waiting to retry).
+        """
+        prepared = items if isinstance(items, Prepared) else self.prepare(items)
+        result = BatchResult(dead=prepared.result.dead, reasons=list(prepared.result.reasons))
+        if prepared.pairs:
+            self._send(prepared.pairs, result, prepared.bodies)
         return result
 
     # -- writing -----------------------------------------------------------------------------------------
-    def write(self, writes: list[AlertWrites]) -> tuple[int, int]:
-        """The list requests of one batch, in dependency order; returns (new sources, points)."""
-        req = self.portal.request
-        answers = req("POST", "/api/sources", [w.source for w in writes])
-        new_sources = sum(1 for a in answers if isinstance(a, dict) and a.get("created"))
+    def bodies(self, writes: list[AlertWrites]) -> list[tuple[str, str, bytes, int]]:
+        """The list requests of one batch, in dependency order, encoded: (method, path, body, points)."""
+        out = [("POST", "/api/sources", encode([w.source for w in writes]), 0)]
         candidates = [w.candidate for w in writes if w.candidate is not None]
         if candidates:
-            req("POST", "/api/candidates", candidates)
+            out.append(("POST", "/api/candidates", encode(candidates), 0))
         points = [p for w in writes for p in w.points]
         if points:
-            req("PUT", "/api/photometry", photometry_body(points, self.ctx.group_ids, self.ctx.origin))
+            out.append(("PUT", "/api/photometry", encode(photometry_body(points, self.ctx.group_ids, self.ctx.origin)),
+                        len(points)))
         classifications = [c for w in writes for c in w.classifications]
         if classifications:
-            req("POST", "/api/classification", classifications)
+            out.append(("POST", "/api/classification", encode(classifications), 0))
         thumbnails = [t for w in writes for t in w.thumbnails]
         for start in range(0, len(thumbnails), 300):  # ~5 MB a request
-            req("POST", "/api/thumbnail", thumbnails[start:start + 300])
-        return new_sources, len(points)
+            out.append(("POST", "/api/thumbnail", encode(thumbnails[start:start + 300]), 0))
+        return out
 
-    def _send(self, pairs: list[tuple[Item, AlertWrites]], result: BatchResult) -> None:
+    def write(self, writes: list[AlertWrites], bodies: list | None = None) -> tuple[int, int]:
+        """Send the batch's requests in order; returns (new sources, points)."""
+        new_sources = points = 0
+        for method, path, body, n in bodies if bodies is not None else self.bodies(writes):
+            answer = self.portal.request(method, path, Encoded(body))
+            if path == "/api/sources":
+                new_sources = sum(1 for a in answer if isinstance(a, dict) and a.get("created"))
+            points += n
+        return new_sources, points
+
+    def _send(self, pairs: list[tuple[Item, AlertWrites]], result: BatchResult, bodies: list | None = None) -> None:
         try:
-            new, points = self.write([w for _, w in pairs])
+            new, points = self.write([w for _, w in pairs], bodies)
         except Rejected as exc:
             if len(pairs) == 1:
                 self._dead(result, pairs[0][0], pairs[0][1], str(exc))

@@ -19,9 +19,24 @@ from typing import Any
 
 import requests
 
+try:  # the portal's environment has orjson: a batch of 10,000 points encodes several times faster
+    import orjson
+
+    def encode(body: Any) -> bytes:
+        return orjson.dumps(body)
+except ImportError:  # pragma: no cover - the service also runs with the standard library alone
+    import json
+
+    def encode(body: Any) -> bytes:
+        return json.dumps(body).encode()
+
 log = logging.getLogger("broker")
 REJECTED = {400, 404, 405, 413, 422}
 AUTH = {401, 403}
+
+
+class Encoded(bytes):
+    """A request body already encoded as JSON (bodies are encoded once, even when a request is retried)."""
 
 
 class PortalError(Exception):
@@ -119,8 +134,13 @@ class PortalClient:
             t0 = time.monotonic()
             try:
                 self.requests_sent += 1
-                resp = self.http.request(method, self.url + path, json=body, params=params, timeout=self.timeout,
-                                         headers={"Authorization": f"token {token}"})
+                headers = {"Authorization": f"token {token}"}
+                if body is not None and not isinstance(body, Encoded):
+                    body = Encoded(encode(body))
+                if body is not None:
+                    headers["Content-Type"] = "application/json"
+                resp = self.http.request(method, self.url + path, data=body, params=params, timeout=self.timeout,
+                                         headers=headers)
             except requests.Timeout:
                 last = Unavailable(f"{method} {path}: no answer within {self.timeout:g} s")
                 continue
