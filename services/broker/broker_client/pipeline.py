@@ -62,6 +62,8 @@ class Pipeline:
                 pairs.append((item, map_alert(item.record, item.topic, self.ctx)))
             except MappingError as exc:
                 self._dead(result, item, None, str(exc))
+                continue
+            item.record = None  # the decoded alert is several times its writes: keep the service small
         return Prepared(pairs, result, self.bodies([w for _, w in pairs]) if pairs else [])
 
     def send(self, items: "list[Item] | Prepared") -> BatchResult:
