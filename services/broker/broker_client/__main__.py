@@ -133,8 +133,14 @@ def prefetched(source, pipeline: Pipeline, stop: threading.Event):
         thread.join(30)
 
 
+def in_turn(source, pipeline: Pipeline):
+    """(batch, prepared) pairs read in the calling thread (a Kafka consumer reads and commits in one thread)."""
+    for batch in source.batches():
+        yield batch, pipeline.prepare(batch.items)
+
+
 def run_pipeline(source, pipeline: Pipeline, status: statusmod.Status, dead: DeadLetters, stop: threading.Event,
-                 progress=None, give_up_after: float | None = None) -> dict:
+                 progress=None, give_up_after: float | None = None, prefetch: bool = True) -> dict:
     """Every batch of `source` into the portal, committing each once confirmed; returns the totals."""
     totals = {"alerts": 0, "dead": 0, "points": 0, "new_sources": 0}
     started = time.monotonic()
@@ -142,7 +148,8 @@ def run_pipeline(source, pipeline: Pipeline, status: statusmod.Status, dead: Dea
     reader_stop = threading.Event()
     watcher = threading.Thread(target=lambda: (stop.wait(), reader_stop.set()), daemon=True)
     watcher.start()
-    for batch, prepared in prefetched(source, pipeline, reader_stop):
+    batches = prefetched(source, pipeline, reader_stop) if prefetch else in_turn(source, pipeline)
+    for batch, prepared in batches:
         t0 = time.monotonic()
         result = send_until_done(pipeline, prepared, status, stop, give_up_after)
         batch.commit()
@@ -213,7 +220,8 @@ def cmd_run(s: configmod.Settings, args: argparse.Namespace) -> int:
             source = RestSource(s.rest, Cursor(s.state_dir, "rest"), s.batch_size, timeout=s.http_timeout,
                                 startdate=s.rest.startdate, stop=stop, on_error=on_error)
         log.info("broker client: %s source into %s as groups %s", s.source, portal.url, s.group_names)
-        run_pipeline(source, Pipeline(portal, ctx, dead, s.source), status, dead, stop)
+        run_pipeline(source, Pipeline(portal, ctx, dead, s.source), status, dead, stop,
+                     prefetch=s.source != "kafka")
     except Stopping:
         log.info("stopped while waiting; nothing unconfirmed was committed")
     finally:
