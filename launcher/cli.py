@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import __version__
+from . import broker as broker_commands
 from .errors import LauncherError
 
 EPILOG = """\
@@ -42,17 +43,20 @@ class Command:
     arguments: list[tuple[tuple[str, ...], dict]] = field(default_factory=list)
     config: bool = True  # the function gets the loaded configuration as args.cfg
     passthrough: bool = False  # takes arguments after `--` (as args.passthrough)
+    # For arguments a flat list cannot say (actions with arguments of their own): called with the parser.
+    configure: Callable[[argparse.ArgumentParser], None] | None = None
 
 
 COMMANDS: dict[str, Command] = {}
 
 
 def command(name: str, help: str, *arguments: tuple[tuple[str, ...], dict], description: str | None = None,
-            config: bool = True, passthrough: bool = False):
+            config: bool = True, passthrough: bool = False,
+            configure: Callable[[argparse.ArgumentParser], None] | None = None):
     """Register the decorated function as `./run.sh NAME` (in the order of registration)."""
 
     def register(func: Callable[[argparse.Namespace], int]):
-        COMMANDS[name] = Command(name, func, help, description, list(arguments), config, passthrough)
+        COMMANDS[name] = Command(name, func, help, description, list(arguments), config, passthrough, configure)
         return func
 
     return register
@@ -218,6 +222,12 @@ def cmd_config(args: argparse.Namespace) -> int:
     return show(args.cfg, args.key, args.show_secrets)
 
 
+@command("broker", broker_commands.HELP, description=broker_commands.DESCRIPTION,
+         configure=broker_commands.configure_parser)
+def cmd_broker(args: argparse.Namespace) -> int:
+    return broker_commands.run(args.cfg, args)
+
+
 @command("test", "run every test: upstream's suite, then the distribution's; ends with 'N passed, N failed'",
          arg("--suite", choices=["upstream", "distribution"], action="append", help="run only this suite (repeatable)"),
          arg("--fast", action="store_true",
@@ -243,6 +253,8 @@ def build_parser() -> tuple[Parser, dict[str, Parser]]:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         for flags, options in cmd.arguments:
             p.add_argument(*flags, **options)
+        if cmd.configure is not None:
+            cmd.configure(p)
         subs[cmd.name] = p
     return parser, subs
 

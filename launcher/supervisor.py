@@ -65,6 +65,7 @@ def placeholders(cfg: Config, name: str, service_dir: Path) -> dict[str, str]:
         "port": str(port),
         "processes": str(cfg.int_value("server.processes", 1, 256, 1)),
         "url": local_url(cfg),
+        "token_file": str(cfg.var_dir / "tokens" / f"{name}.token"),
     }
 
 

@@ -24,6 +24,9 @@ from .web import UploadBodyMixin, form, request_json
 class NovaHandler(APIHandler):
     """nova's answer shapes and its ways of saying who is asking."""
 
+    # nova's requests are forms (a `request-json` field, multipart for uploads), never JSON bodies.
+    json_body = False
+
     def answer(self, data: dict, status: int = 200) -> None:
         self.set_status(status)
         self.finish(dumps(data))

@@ -21,6 +21,9 @@ class UploadBodyMixin:
     message rather than a connection reset; a body more than twice the limit is cut off.
     """
 
+    # Multipart bodies (an image and its options), not JSON: a cookie-authenticated upload from the portal's page
+    # is checked for forgery by its Origin and anti-forgery token, not by a JSON content type.
+    json_body = False
     # How many times max_upload_mb a body may be (a worker's results hold the new FITS, the WCS and more).
     upload_factor = 1
 

@@ -281,6 +281,13 @@ class APIHandler(BaseHandler):
             raise ApiError(400, "the request body must be a JSON object")
         return data
 
+    def get_json_or_list(self) -> dict | list:
+        """The request body as a JSON object or a list (the batch forms); 400 with a clear message otherwise."""
+        data = parse_json_body(self.body)  # the same checks as get_json: NUL, lone surrogates, deep nesting
+        if not isinstance(data, (dict, list)):
+            raise ApiError(400, "the request body must be a JSON object or a list of objects")
+        return data
+
     def query(self, name: str, default: Any = None, kind: Callable[[str], Any] = str) -> Any:
         """A query argument converted by `kind`; 400 naming the argument when it does not convert."""
         raw = self.get_query_argument(name, None)

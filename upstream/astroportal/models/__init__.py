@@ -6,6 +6,7 @@ from .base import Base
 from .instruments import INSTRUMENT_TYPES, Instrument, Telescope
 from .listings import LIST_NAMES, Listing
 from .photometry import PHOT_DETECTION_THRESHOLD, PHOT_ZP, Photometry, photometry_groups
+from .thumbnails import THUMBNAIL_TYPES, Thumbnail
 from .social import SocialAssociation, SocialCode, SocialNonce, SocialPartial, UserSocialAuth
 from .users import ACL, Group, GroupUser, Role, Token, User, UserSession, role_acls, user_acls, user_roles
 

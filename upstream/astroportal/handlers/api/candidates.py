@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...domain import candidates
+from ...domain import bulk, candidates
 from ...domain.sources import DEFAULT_PER_PAGE, parse_bool, parse_id_csv
 from ..base import APIHandler, auth_required, rule
 
@@ -58,7 +58,10 @@ class CandidateListHandler(APIHandler):
         ---
         summary: Post a candidate
         tags: [candidates]
-        description: Posting the same object, filter and passed_at again returns the same ids and writes nothing.
+        description: >
+          Posting the same object, filter and passed_at again returns the same ids and writes nothing. A list of
+          such bodies (at most 1000) is written in one transaction, all or nothing (an error names the item's
+          index), and answers a list of the single form's answers.
         requestBody:
           required: true
           content:
@@ -84,7 +87,11 @@ class CandidateListHandler(APIHandler):
           403:
             description: Lacks "Upload data", or a filter of a group you are not in.
         """
-        self.success(candidates.post_candidate(self.session, self.current_user, self.get_json()))
+        body = self.get_json_or_list()
+        if isinstance(body, list):
+            self.success(bulk.post_candidates(self.session, self.current_user, body))
+            return
+        self.success(candidates.post_candidate(self.session, self.current_user, body))
 
 
 class CandidateHandler(APIHandler):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...domain import annotations
+from ...domain import annotations, bulk
 from ...domain.access import get_visible_obj
 from ...errors import ApiError
 from ..base import APIHandler, auth_required, rule
@@ -41,6 +41,11 @@ class ClassificationListHandler(APIHandler):
         ---
         summary: Classify an object with a class from a taxonomy
         tags: [classifications]
+        description: >
+          A list of such bodies (at most 1000) is written in one transaction, all or nothing (an error names the
+          item's index), and answers `{"classification_ids": [...]}`. The list form is idempotent, for
+          programs that send the same result again: an item whose object, taxonomy and class you have already
+          classified updates that classification's probability instead of adding another.
         requestBody:
           required: true
           content:
@@ -75,7 +80,12 @@ class ClassificationListHandler(APIHandler):
           404:
             description: No such object is visible to you.
         """
-        cid = annotations.create_classification(self.session, self.current_user, self.get_json())
+        body = self.get_json_or_list()
+        if isinstance(body, list):
+            ids = bulk.classify_many(self.session, self.current_user, body)
+            self.success({"classification_ids": ids})
+            return
+        cid = annotations.create_classification(self.session, self.current_user, body)
         self.success({"classification_id": cid})
 
 

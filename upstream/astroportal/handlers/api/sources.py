@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...domain import sources
+from ...domain import bulk, sources
 from ..base import APIHandler, auth_required, rule
 
 
@@ -61,13 +61,15 @@ class SourceListHandler(APIHandler):
 
     @rule("POST", "/api/sources")
     def post(self) -> None:
-        """Save an object (created if new) to groups.
+        """Save an object (created if new) to groups; or a list of them.
         ---
         summary: Save a source to groups, creating the object if new
         tags: [sources]
         description: >
           Saving again to the same groups creates no duplicate. An existing object keeps its position unless
-          you hold "Manage sources".
+          you hold "Manage sources". A list of such bodies (at most 1000) is saved in one transaction, all or
+          nothing (an error names the item's index), and answers a list of the single form's answers, each with
+          `created` (whether the object was new).
         requestBody:
           required: true
           content:
@@ -97,7 +99,11 @@ class SourceListHandler(APIHandler):
           403:
             description: Lacks "Upload data", or a group you may not save to.
         """
-        self.success(sources.post_source(self.session, self.current_user, self.get_json()))
+        body = self.get_json_or_list()
+        if isinstance(body, list):
+            self.success(bulk.post_sources(self.session, self.current_user, body))
+            return
+        self.success(sources.post_source(self.session, self.current_user, body))
 
 
 class SourceHandler(APIHandler):

@@ -12,7 +12,8 @@ from astropy.coordinates import Angle, SkyCoord
 from sqlalchemy import func, select
 
 from ...domain.access import accessible_group_ids, get_visible_obj
-from ...models import Photometry, photometry_groups
+from ...domain.thumbnails import thumbnails_for_obj
+from ...models import Group, Photometry, photometry_groups
 from .common import PageHandler, login_required
 from ...validate import small_id
 
@@ -127,7 +128,17 @@ class SourcesPage(PageHandler):
             "radius": arg("radius", "") or "10",
             "unit": arg("unit", "arcsec"),
             "sourceID": arg("sourceID", "").strip(),
+            "group": arg("group", "").strip(),
         }
+        # The groups the list can be narrowed to (e.g. the broker's group: what the alert broker brought in).
+        readable = accessible_group_ids(self.session, self.current_user)
+        query = select(Group.id, Group.name).where(Group.single_user_group.is_(False)).order_by(Group.name)
+        if readable is not None:
+            query = query.where(Group.id.in_(sorted(readable) or [-1]))
+        groups = [{"id": gid, "name": name} for gid, name in self.session.execute(query)]
+        group_id = int(form["group"]) if form["group"].isdigit() else None
+        if group_id is not None and group_id not in {g["id"] for g in groups}:
+            group_id = None
         error = None
         cone = None
         try:
@@ -141,6 +152,7 @@ class SourcesPage(PageHandler):
         data = {
             "cone": cone,
             "sourceID": form["sourceID"] or None,
+            "groupIds": str(group_id) if group_id is not None else None,
             "sortBy": sort_by if sort_by in SORT_KEYS else "saved_at",
             "sortOrder": sort_order if sort_order in ("asc", "desc") else None,
             "numPerPage": small_id(per_page) if small_id(per_page) in PER_PAGE_CHOICES else 100,
@@ -154,6 +166,8 @@ class SourcesPage(PageHandler):
             error=error,
             cone=cone,
             units=list(RADIUS_UNITS),
+            groups=groups,
+            group_id=group_id,
             per_page_choices=PER_PAGE_CHOICES,
             per_page=data["numPerPage"],
             page_data=data,
@@ -169,6 +183,7 @@ class SourcePage(PageHandler):
             "source.html",
             obj=obj,
             pos=positions(obj.ra, obj.dec),
+            thumbnails=thumbnails_for_obj(self.session, obj.id),
             page_data={
                 "objId": obj.id,
                 "ra": obj.ra,

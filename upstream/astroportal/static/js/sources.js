@@ -38,6 +38,7 @@ Portal.ready(() => {
       sortBy: state.sortBy,
       sortOrder: state.sortOrder,
       sourceID: state.sourceID,
+      group_ids: state.groupIds,
     };
     if (state.cone) Object.assign(params, state.cone);
     let data;
@@ -51,7 +52,7 @@ Portal.ready(() => {
     const rows = data.sources || [];
     Portal.clear(box);
     if (!rows.length) {
-      box.appendChild(el("div", { class: "empty", id: "no-sources" }, state.cone || state.sourceID ? "No source matches this search." : "No sources yet."));
+      box.appendChild(el("div", { class: "empty", id: "no-sources" }, state.cone || state.sourceID || state.groupIds ? "No source matches this search." : "No sources yet."));
       return;
     }
     const order = state.sortOrder || (state.sortBy === "saved_at" || state.sortBy === "created_at" ? "desc" : "asc");

@@ -1,0 +1,166 @@
+"""A batch of alerts into the portal: map each, write them all with a handful of list requests, and when the
+portal refuses the batch, find the alert(s) at fault by sending them one at a time (dead letters), so that the
+others still land. Every write is idempotent, so sending an alert again never duplicates it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .deadletter import DeadLetters
+from .mapping import AlertWrites, Context, MappingError, map_alert, photometry_body
+from .portal_client import Encoded, PortalClient, PortalError, Rejected, Unavailable, encode
+
+log = logging.getLogger("broker")
+
+
+@dataclass
+class Item:
+    """One alert as a source hands it over."""
+
+    where: str                      # where it came from, for people: "file.avro#12", "topic[0]@45", ...
+    record: dict | None = None      # the decoded alert (Fink's Avro shape)
+    topic: str | None = None        # the Kafka topic or Fink class it came with
+    error: str | None = None        # why it could not be decoded (it then goes to the dead letters)
+    payload: Any = None             # what a dead letter keeps to send it again (raw message, REST row)
+
+
+@dataclass
+class BatchResult:
+    alerts: int = 0
+    dead: int = 0
+    points: int = 0
+    new_sources: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Prepared:
+    pairs: list
+    result: "BatchResult"
+    bodies: list
+
+
+class Pipeline:
+    def __init__(self, portal: PortalClient, ctx: Context, dead_letters: DeadLetters, source: str) -> None:
+        self.portal = portal
+        self.ctx = ctx
+        self.dead_letters = dead_letters
+        self.source = source
+
+    def prepare(self, items: list[Item]) -> "Prepared":
+        """Map a batch (dead-lettering what cannot be mapped) and encode its request bodies; no portal call, so it
+        can run in a thread while the previous batch is being written."""
+        result = BatchResult()
+        pairs: list[tuple[Item, AlertWrites]] = []
+        for item in items:
+            if item.error is not None:
+                self._dead(result, item, None, item.error)
+                continue
+            try:
+                pairs.append((item, map_alert(item.record, item.topic, self.ctx)))
+            except MappingError as exc:
+                self._dead(result, item, None, str(exc))
+                continue
+            item.record = None  # the decoded alert is several times its writes: keep the service small
+        return Prepared(pairs, result, self.bodies([w for _, w in pairs]) if pairs else [])
+
+    def send(self, items: "list[Item] | Prepared") -> BatchResult:
+        """Write a batch; returns once every alert is in the portal or in the dead letters.
+
+        Raises Unavailable or AuthFailed (nothing to blame on an alert: the caller waits and sends the same
+        batch again) and Stopping (SIGTERM while waiting to retry).
+        """
+        prepared = items if isinstance(items, Prepared) else self.prepare(items)
+        result = BatchResult(dead=prepared.result.dead, reasons=list(prepared.result.reasons))
+        if prepared.pairs:
+            self._send(prepared.pairs, result, prepared.bodies)
+        return result
+
+    # -- writing -----------------------------------------------------------------------------------------
+    def bodies(self, writes: list[AlertWrites]) -> list[tuple[str, str, bytes, int]]:
+        """The list requests of one batch, in dependency order, encoded: (method, path, body, points)."""
+        out = [("POST", "/api/sources", encode([w.source for w in writes]), 0)]
+        candidates = [w.candidate for w in writes if w.candidate is not None]
+        if candidates:
+            out.append(("POST", "/api/candidates", encode(candidates), 0))
+        points = [p for w in writes for p in w.points]
+        if points:
+            out.append(("PUT", "/api/photometry", encode(photometry_body(points, self.ctx.group_ids, self.ctx.origin)),
+                        len(points)))
+        classifications = [c for w in writes for c in w.classifications]
+        if classifications:
+            out.append(("POST", "/api/classification", encode(classifications), 0))
+        thumbnails = [t for w in writes for t in w.thumbnails]
+        for start in range(0, len(thumbnails), 300):  # ~5 MB a request
+            out.append(("POST", "/api/thumbnail", encode(thumbnails[start:start + 300]), 0))
+        return out
+
+    def write(self, writes: list[AlertWrites], bodies: list | None = None) -> tuple[int, int]:
+        """Send the batch's requests in order; returns (new sources, points)."""
+        new_sources = points = 0
+        for method, path, body, n in bodies if bodies is not None else self.bodies(writes):
+            answer = self.portal.request(method, path, Encoded(body))
+            if path == "/api/sources":
+                new_sources = sum(1 for a in answer if isinstance(a, dict) and a.get("created"))
+            points += n
+        return new_sources, points
+
+    def _send(self, pairs: list[tuple[Item, AlertWrites]], result: BatchResult, bodies: list | None = None) -> None:
+        try:
+            new, points = self.write([w for _, w in pairs], bodies)
+        except Rejected as exc:
+            if len(pairs) == 1:
+                self._dead(result, pairs[0][0], pairs[0][1], str(exc))
+                return
+            log.warning("the portal refused a batch of %d alerts (%s): sending them one by one", len(pairs), exc)
+            for pair in pairs:
+                self._send([pair], result)
+            return
+        except Unavailable as exc:
+            if exc.status is None and "unreachable" in str(exc):
+                raise  # the portal is down: wait and send the batch again
+            if len(pairs) > 1:
+                log.warning("a batch of %d alerts keeps failing (%s): sending them one by one", len(pairs), exc)
+                for pair in pairs:
+                    self._send([pair], result)
+                return
+            if not self.portal_healthy():
+                raise
+            self._dead(result, pairs[0][0], pairs[0][1], f"keeps failing while the portal is up: {exc}")
+            return
+        result.alerts += len(pairs)
+        result.new_sources += new
+        result.points += points
+
+    def portal_healthy(self) -> bool:
+        try:
+            self.portal.request("GET", "/api/sysinfo", attempts=1)
+            return True
+        except PortalError:
+            return False
+
+    def _dead(self, result: BatchResult, item: Item, writes: AlertWrites | None, reason: str) -> None:
+        record = item.record if isinstance(item.record, dict) else {}
+        obj_id = writes.obj_id if writes else record.get("objectId") if isinstance(record.get("objectId"), str) else None
+        candid = writes.candid if writes else None
+        self.dead_letters.add(source=self.source, where=item.where, reason=reason, obj_id=obj_id, candid=candid,
+                              payload=item.payload)
+        log.error("dead letter: %s (%s): %s", item.where, obj_id or "no objectId", reason)
+        result.dead += 1
+        result.reasons.append(f"{item.where}: {reason}")
+
+
+def describe(result: BatchResult, seconds: float, lag: Any = None) -> str:
+    """The log line of one batch."""
+    text = (f"batch: {result.alerts} alerts ({result.new_sources} new sources), {result.points} points, "
+            f"{seconds:.2f} s")
+    if result.dead:
+        text += f", {result.dead} dead-lettered"
+    if lag is not None:
+        text += f", lag {lag}"
+    return text
+
+
+Committer = Callable[[], None]

@@ -1,0 +1,29 @@
+"""Where alerts come from, behind one interface: `batches()` yields Batch(items, commit), and `commit()` is
+called only once the portal has confirmed every item (or dead-lettered it); `position()` describes the cursor
+and lag for the status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Protocol
+
+from ..pipeline import Item
+
+
+@dataclass
+class Batch:
+    items: list[Item]
+    commit: Callable[[], None]
+
+
+class Source(Protocol):
+    name: str
+
+    def batches(self) -> Iterator[Batch]:
+        ...
+
+    def position(self) -> dict[str, Any]:
+        ...
+
+    def close(self) -> None:
+        ...

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Benchmark of the broker client: a backfill of real-format alerts into the portal, batched, against the call
+pattern of a one-alert-at-a-time client.
+
+Targets (issue "Broker client"): 10,000 alerts, each with its light curve (about 50 earlier points) and its three
+cutouts, reach the database at >= 300 alerts/s with one app process; the service's resident memory stays under
+200 MB. Also printed: the same alerts sent one per request (sources, candidates, photometry, classification and
+three thumbnail calls per alert, as a one-at-a-time client does) and the ratio.
+
+Usage: .venv/bin/python tests/bench/bench_broker.py [--alerts 10000] [--baseline 300] [--batch-size 200]
+It builds the real tree under a temporary project root, starts its own PostgreSQL cluster and one portal process
+on loopback, and removes everything at the end. The alerts are synthesised from the real ones in
+tests/data/fink-alerts (new objectIds, candids and positions; light curves grown from real entries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "services" / "broker"))
+
+from broker_support import (  # noqa: E402
+    GROUP,
+    SERVICE_DIR,
+    BrokerPortal,
+    admin_setup,
+    expected_points,
+    service_config,
+    service_token,
+    synth,
+    write_avro,
+)
+
+from conftest import PYTHON  # noqa: E402
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+class PeakRss:
+    """Samples a process's resident memory every 0.1 s; `peak` in MB."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self.done = pid, 0.0, threading.Event()
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            self.peak = max(self.peak, rss_mb(self.pid), rss_mb(self.pid, "VmHWM"))
+
+
+def backfill(portal: BrokerPortal, token_file: Path, work: Path, n: int, batch_size: int) -> dict:
+    files = work / "alerts"
+    files.mkdir()
+    expected = 0
+    per_file = 1000
+    for start in range(0, n, per_file):
+        schema, records = synth(min(per_file, n - start), f"B{start // per_file:03d}", prv_points=50, seed=start)
+        expected += sum(map(expected_points, records))
+        write_avro(files / f"alerts-{start // per_file:03d}.avro", schema, records)
+        del records
+    size_mb = sum(f.stat().st_size for f in files.iterdir()) / 1e6
+    cfg = service_config(portal, work / "state", group_names=[GROUP], batch_size=batch_size)
+    cmd = [PYTHON, "-m", "broker_client", "replay", str(files), "--config", str(cfg), "--token-file",
+           str(token_file), "--url", portal.url]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=SERVICE_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rss = PeakRss(proc.pid)
+    out, err = proc.communicate()
+    seconds = time.monotonic() - t0
+    rss.done.set()
+    if proc.returncode != 0:
+        raise SystemExit(f"the replay failed ({proc.returncode}):\n{out}\n{err[-3000:]}")
+    counts = portal.counts("ZTFB")
+    assert counts["objs"] == n and counts["candidates"] == n and counts["photometry"] == expected, counts
+    timings = [line for line in err.splitlines() if "time per call" in line]
+    return {"seconds": seconds, "rate": n / seconds, "rss": rss.peak, "points": expected, "mb": size_mb,
+            "summary": out.strip(), "timings": timings[-1].split("time per call: ")[-1] if timings else ""}
+
+
+def one_at_a_time(portal: BrokerPortal, token: str, n: int) -> dict:
+    """The same writes, one alert per request, in the order a one-at-a-time client makes them."""
+    import requests
+    from broker_client import mapping
+
+    schema, records = synth(n, "SGL", prv_points=50, seed=99)
+    http = requests.Session()
+    http.headers["Authorization"] = f"token {token}"
+    setup = {
+        "group_ids": [g["id"] for g in portal.api("GET", "/api/groups")["all_groups"] if g["name"] == GROUP],
+        "instrument_id": portal.api("GET", "/api/instrument?name=ZTF")[0]["id"],
+        "filter_id": next(f["id"] for f in portal.api("GET", "/api/filters") if f["name"] == "Fink"),
+        "taxonomy_id": next(t["id"] for t in portal.api("GET", "/api/taxonomy") if t["name"] == "Fink"),
+    }
+    ctx = mapping.Context(**setup)
+
+    def call(method: str, path: str, body) -> None:
+        r = http.request(method, portal.url + path, json=body, timeout=120)
+        assert r.ok, f"{method} {path}: {r.status_code} {r.text[:300]}"
+
+    t0 = time.monotonic()
+    for record in records:
+        w = mapping.map_alert(record, "fink_kn_candidates_ztf", ctx)
+        call("POST", "/api/sources", w.source)
+        call("POST", "/api/candidates", w.candidate)
+        call("PUT", "/api/photometry", mapping.photometry_body(w.points, ctx.group_ids, ctx.origin))
+        for c in w.classifications:
+            call("POST", "/api/classification", c)
+        for t in w.thumbnails:
+            call("POST", "/api/thumbnail", t)
+    seconds = time.monotonic() - t0
+    return {"seconds": seconds, "rate": n / seconds}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--alerts", type=int, default=10_000)
+    parser.add_argument("--baseline", type=int, default=300, help="alerts sent one per request")
+    parser.add_argument("--batch-size", type=int, default=200)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-broker-"))
+    portal = BrokerPortal()
+    try:
+        bot_id, token_file = service_token(portal)
+        admin_setup(portal, bot_id)
+        print(f"backfill: {args.alerts} alerts (about 50 earlier points and 3 cutouts each), batches of "
+              f"{args.batch_size}, one app process ...", flush=True)
+        b = backfill(portal, token_file, work, args.alerts, args.batch_size)
+        print(f"  {b['summary']}")
+        print(f"  {b['mb']:.0f} MB of Avro, {b['points']} photometry points")
+        print(f"  time per portal call: {b['timings']}")
+        print(f"batched:        {b['rate']:8.1f} alerts/s  ({b['seconds']:.1f} s)   target >= 300 alerts/s  "
+              f"{'OK' if b['rate'] >= 300 else 'MISSED'}")
+        print(f"service memory: {b['rss']:8.1f} MB peak resident   target < 200 MB  {'OK' if b['rss'] < 200 else 'MISSED'}")
+        s = one_at_a_time(portal, token_file.read_text().strip(), args.baseline)
+        print(f"one per request:{s['rate']:8.1f} alerts/s  ({args.baseline} alerts in {s['seconds']:.1f} s)")
+        print(f"ratio:          {b['rate'] / s['rate']:8.1f} x")
+        print(f"app process:    {rss_mb(portal.proc.pid, 'VmHWM'):8.1f} MB peak resident")
+    finally:
+        portal.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""Set-based list forms for alert brokers: a batch of sources, candidates, classifications or thumbnails written
+with a handful of statements whatever its size, in one transaction.
+
+Each item is checked by the single-object form's own validators (same fields, same messages, prefixed with the
+item's index); the database work is then done for the whole batch at once: one look-up of the objects, one
+insert of the new ones, one of the saves, and so on. A broker sends hundreds of alerts a second; one query per
+object and check would not keep up. Semantics are the single forms' (idempotent where they are).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from ..errors import ApiError, forbidden
+from ..models import (THUMBNAIL_TYPES, Candidate, Classification, Filter, Obj, Source, Thumbnail, User,
+                      classification_groups)
+from . import access
+from .annotations import CLASSIFICATION_FIELDS, _id_field, _probability
+from .batch import check_items
+from .candidates import _alert_id, parse_time
+from .sources import OBJ_FIELDS, body_group_ids, can_manage_sources, check_obj_fields, check_obj_id
+from .taxonomies import check_no_nul, get_visible_taxonomy, taxonomy_classes
+from .thumbnails import EXTENSIONS, FIELDS as THUMBNAIL_FIELDS, _write_atomically, png_cache_path, relative_path, sniff
+
+
+def _at(i: int, exc: ApiError) -> ApiError:
+    return ApiError(exc.status_code, f"item {i} of the batch: {exc.message}; nothing was written", {"index": i, **exc.data})
+
+
+def _each(items: list[dict], check) -> list:
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(check(item))
+        except ApiError as exc:
+            raise _at(i, exc) from None
+    return out
+
+
+def _unknown(data: dict, allowed: set[str]) -> None:
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise ApiError(400, f"unknown field(s) {extra}; accepted fields: {sorted(allowed)}")
+
+
+class _Groups:
+    """target_group_ids once per distinct request of groups in a batch."""
+
+    def __init__(self, session: Session, user: User, **kw: Any) -> None:
+        self.session, self.user, self.kw, self.cache = session, user, kw, {}
+
+    def __call__(self, value: Any) -> list[int]:
+        key = repr(value)
+        if key not in self.cache:
+            self.cache[key] = access.target_group_ids(self.session, self.user, value, **self.kw)
+        return self.cache[key]
+
+
+def _ensure_objs(session: Session, user: User, wanted: dict[str, dict], *, update_existing: bool) -> set[str]:
+    """ensure_obj for many objects: one read, one insert of the new ones; returns the ids created."""
+    existing = {o.id: o for o in session.scalars(select(Obj).where(Obj.id.in_(list(wanted))))}
+    new = []
+    for obj_id, fields in wanted.items():
+        if obj_id in existing:
+            continue
+        for field in ("ra", "dec"):
+            if fields.get(field) is None:
+                raise ApiError(400, f"missing required field `{field}` (needed to create object {obj_id!r})")
+        new.append({"id": obj_id, **{k: fields.get(k) for k in OBJ_FIELDS}})
+    created: set[str] = set()
+    if new:
+        created = set(session.scalars(
+            pg_insert(Obj).values(new).on_conflict_do_nothing(index_elements=["id"]).returning(Obj.id)))
+    if update_existing:
+        manager = can_manage_sources(user)
+        for obj_id, obj in existing.items():
+            for field, value in wanted[obj_id].items():
+                current = getattr(obj, field)
+                if field in ("ra", "dec"):
+                    if manager and value is not None and value != current:
+                        setattr(obj, field, value)
+                elif value is not None and (current is None or current == [] or manager) and value != current:
+                    setattr(obj, field, value)
+    return created
+
+
+def post_sources(session: Session, user: User, items: list[dict]) -> list[dict]:
+    """POST /api/sources with a list: each item as post_source, plus `created`."""
+    check_items(items, "source")
+    groups = _Groups(session, user, default="all", need_save=True)
+    allowed = {"id", "group_ids", *OBJ_FIELDS}
+
+    def check(data: dict) -> tuple[str, dict, list[int]]:
+        _unknown(data, allowed)
+        return (check_obj_id(data.get("id")), check_obj_fields(data),
+                groups(body_group_ids(data.get("group_ids"), "group_ids")))
+
+    checked = _each(items, check)
+    wanted: dict[str, dict] = {}
+    for obj_id, fields, _ in checked:
+        wanted.setdefault(obj_id, {}).update(fields)
+    try:
+        created = _ensure_objs(session, user, wanted, update_existing=True)
+        pairs = sorted({(obj_id, g) for obj_id, _, gids in checked for g in gids})
+        active = set(session.execute(select(Source.obj_id, Source.group_id).where(
+            tuple_(Source.obj_id, Source.group_id).in_(pairs), Source.active.is_(True))).all()) if pairs else set()
+        missing = [p for p in pairs if p not in active]
+        if missing:
+            stmt = pg_insert(Source).values([{"obj_id": o, "group_id": g, "saved_by_id": user.id} for o, g in missing])
+            session.execute(stmt.on_conflict_do_update(
+                index_elements=["obj_id", "group_id"],
+                set_={"active": True, "saved_by_id": user.id, "saved_at": func.now(), "unsaved_by_id": None,
+                      "unsaved_at": None},
+                where=Source.__table__.c.active.is_(False)))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return [{"id": obj_id, "saved_to_groups": sorted(gids), "created": obj_id in created}
+            for obj_id, _, gids in checked]
+
+
+def post_candidates(session: Session, user: User, items: list[dict]) -> list[dict]:
+    """POST /api/candidates with a list: each item as post_candidate (`{"ids": [...]}` each)."""
+    check_items(items, "candidate")
+    allowed = {"id", "filter_ids", "passed_at", "passing_alert_id", "ra", "dec", "redshift", "origin", "alias"}
+
+    def check(data: dict):
+        _unknown(data, allowed)
+        obj_id = check_obj_id(data.get("id"))
+        fields = check_obj_fields(data)
+        if data.get("filter_ids") is None:
+            raise ApiError(400, "missing required field `filter_ids` (a list of filter ids)")
+        filter_ids = body_group_ids(data["filter_ids"], "filter_ids")
+        if not isinstance(filter_ids, list) or not filter_ids:
+            raise ApiError(400, "`filter_ids` must be a non-empty list of integer filter ids")
+        if data.get("passed_at") is None:
+            raise ApiError(400, "missing required field `passed_at` (an ISO 8601 time)")
+        return obj_id, fields, filter_ids, parse_time(data["passed_at"], "passed_at"), _alert_id(data.get("passing_alert_id"))
+
+    checked = _each(items, check)
+    all_filters = sorted({f for c in checked for f in c[2]})
+    filters = dict(session.execute(select(Filter.id, Filter.group_id).where(Filter.id.in_(all_filters))).all())
+    mine = None if user.is_system_admin else access.user_group_ids(session, user)
+    for i, (_, _, filter_ids, _, _) in enumerate(checked):
+        unknown = [f for f in filter_ids if f not in filters]
+        if unknown:
+            raise _at(i, ApiError(400, f"unknown filter id(s): {unknown}"))
+        if mine is not None:
+            outside = [f for f in filter_ids if filters[f] not in mine]
+            if outside:
+                raise _at(i, forbidden(f"you are not a member of the group(s) of filter(s) {outside}"))
+    try:
+        keys = sorted({(c[0], f, c[3]) for c in checked for f in c[2]})
+        key_cols = tuple_(Candidate.obj_id, Candidate.filter_id, Candidate.passed_at)
+        existing = {(o, f, t): cid for cid, o, f, t in session.execute(
+            select(Candidate.id, Candidate.obj_id, Candidate.filter_id, Candidate.passed_at).where(key_cols.in_(keys)))}
+        missing = [k for k in keys if k not in existing]
+        if missing:
+            wanted: dict[str, dict] = {}
+            for obj_id, fields, *_ in checked:
+                wanted.setdefault(obj_id, {}).update(fields)
+            need = {k[0] for k in missing}
+            _ensure_objs(session, user, {o: f for o, f in wanted.items() if o in need}, update_existing=False)
+            alert_ids = {(c[0], f, c[3]): c[4] for c in checked for f in c[2]}
+            session.execute(pg_insert(Candidate).values([
+                {"obj_id": o, "filter_id": f, "passed_at": t, "passing_alert_id": alert_ids[(o, f, t)],
+                 "uploader_id": user.id} for o, f, t in missing
+            ]).on_conflict_do_nothing(index_elements=["obj_id", "filter_id", "passed_at"]))
+            existing.update({(o, f, t): cid for cid, o, f, t in session.execute(
+                select(Candidate.id, Candidate.obj_id, Candidate.filter_id, Candidate.passed_at).where(
+                    key_cols.in_(missing)))})
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return [{"ids": [existing[(c[0], f, c[3])] for f in c[2]]} for c in checked]
+
+
+def _visible_objs(session: Session, user: User, obj_ids: set[str]) -> set[str]:
+    query = select(Obj.id).where(Obj.id.in_(sorted(obj_ids)))
+    clause = access.obj_visible_clause(user, access.accessible_group_ids(session, user))
+    if clause is not None:
+        query = query.where(clause)
+    return set(session.scalars(query))
+
+
+def classify_many(session: Session, user: User, items: list[dict]) -> list[int]:
+    """POST /api/classification with a list: each item as create_classification, except that your own
+    classification of the object with the same taxonomy and class gets the new probability (and groups, when
+    given) instead of a duplicate."""
+    check_items(items, "classification")
+    groups = _Groups(session, user, default="all")
+    taxonomies: dict[int, set[str]] = {}
+
+    def check(data: dict):
+        _unknown(data, CLASSIFICATION_FIELDS)
+        obj_id = data.get("obj_id")
+        if obj_id is None:
+            raise ApiError(400, "missing required field `obj_id`")
+        if not isinstance(obj_id, str) or not obj_id.strip():
+            raise ApiError(400, f"`obj_id` must be a non-empty string, got {obj_id!r:.80}")
+        check_no_nul(obj_id, "obj_id")
+        if "classification" not in data:
+            raise ApiError(400, "missing required field `classification`")
+        taxonomy_id = _id_field(data, "taxonomy_id")
+        probability = _probability(data.get("probability"))
+        if taxonomy_id not in taxonomies:
+            t = get_visible_taxonomy(session, user, taxonomy_id, field="taxonomy_id")
+            taxonomies[taxonomy_id] = (t.name, t.version, taxonomy_classes(t.hierarchy))
+        cls = data["classification"]
+        if not isinstance(cls, str) or not cls.strip():
+            raise ApiError(400, f"`classification` must be a non-empty string, got {cls!r:.80}")
+        name, version, classes = taxonomies[taxonomy_id]
+        if cls not in classes:
+            raise ApiError(400, f"classification {cls!r} is not a class of taxonomy {name!r} "
+                                f"(version {version}, id {taxonomy_id})")
+        gids = groups(data.get("group_ids")) if "group_ids" in data else None
+        return obj_id, taxonomy_id, cls, probability, "probability" in data, gids
+
+    checked = _each(items, check)
+    visible = _visible_objs(session, user, {c[0] for c in checked})
+    for i, c in enumerate(checked):
+        if c[0] not in visible:
+            raise _at(i, ApiError(404, f"object {c[0]!r} not found"))
+    try:
+        keys = sorted({(c[0], c[1], c[2]) for c in checked})
+        rows = session.scalars(select(Classification).where(
+            tuple_(Classification.obj_id, Classification.taxonomy_id, Classification.classification).in_(keys),
+            Classification.author_id == user.id).order_by(Classification.id)).all()
+        mine: dict[tuple, Classification] = {}
+        for r in rows:
+            mine.setdefault((r.obj_id, r.taxonomy_id, r.classification), r)
+        ids = []
+        default_groups = None
+        for obj_id, taxonomy_id, cls, probability, has_probability, gids in checked:
+            row = mine.get((obj_id, taxonomy_id, cls))
+            if row is None:
+                row = Classification(obj_id=obj_id, taxonomy_id=taxonomy_id, classification=cls,
+                                     probability=probability, author_id=user.id, author_name=user.username)
+                session.add(row)
+                session.flush()
+                if gids is None:
+                    default_groups = default_groups or groups(None)
+                    gids = default_groups
+                session.execute(classification_groups.insert(),
+                                [{"classification_id": row.id, "group_id": g} for g in gids])
+                mine[(obj_id, taxonomy_id, cls)] = row
+            else:
+                if has_probability and row.probability != probability:
+                    row.probability = probability
+                if gids is not None:
+                    current = set(session.scalars(select(classification_groups.c.group_id).where(
+                        classification_groups.c.classification_id == row.id)))
+                    if current != set(gids):
+                        session.execute(classification_groups.delete().where(
+                            classification_groups.c.classification_id == row.id))
+                        session.execute(classification_groups.insert(),
+                                        [{"classification_id": row.id, "group_id": g} for g in gids])
+            ids.append(row.id)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return ids
+
+
+def post_thumbnails(session: Session, user: User, items: list[dict], root: Path) -> list[int]:
+    """POST /api/thumbnail with a list: each item as post_thumbnail (one image per object and type)."""
+    check_items(items, "thumbnail")
+
+    def check(data: dict):
+        _unknown(data, THUMBNAIL_FIELDS)
+        obj_id = check_obj_id(data.get("obj_id"), "obj_id")
+        ttype = data.get("ttype")
+        if ttype not in THUMBNAIL_TYPES:
+            raise ApiError(400, f"`ttype` must be one of {list(THUMBNAIL_TYPES)}, got {ttype!r:.40}")
+        encoded = data.get("data")
+        if not isinstance(encoded, str) or not encoded:
+            raise ApiError(400, "missing required field `data` (the image, base64-encoded)")
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "`data` is not valid base64") from None
+        origin = data.get("origin")
+        if origin is not None and not isinstance(origin, str):
+            raise ApiError(400, f"`origin` must be a string, got {origin!r:.40}")
+        return obj_id, ttype, raw, sniff(raw), origin
+
+    checked = _each(items, check)
+    visible = _visible_objs(session, user, {c[0] for c in checked})
+    for i, c in enumerate(checked):
+        if c[0] not in visible:
+            raise _at(i, ApiError(404, f"object {c[0]!r} not found"))
+    latest = {}
+    for obj_id, ttype, raw, ext, origin in checked:  # the same object and type twice: the last one wins
+        latest[(obj_id, ttype)] = (raw, ext, origin)
+    try:
+        known = {(o, t): (tid, path, size, org) for tid, o, t, path, size, org in session.execute(
+            select(Thumbnail.id, Thumbnail.obj_id, Thumbnail.type, Thumbnail.file_path, Thumbnail.size,
+                   Thumbnail.origin).where(tuple_(Thumbnail.obj_id, Thumbnail.type).in_(sorted(latest))))}
+        ids = {k: v[0] for k, v in known.items()}
+        rows = []
+        for (obj_id, ttype), (raw, ext, origin) in latest.items():
+            rel = relative_path(obj_id, ttype, ext)
+            path = root / rel
+            old = known.get((obj_id, ttype))
+            if old and old[1] == rel and old[2] == len(raw) and old[3] == origin:
+                try:
+                    if path.read_bytes() == raw:
+                        continue  # the same image again: nothing to write
+                except FileNotFoundError:
+                    pass
+            _write_atomically(path, raw)
+            png_cache_path(path).unlink(missing_ok=True)
+            rows.append({"obj_id": obj_id, "type": ttype, "file_path": rel, "file_format": EXTENSIONS[ext],
+                         "size": len(raw), "origin": origin, "uploader_id": user.id})
+        if rows:
+            stmt = pg_insert(Thumbnail).values(rows)
+            ex = stmt.excluded
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["obj_id", "type"],
+                set_={"file_path": ex.file_path, "file_format": ex.file_format, "size": ex.size, "origin": ex.origin,
+                      "uploader_id": ex.uploader_id, "modified": func.now()},
+            ).returning(Thumbnail.id, Thumbnail.obj_id, Thumbnail.type)
+            ids.update({(o, t): tid for tid, o, t in session.execute(stmt)})
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return [ids[(c[0], c[1])] for c in checked]

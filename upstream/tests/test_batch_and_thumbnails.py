@@ -1,0 +1,140 @@
+"""The list forms of POST /api/sources, /api/candidates, /api/classification and /api/thumbnail (one
+transaction, all or nothing), and thumbnails: stored as received, rendered to PNG on first view, on the page."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+
+import numpy as np
+import pytest
+import requests
+
+from conftest import unique
+from test_candidates import candidate_rows, new_filter
+from test_sources import count_rows, new_group
+
+
+@pytest.fixture(scope="module")
+def crew(make_user, db, api, admin_token):
+    uid, token = make_user("Full user")
+    group = new_group(db, uid)
+    status, body = api.post("/api/taxonomy", admin_token, json={
+        "name": f"tax-{unique()}", "version": "1", "group_ids": [group],
+        "hierarchy": {"class": "Transient", "subclasses": [{"class": "Kilonova"}, {"class": "SN Ia"}]}})
+    assert status == 200, body
+    return {"id": uid, "token": token, "group": group, "filter": new_filter(db, group),
+            "taxonomy": body["data"]["taxonomy_id"]}
+
+
+def fits_gz(seed: int = 1) -> bytes:
+    from astropy.io import fits
+
+    rng = np.random.default_rng(seed)
+    image = rng.normal(100, 5, (63, 63)).astype("float32")
+    image[30:33, 30:33] += 400
+    image[0, 0] = np.nan
+    buf = io.BytesIO()
+    fits.PrimaryHDU(image).writeto(buf)
+    return gzip.compress(buf.getvalue())
+
+
+def test_sources_and_candidates_list_forms_are_idempotent(api, db, crew):
+    from astroportal.models import Obj, Source
+
+    ids = [unique() for _ in range(3)]
+    body = [{"id": i, "ra": 10.0 + n, "dec": -5.0, "group_ids": [crew["group"]], "origin": "Fink"}
+            for n, i in enumerate(ids)]
+    for _ in range(2):
+        status, answer = api.post("/api/sources", crew["token"], json=body)
+        assert status == 200, answer
+        assert [a["id"] for a in answer["data"]] == ids
+    assert all(count_rows(db, Source, obj_id=i) == 1 for i in ids)
+    cands = [{"id": i, "filter_ids": [crew["filter"]], "passed_at": "2026-05-01T00:00:00Z", "passing_alert_id": n}
+             for n, i in enumerate(ids)]
+    first = api.post("/api/candidates", crew["token"], json=cands)
+    again = api.post("/api/candidates", crew["token"], json=cands)
+    assert first[0] == 200 and first == again
+    assert all(len(candidate_rows(db, i)) == 1 for i in ids)
+    with db() as s:
+        assert s.get(Obj, ids[2]).ra == 12.0
+
+
+def test_a_bad_item_refuses_the_whole_batch_naming_its_index(api, db, crew):
+    from astroportal.models import Obj
+
+    good, other = unique(), unique()
+    body = [{"id": good, "ra": 1.0, "dec": 1.0, "group_ids": [crew["group"]]},
+            {"id": other, "ra": 400.0, "dec": 1.0, "group_ids": [crew["group"]]}]
+    status, answer = api.post("/api/sources", crew["token"], json=body)
+    assert status == 400
+    assert "item 1" in answer["message"] and "`ra`" in answer["message"]
+    with db() as s:
+        assert s.get(Obj, good) is None
+    assert api.post("/api/sources", crew["token"], json=[])[0] == 400
+    assert api.post("/api/sources", crew["token"], json=[1, 2])[0] == 400
+    assert api.post("/api/sources", crew["token"], json=[{"id": good, "ra": 1, "dec": 1}] * 1001)[0] == 400
+
+
+def test_classification_list_form_updates_instead_of_duplicating(api, db, crew):
+    from astroportal.models import Classification
+
+    obj_id = unique()
+    assert api.post("/api/sources", crew["token"], json={"id": obj_id, "ra": 1, "dec": 2,
+                                                         "group_ids": [crew["group"]]})[0] == 200
+    item = {"obj_id": obj_id, "taxonomy_id": crew["taxonomy"], "classification": "Kilonova", "probability": 0.4,
+            "group_ids": [crew["group"]]}
+    status, first = api.post("/api/classification", crew["token"], json=[item, {**item, "classification": "SN Ia"}])
+    assert status == 200, first
+    status, again = api.post("/api/classification", crew["token"], json=[{**item, "probability": 0.7}])
+    assert status == 200 and again["data"]["classification_ids"][0] == first["data"]["classification_ids"][0]
+    with db() as s:
+        rows = s.query(Classification.classification, Classification.probability).filter_by(obj_id=obj_id).all()
+    assert sorted(rows) == [("Kilonova", 0.7), ("SN Ia", 0.4)]
+    # the single form keeps SkyPortal's behaviour: a new classification each time
+    assert api.post("/api/classification", crew["token"], json=item)[0] == 200
+    assert count_rows(db, Classification, obj_id=obj_id) == 3
+
+
+def test_thumbnails_stored_as_received_rendered_on_view_and_shown(api, db, crew, server, cfg, make_user):
+    from astroportal.models import Thumbnail
+
+    outsider = make_user("Full user")[1]
+
+    obj_id = unique()
+    assert api.post("/api/sources", crew["token"], json={"id": obj_id, "ra": 1, "dec": 2,
+                                                         "group_ids": [crew["group"]]})[0] == 200
+    raws = {t: fits_gz(n) for n, t in enumerate(("new", "ref", "sub"))}
+    body = [{"obj_id": obj_id, "ttype": t, "data": base64.b64encode(r).decode(), "origin": "ZTF"}
+            for t, r in raws.items()]
+    status, answer = api.post("/api/thumbnail", crew["token"], json=body)
+    assert status == 200, answer
+    ids = answer["data"]["ids"]
+    assert api.post("/api/thumbnail", crew["token"], json=body)[1]["data"]["ids"] == ids
+    assert count_rows(db, Thumbnail, obj_id=obj_id) == 3
+    with db() as s:
+        row = s.get(Thumbnail, ids[0])
+        stored = cfg.var_dir / "thumbnails" / row.file_path
+    assert stored.read_bytes() == raws["new"]
+    # the single form, SkyPortal's shape; bad data is refused with a clear message
+    status, one = api.post("/api/thumbnail", crew["token"], json=body[0])
+    assert status == 200 and one["data"]["id"] == ids[0]
+    status, bad = api.post("/api/thumbnail", crew["token"], json={**body[0], "data": "bm90IGFuIGltYWdl"})
+    assert status == 400 and "PNG" in bad["message"]
+    status, bad = api.post("/api/thumbnail", crew["token"], json={**body[0], "ttype": "xyz"})
+    assert status == 400 and "ttype" in bad["message"]
+
+    png = requests.get(f"{server.url}/thumbnails/{ids[0]}.png",
+                       headers={"Authorization": f"token {crew['token']}"}, timeout=30)
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (stored.parent / (stored.name + ".png")).exists()
+    from PIL import Image
+
+    img = np.asarray(Image.open(io.BytesIO(png.content)))
+    # the bright source sits in the middle, brighter than the background
+    assert img[115:125, 115:125].mean() > img[:40, :40].mean() + 50
+
+    assert requests.get(f"{server.url}/thumbnails/{ids[0]}.png", timeout=30).status_code == 401
+    assert requests.get(f"{server.url}/thumbnails/{ids[0]}.png", timeout=30,
+                        headers={"Authorization": f"token {outsider}"}).status_code == 404
