@@ -55,6 +55,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from .migrations import state, upgrade
 
     cfg = _load(args)
+    if args.dry_run:  # what an upgrade would do, changing nothing (a deployer checks a new build with it)
+        answer = state(cfg)
+        answer["upgraded"] = []
+        print(json.dumps(answer) if args.json else "pending: " + (", ".join(answer["pending"]) or "(none)"))
+        return 0
     before = set(state(cfg)["applied"]) if args.json else set()
     revs = upgrade(cfg)
     if args.json:
@@ -193,6 +198,7 @@ def build_parser(extra: list[ep.Command] | None = None) -> argparse.ArgumentPars
     p = add("migrate", cmd_migrate, "apply pending database migrations and print the revision")
     p.add_argument("--json", action="store_true",
                    help='answer one JSON object: {"heads", "current", "applied", "pending", "upgraded"} (lists of revisions)')
+    p.add_argument("--dry-run", action="store_true", help="apply nothing: only say what is pending")
     p = add("bootstrap", cmd_bootstrap, "create roles, ACLs, the sitewide group and the initial admin with its token")
     p.add_argument("--json", action="store_true",
                    help='answer {"created_admin", "new_database" (no user before), "token_file"} as JSON')
