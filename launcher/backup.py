@@ -142,9 +142,10 @@ def restore_file(cfg: Config, path: Path) -> None:
     check_dump(cfg, path)
     info(f"restore: replacing the content of {hide_password(url)} with {path}")
     _empty_schema(cfg, url)
+    env = client_env(url)
     res = subprocess.run([str(client_bindir(cfg) / "pg_restore"), "--clean", "--if-exists", "--no-owner",
-                          "--no-privileges", "--single-transaction", "--exit-on-error", "-d", client_env(url)["PGDATABASE"],
-                          str(path)], env=client_env(url), stdin=subprocess.DEVNULL, capture_output=True, text=True)
+                          "--no-privileges", "--single-transaction", "--exit-on-error", "-d", env["PGDATABASE"],
+                          str(path)], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if res.returncode != 0:
         raise LauncherError(f"pg_restore of {path} failed ({res.returncode}): {res.stderr.strip()}")
 
@@ -200,6 +201,10 @@ def run_restore(cfg: Config, file: str, yes: bool) -> int:
             sup.rpc().supervisor.stopAllProcesses(True)
         try:
             restore_file(cfg, path)
+            if cfg.project.patched_config.exists():
+                from .migrations import migrate
+
+                migrate(cfg)  # an older dump is brought up to the build that runs
         finally:
             if running:
                 info("restore: starting the portal and the services again")

@@ -49,7 +49,11 @@ def is_loopback(host: str) -> bool:
 
 
 def check_exposure(cfg: Config) -> None:
-    """Refuse to serve the debug login (anyone may log in as anyone, admin included) beyond this machine."""
+    """Refuse to serve the debug login (anyone may log in as anyone, admin included) beyond this machine, and
+    production mode with what it forbids (production.py)."""
+    from . import production
+
+    production.check(cfg)
     host = str(cfg.get("server.host") or "")
     debug_login = bool(cfg.get("server.auth.debug_login"))
     production = bool(cfg.get("server.production"))

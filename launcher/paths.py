@@ -138,6 +138,16 @@ class VarLayout:
         return self.log / "deploy.log"
 
     @property
+    def nginx_dir(self) -> Path:
+        """Where `./run.sh nginx` writes the site by default."""
+        return self.root / "nginx"
+
+    @property
+    def systemd_dir(self) -> Path:
+        """Where `./run.sh systemd` writes the unit and the logrotate file by default."""
+        return self.root / "systemd"
+
+    @property
     def cursors(self) -> Path:
         """Where services keep their place in a stream (the broker client's offsets)."""
         return self.root / "cursors"
