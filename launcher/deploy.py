@@ -141,14 +141,43 @@ def _restart_process(cfg: Config, rpc, name: str) -> None:
     except xmlrpc.client.Fault as exc:
         raise LauncherError(f"the app process {name} did not start ({exc.faultString}); its log: "
                             f"{cfg.var.log / (name + '.log')}") from None
-    # The next process stops only once this one serves: the port keeps answering throughout.
+    # The next process stops only once this one listens on the port: the port keeps answering throughout.
+    # (GET /api/sysinfo alone cannot tell: the processes not restarted yet answer it too.)
+    port = cfg.int_value("server.port", 1, 65535, 5000)
     deadline = time.time() + float(cfg.get("launcher.start_timeout") or 60)
-    while not portal.answers(cfg):
+    while True:
         state = rpc.supervisor.getProcessInfo(full)
-        if state["statename"] != "RUNNING" or time.time() > deadline:
+        if state["statename"] == "RUNNING" and listens(state["pid"], port) and portal.answers(cfg):
+            return
+        if state["statename"] not in ("RUNNING", "STARTING") or time.time() > deadline:
             raise LauncherError(f"the app process {name} did not serve ({state['statename']}); its log: "
                                 f"{cfg.var.log / (name + '.log')}")
         time.sleep(0.2)
+
+
+def listens(pid: int, port: int) -> bool:
+    """True when process `pid` holds a socket listening on TCP `port` (Linux /proc)."""
+    try:
+        inodes = set()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+                return True
+    return False
 
 
 def wait_healthy(cfg: Config, sup: Supervisor) -> None:

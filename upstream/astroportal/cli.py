@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 
 from . import __version__
@@ -45,7 +46,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"astroportal: cannot listen on {host}:{port}: {exc.strerror}; is another server using it?", file=sys.stderr)
         return 2
     logging.getLogger("astroportal").info("astroportal %s serving on http://%s:%s", __version__, host, port)
-    tornado.ioloop.IOLoop.current().start()
+    loop = tornado.ioloop.IOLoop.current()
+
+    def drain() -> None:
+        # Stop listening at once (other processes sharing the port take the new connections), give the
+        # requests in flight a moment to finish, then stop: a process restarted alone loses no request.
+        server.stop()
+        loop.call_later(1.0, loop.stop)
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: loop.add_callback_from_signal(drain))
+    loop.start()
     return 0
 
 
