@@ -74,9 +74,8 @@ server {{
 }}
 
 server {{
-    listen {listen} ssl;
-    listen [::]:{listen} ssl;
-    http2 on;
+    listen {listen} ssl http2;
+    listen [::]:{listen} ssl http2;
     server_name {name};
 
     ssl_certificate     {cert};
