@@ -64,8 +64,9 @@ def check_exposure(cfg: Config) -> None:
         f"not a loopback address, while the debug login is on (server.auth.debug_login: true, set by "
         f"{cfg.origin('server.auth.debug_login')}) and server.production is false: anyone who reaches the port "
         "could log in as any user, the admin included. Either keep server.host: 127.0.0.1 (with a reverse proxy "
-        "in front), or deploy for real: server.production: true in config.yaml (it turns the debug login off) "
-        "with a login provider configured (README.md, \"Deploying\"); or set server.auth.debug_login: false", 2)
+        "in front), or deploy for real: server.production: true in config.yaml with server.auth.debug_login: "
+        "false, a cookie secret and a login provider configured (README.md, \"Deploying\"); or set "
+        "server.auth.debug_login: false", 2)
 
 
 def confirm_clear(cfg: Config, db, yes: bool) -> None:
