@@ -164,6 +164,8 @@ def _run(cfg: Config, init: bool, clear: bool, yes: bool) -> int:
         print(local_url(cfg) if not cfg.get("server.url") else cfg.get("server.url"))
         return 0
     check_exposure(cfg)
+    if cfg.get("services.portal_url"):
+        return _run_services_only(cfg, sup)
     db = database.for_config(cfg)
     if clear:
         confirm_clear(cfg, db, yes)
@@ -204,6 +206,20 @@ def _run(cfg: Config, init: bool, clear: bool, yes: bool) -> int:
     url = str(cfg.get("server.url") or local_url(cfg))
     info(f"the portal is up at {url} (./run.sh status, ./run.sh log, ./run.sh stop)")
     print(url)
+    return 0
+
+
+def _run_services_only(cfg: Config, sup: Supervisor) -> int:
+    """A host of the multi-host layout that runs services only: they reach the portal at services.portal_url
+    with the token files copied into var/tokens/; no app, no database, no migration here."""
+    if APP in enabled_services(cfg) and (cfg.project.patched / "services" / APP).exists():
+        raise LauncherError("services.portal_url is set, so this host runs services only: add app to "
+                            "services.disabled (the portal runs elsewhere)", 2)
+    build(cfg)
+    sup.start()
+    info(f"services-only host: {', '.join(enabled_services(cfg)) or 'no service'} running, talking to "
+         f"{local_url(cfg)} (./run.sh status, ./run.sh stop)")
+    print(local_url(cfg))
     return 0
 
 

@@ -18,7 +18,7 @@ import textwrap
 import pytest
 import requests
 
-from conftest import PYTHON, free_port, wait_until
+from conftest import CODE_ROOT, PYTHON, clean_env, free_port, wait_until
 
 CLIENT = textwrap.dedent('''
     import json, socket, sys, urllib.request
@@ -44,6 +44,54 @@ CLIENT = textwrap.dedent('''
                       "bad_token": refused, "database": reachable(host, db_port),
                       "portal_loopback": reachable("127.0.0.1", loopback_port)}))
 ''')
+
+
+PROBE = textwrap.dedent('''
+    import json, sys, time, urllib.request
+    url, token_file, out = sys.argv[1:4]
+    token = open(token_file).read().strip()
+    answers = {}
+    for path, auth in (("/api/sysinfo", None), ("/api/internal/profile", token)):
+        req = urllib.request.Request(url + path, headers={"Authorization": "token " + auth} if auth else {})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            answers[path] = [r.status, json.load(r)]
+    open(out + ".tmp", "w").write(json.dumps(answers))
+    __import__("os").replace(out + ".tmp", out)
+    while True:
+        time.sleep(60)
+''')
+PROBE_PROGRAM = """[program:probe]
+command={python} {service_dir}/probe.py {url} {token_file} {var}/probe.json
+startsecs=0
+autorestart=false
+redirect_stderr=true
+stdout_logfile={log_dir}/%(program_name)s.log
+"""
+
+
+def services_only_root(base, url: str, token: str):
+    """A project root of a services-only host: the real layers, one service `probe`, its copied token."""
+    import yaml
+
+    root = base / "services-host"
+    root.mkdir()
+    for name in ("upstream", "extensions", "config.defaults.yaml"):
+        os.symlink(CODE_ROOT / name, root / name)
+    (root / "data").mkdir()
+    probe = root / "services" / "probe"
+    probe.mkdir(parents=True)
+    (probe / "probe.py").write_text(PROBE)
+    (probe / "supervisor.conf").write_text(PROBE_PROGRAM)
+    (probe / "service.yaml").write_text("acls: [Upload data]\n")
+    (root / "config.yaml").write_text(yaml.safe_dump({
+        "server": {"port": free_port()}, "database": {"embedded": {"port": free_port()}},
+        "services": {"portal_url": url, "disabled": ["app"]}}))
+    tokens = root / "var" / "tokens"
+    tokens.mkdir(parents=True)
+    os.chmod(tokens, 0o700)
+    (tokens / "probe.token").write_text(token + "\n")
+    os.chmod(tokens / "probe.token", 0o600)
+    return root
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -111,6 +159,24 @@ def test_a_service_in_its_own_network_namespace_reaches_the_portal_only_over_htt
         assert seen["bad_token"] == 401
         # Nothing but the portal's HTTP port: not its database, not what listens on this machine's loopback.
         assert seen["database"] is False and seen["portal_loopback"] is False
+
+        # The same through the launcher: a services-only host (services.portal_url) in the namespace runs its
+        # service under supervisord, with no portal and no database of its own.
+        root = services_only_root(tmp_path, url, token_file.read_text().strip())
+        env = clean_env(PORTAL_ROOT=str(root))
+        res = subprocess.run(["ip", "netns", "exec", name, PYTHON, str(CODE_ROOT / "launcher"), "run"], cwd=root,
+                             env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        try:
+            assert res.returncode == 0, res.stderr
+            assert "services-only host" in res.stderr and not (root / "var" / "pgdata").exists()
+            result = root / "var" / "probe.json"
+            assert wait_until(result.exists, 60), (root / "var" / "log" / "probe.log").read_text()
+            answers = json.loads(result.read_text())
+            assert answers["/api/sysinfo"][0] == 200
+            assert answers["/api/internal/profile"][1]["data"]["username"] == "netns_probe"
+        finally:
+            subprocess.run([PYTHON, str(CODE_ROOT / "launcher"), "stop"], cwd=root, env=env, capture_output=True,
+                           timeout=120, stdin=subprocess.DEVNULL)
     finally:
         proc.terminate()
         proc.wait(15)
