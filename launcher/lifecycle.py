@@ -293,7 +293,7 @@ def _restart(cfg: Config, service: str | None) -> int:
 
 
 def log_names(cfg: Config) -> list[str]:
-    return sorted(set(service_dirs(cfg.project.patched)) | {"supervisord", "postgresql"})
+    return sorted(set(service_dirs(cfg.project.patched)) | {"supervisord", "postgresql", "deploy"})
 
 
 def log_files(cfg: Config, service: str | None) -> list[Path]:
