@@ -76,6 +76,23 @@ def _say(cfg: Config, text: str) -> None:
     _log(cfg, text)
 
 
+def build_id(tree: Path) -> str:
+    """Which build a tree is: upstream's version and a digest of every file's origin and hash."""
+    import hashlib
+
+    import yaml
+
+    try:
+        version = (yaml.safe_load((tree / "UPSTREAM.yaml").read_text()) or {}).get("version", "?")
+    except (OSError, yaml.YAMLError, AttributeError):
+        version = "?"
+    try:
+        digest = hashlib.sha256((tree / ".build-targets.json").read_bytes()).hexdigest()[:12]
+    except OSError:
+        digest = "?"
+    return f"upstream {version}, build {digest}"
+
+
 # --- the new build -------------------------------------------------------------------------------------
 
 def _portal_in(cfg: Config, tree: Path, *args: str, what: str):
@@ -247,7 +264,9 @@ def _deploy(cfg: Config) -> int:
         before = planned["current"]
     state = {"started": resume["started"] if resume else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
              "phase": "migrating", "backup": str(dump), "before": before,
-             "pending": planned["pending"],
+             "pending": planned["pending"], "new_build": build_id(staging),
+             "previous_build": resume["previous_build"] if resume and "previous_build" in resume
+             else build_id(project.patched),
              "kept_tree": bool(resume and resume.get("phase") == "swapped" and project.patched_rollback.is_dir())}
     write_state(cfg, state)
     # 3. migrations, with the new build's scripts.
@@ -376,6 +395,7 @@ def rollback(cfg: Config, yes: bool) -> int:
         if sup.running():
             rolling_restart(cfg, sup)
             wait_healthy(cfg, sup)
-        _say(cfg, f"rollback: the previous build runs on the database of {dump}; the rolled-back build is in "
+        _say(cfg, f"rollback: the previous build ({state.get('previous_build', '?')}) runs on the database of {dump}; "
+                  f"the rolled-back build ({state.get('new_build', '?')}) is in "
                   f"{project.patched_staging}")
     return 0

@@ -7,6 +7,7 @@ its sources as they found them.
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -185,6 +186,9 @@ def test_deploy_applies_both_branches_even_when_killed_half_way(inst):
     assert inst.marker() == [1, 2]
     assert (inst.root / "patched/alembic/versions/0005_upstream_extra.py").exists()
     assert inst.answers_with_token()
+    state = json.loads((inst.var / "deploy.json").read_text())
+    assert state["phase"] == "done" and Path(state["backup"]).exists()
+    assert state["previous_build"] != state["new_build"]
     # Two app processes restarted one at a time: the port answered throughout.
     assert poller.ok > 0 and poller.failed == [], poller.failed
 
