@@ -7,8 +7,10 @@ from . import database, merge3, overlay, provenance, update_swap
 from .errors import info, warn
 
 
-def build(cfg: configmod.Config, force: bool = False, accept: list[str] | None = None) -> overlay.BuildResult:
-    """Build patched/ for `cfg`; print the summary and any warnings; return the result."""
+def build(cfg: configmod.Config, force: bool = False, accept: list[str] | None = None,
+          stage=None) -> overlay.BuildResult:
+    """Build patched/ for `cfg` (or, with `stage`, a new tree there, patched/ untouched); print the summary and any
+    warnings; return the result."""
     project = cfg.project
     if note := update_swap.recover(project.root):  # an update killed half-way: finish (or drop) it first
         info(f"update: {note}")
@@ -17,8 +19,9 @@ def build(cfg: configmod.Config, force: bool = False, accept: list[str] | None =
     manifest = provenance.load(project)  # a broken manifest stops the build before anything changes
     merge3.refuse_conflicted(project.extensions, list(manifest["overrides"]))  # an update's unresolved merge
     database.prepare(cfg)  # the portal's file carries the embedded database's generated password
-    result, inputs = overlay.build(project, configmod.render_portal_file(cfg), cfg.var.run, force=force)
-    info(result.summary(_shown(project.patched, project.root)))
+    result, inputs = overlay.build(project, configmod.render_portal_file(cfg), cfg.var.run, force=force,
+                                     stage=stage)
+    info(result.summary(_shown(stage or project.patched, project.root)))
     report = provenance.check(project, inputs, accept)
     if report.recorded:
         info(f"provenance: recorded the upstream base of {len(report.recorded)} new override(s)/deletion(s) in "

@@ -241,6 +241,60 @@ def cmd_test(args: argparse.Namespace) -> int:
     return suite.run(args.suite or list(suite.SUITES), args.passthrough, fast=args.fast)
 
 
+@command("backup", "dump the database (pg_dump -Fc) into var/backups/, keeping the last launcher.backups_kept",
+         arg("--list", action="store_true", help="list the backups instead"))
+def cmd_backup(args: argparse.Namespace) -> int:
+    from .backup import run_backup
+
+    return run_backup(args.cfg, args.list)
+
+
+@command("restore", "replace the database's content with a backup (the portal stopped around it)",
+         arg("file", metavar="FILE", help="a pg_dump -Fc file (a name alone is looked for in var/backups/)"),
+         arg("--yes", action="store_true", help="confirm without asking"),
+         description="Replace everything in the portal's database with FILE (pg_restore), after confirmation or --yes.\n"
+                     "A running portal and its services are stopped for the while and started again.")
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .backup import run_restore
+
+    return run_restore(args.cfg, args.file, args.yes)
+
+
+@command("deploy", "update the running installation: check, back up, migrate, swap, restart, roll back on failure",
+         description="Build the new tree beside patched/ and check it, back up the database, migrate (upstream's chain\n"
+                     "and the distribution's branch), swap the trees, restart the app one process at a time, wait\n"
+                     "for health. A failed migration or an unhealthy build puts the previous build and database back.")
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from .deploy import deploy
+
+    return deploy(args.cfg)
+
+
+@command("rollback", "return to the build from before the last deploy, and its backup of the database",
+         arg("--yes", action="store_true", help="confirm without asking"))
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from .deploy import rollback
+
+    return rollback(args.cfg, args.yes)
+
+
+@command("nginx", "write an nginx site for server.url's host (TLS, proxy, websocket, static) and check it",
+         arg("--output", metavar="FILE", help="where to write it (default var/nginx/HOST.conf)"))
+def cmd_nginx(args: argparse.Namespace) -> int:
+    from .nginx import write
+
+    return write(args.cfg, args.output)
+
+
+@command("systemd", "write a systemd unit that starts the distribution at boot (and a logrotate file)",
+         arg("--output", metavar="FILE", help="where to write the unit (default var/systemd/astroportal.service)"),
+         arg("--user", metavar="USER", help="the user it runs as (default: the current one)"))
+def cmd_systemd(args: argparse.Namespace) -> int:
+    from .systemd import write
+
+    return write(args.cfg, args.output, args.user)
+
+
 # -- the parser and the dispatch, both from COMMANDS ----------------------------------------------------------
 def build_parser() -> tuple[Parser, dict[str, Parser]]:
     parser = Parser(prog="./run.sh", description="Run, build and administer the astroportal distribution.",

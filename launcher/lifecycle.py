@@ -49,7 +49,11 @@ def is_loopback(host: str) -> bool:
 
 
 def check_exposure(cfg: Config) -> None:
-    """Refuse to serve the debug login (anyone may log in as anyone, admin included) beyond this machine."""
+    """Refuse to serve the debug login (anyone may log in as anyone, admin included) beyond this machine, and
+    production mode with what it forbids (production.py)."""
+    from . import production
+
+    production.check(cfg)
     host = str(cfg.get("server.host") or "")
     debug_login = bool(cfg.get("server.auth.debug_login"))
     production = bool(cfg.get("server.production"))
@@ -60,8 +64,9 @@ def check_exposure(cfg: Config) -> None:
         f"not a loopback address, while the debug login is on (server.auth.debug_login: true, set by "
         f"{cfg.origin('server.auth.debug_login')}) and server.production is false: anyone who reaches the port "
         "could log in as any user, the admin included. Either keep server.host: 127.0.0.1 (with a reverse proxy "
-        "in front), or deploy for real: server.production: true in config.yaml (it turns the debug login off) "
-        "with a login provider configured (README.md, \"Deploying\"); or set server.auth.debug_login: false", 2)
+        "in front), or deploy for real: server.production: true in config.yaml with server.auth.debug_login: "
+        "false, a cookie secret and a login provider configured (README.md, \"Deploying\"); or set "
+        "server.auth.debug_login: false", 2)
 
 
 def confirm_clear(cfg: Config, db, yes: bool) -> None:
@@ -159,6 +164,8 @@ def _run(cfg: Config, init: bool, clear: bool, yes: bool) -> int:
         print(local_url(cfg) if not cfg.get("server.url") else cfg.get("server.url"))
         return 0
     check_exposure(cfg)
+    if cfg.get("services.portal_url"):
+        return _run_services_only(cfg, sup)
     db = database.for_config(cfg)
     if clear:
         confirm_clear(cfg, db, yes)
@@ -199,6 +206,20 @@ def _run(cfg: Config, init: bool, clear: bool, yes: bool) -> int:
     url = str(cfg.get("server.url") or local_url(cfg))
     info(f"the portal is up at {url} (./run.sh status, ./run.sh log, ./run.sh stop)")
     print(url)
+    return 0
+
+
+def _run_services_only(cfg: Config, sup: Supervisor) -> int:
+    """A host of the multi-host layout that runs services only: they reach the portal at services.portal_url
+    with the token files copied into var/tokens/; no app, no database, no migration here."""
+    if APP in enabled_services(cfg) and (cfg.project.patched / "services" / APP).exists():
+        raise LauncherError("services.portal_url is set, so this host runs services only: add app to "
+                            "services.disabled (the portal runs elsewhere)", 2)
+    build(cfg)
+    sup.start()
+    info(f"services-only host: {', '.join(enabled_services(cfg)) or 'no service'} running, talking to "
+         f"{local_url(cfg)} (./run.sh status, ./run.sh stop)")
+    print(local_url(cfg))
     return 0
 
 
@@ -272,7 +293,7 @@ def _restart(cfg: Config, service: str | None) -> int:
 
 
 def log_names(cfg: Config) -> list[str]:
-    return sorted(set(service_dirs(cfg.project.patched)) | {"supervisord", "postgresql"})
+    return sorted(set(service_dirs(cfg.project.patched)) | {"supervisord", "postgresql", "deploy"})
 
 
 def log_files(cfg: Config, service: str | None) -> list[Path]:

@@ -445,8 +445,13 @@ class _FailureForTests(Exception):
     pass
 
 
-def build(project, config_bytes: bytes, lock_dir: Path, force: bool = False) -> tuple[BuildResult, ProvenanceInputs]:
-    """Bring patched/ up to date; return what was done and the provenance inputs of the build."""
+def build(project, config_bytes: bytes, lock_dir: Path, force: bool = False,
+          stage: Path | None = None) -> tuple[BuildResult, ProvenanceInputs]:
+    """Bring patched/ up to date; return what was done and the provenance inputs of the build.
+
+    With `stage` (a directory beside patched/), the complete new tree is left there instead of being swapped
+    in: `deploy` checks and migrates with it before it swaps (patched/ is not touched).
+    """
     t0 = time.perf_counter()
     patched = project.patched
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -455,19 +460,19 @@ def build(project, config_bytes: bytes, lock_dir: Path, force: bool = False) -> 
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise LauncherError("another build of this project is running; try again when it ends") from None
-        state = None if force else load_state(patched)
+        state = None if force or stage else load_state(patched)
         if state and not force and unchanged_since(state, project, patched, config_bytes):
             counts = dict(state["counts"])
             result = BuildResult(counts, [], sum(v for k, v in counts.items() if k != "deleted"), [], False,
                                  time.perf_counter() - t0, fast=True)
             return result, ProvenanceInputs.from_json(state["provenance"])
         plan = compose(project, config_bytes)
-        result = _apply(project, plan, state, config_bytes)
+        result = _apply(project, plan, state, config_bytes, stage)
         result.seconds = time.perf_counter() - t0
         return result, plan.provenance_inputs()
 
 
-def _apply(project, plan: Plan, state: dict | None, config_bytes: bytes) -> BuildResult:
+def _apply(project, plan: Plan, state: dict | None, config_bytes: bytes, stage: Path | None = None) -> BuildResult:
     patched = project.patched
     new = patched.with_name(patched.name + ".new")
     prev = patched.with_name(patched.name + ".prev")
@@ -522,7 +527,7 @@ def _apply(project, plan: Plan, state: dict | None, config_bytes: bytes) -> Buil
     }
     expected = _expected_listing(plan.targets)
 
-    if not to_write and not stale and have_tree:
+    if not to_write and not stale and have_tree and stage is None:
         # Content is current; only what the next build compares against moved (e.g. a touched file).
         new_state["dest_dirs"] = _dest_dirs(patched, expected)
         _write_state(patched, new_state)
@@ -568,6 +573,11 @@ def _apply(project, plan: Plan, state: dict | None, config_bytes: bytes) -> Buil
             raise LauncherError(f"build failed: {exc}; {kept}") from None
         raise
 
+    if stage is not None:
+        if stage.exists():
+            shutil.rmtree(stage)
+        os.rename(new, stage)
+        return BuildResult(counts, sorted(to_write), len(plan.targets) - len(to_write), stale, False)
     if have_tree:
         if prev.exists():
             shutil.rmtree(prev)

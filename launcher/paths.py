@@ -48,6 +48,16 @@ class Project:
         return self.root / "patched"
 
     @property
+    def patched_staging(self) -> Path:
+        """Where `deploy` builds and checks the new tree before swapping it with patched/."""
+        return self.root / "patched.staging"
+
+    @property
+    def patched_rollback(self) -> Path:
+        """The build a deploy replaced, kept for `rollback` (beside patched/: swapped back with one rename)."""
+        return self.root / "patched.rollback"
+
+    @property
     def patched_config(self) -> Path:
         return self.patched / "config.yaml"
 
@@ -116,6 +126,26 @@ class VarLayout:
     @property
     def backups(self) -> Path:
         return self.root / "backups"
+
+    @property
+    def deploy_state(self) -> Path:
+        """What the last deploy did: its phase, the build it replaced, its backup (read by rollback and a rerun)."""
+        return self.root / "deploy.json"
+
+    @property
+    def deploy_log(self) -> Path:
+        """The log of the last deploy's steps (the portal's migrate output included)."""
+        return self.log / "deploy.log"
+
+    @property
+    def nginx_dir(self) -> Path:
+        """Where `./run.sh nginx` writes the site by default."""
+        return self.root / "nginx"
+
+    @property
+    def systemd_dir(self) -> Path:
+        """Where `./run.sh systemd` writes the unit and the logrotate file by default."""
+        return self.root / "systemd"
 
     @property
     def cursors(self) -> Path:

@@ -70,7 +70,11 @@ def placeholders(cfg: Config, name: str, service_dir: Path) -> dict[str, str]:
 
 
 def local_url(cfg: Config) -> str:
-    """Where the launcher and the services reach the app (loopback when it listens on every address)."""
+    """Where the launcher and the services reach the app (loopback when it listens on every address; on a
+    services-only host, services.portal_url)."""
+    remote = cfg.get("services.portal_url")
+    if remote:
+        return str(remote).rstrip("/")
     host = str(cfg.get("server.host") or "127.0.0.1")
     if host in ("0.0.0.0", "", "::"):
         host = "127.0.0.1"

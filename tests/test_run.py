@@ -184,7 +184,9 @@ def test_run_refuses_the_debug_login_beyond_loopback_before_anything_starts(tmp_
     ({"PORTAL__SERVER__HOST": "0.0.0.0"}, True),
     ({"PORTAL__SERVER__HOST": "''"}, True),
     ({"PORTAL__SERVER__HOST": "192.0.2.10"}, True),
-    ({"PORTAL__SERVER__HOST": "0.0.0.0", "PORTAL__SERVER__PRODUCTION": "true"}, False),
+    ({"PORTAL__SERVER__HOST": "0.0.0.0", "PORTAL__SERVER__PRODUCTION": "true"}, True),  # debug login still on
+    ({"PORTAL__SERVER__HOST": "0.0.0.0", "PORTAL__SERVER__PRODUCTION": "true", "PORTAL__SERVER__AUTH__DEBUG_LOGIN":
+      "false", "PORTAL__SERVER__COOKIE_SECRET": "s" * 40}, False),
     ({"PORTAL__SERVER__HOST": "0.0.0.0", "PORTAL__SERVER__AUTH__DEBUG_LOGIN": "false"}, False),
 ])
 def test_the_debug_login_is_only_served_on_loopback_unless_in_production(tmp_path, env, refused):

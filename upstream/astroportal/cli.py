@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 
 from . import __version__
@@ -45,7 +46,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"astroportal: cannot listen on {host}:{port}: {exc.strerror}; is another server using it?", file=sys.stderr)
         return 2
     logging.getLogger("astroportal").info("astroportal %s serving on http://%s:%s", __version__, host, port)
-    tornado.ioloop.IOLoop.current().start()
+    loop = tornado.ioloop.IOLoop.current()
+
+    def drain() -> None:
+        # Stop listening at once (other processes sharing the port take the new connections), give the
+        # requests in flight a moment to finish, then stop: a process restarted alone loses no request.
+        server.stop()
+        loop.call_later(1.0, loop.stop)
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: loop.add_callback_from_signal(drain))
+    loop.start()
     return 0
 
 
@@ -55,6 +65,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from .migrations import state, upgrade
 
     cfg = _load(args)
+    if args.dry_run:  # what an upgrade would do, changing nothing (a deployer checks a new build with it)
+        answer = state(cfg)
+        answer["upgraded"] = []
+        print(json.dumps(answer) if args.json else "pending: " + (", ".join(answer["pending"]) or "(none)"))
+        return 0
     before = set(state(cfg)["applied"]) if args.json else set()
     revs = upgrade(cfg)
     if args.json:
@@ -193,6 +208,7 @@ def build_parser(extra: list[ep.Command] | None = None) -> argparse.ArgumentPars
     p = add("migrate", cmd_migrate, "apply pending database migrations and print the revision")
     p.add_argument("--json", action="store_true",
                    help='answer one JSON object: {"heads", "current", "applied", "pending", "upgraded"} (lists of revisions)')
+    p.add_argument("--dry-run", action="store_true", help="apply nothing: only say what is pending")
     p = add("bootstrap", cmd_bootstrap, "create roles, ACLs, the sitewide group and the initial admin with its token")
     p.add_argument("--json", action="store_true",
                    help='answer {"created_admin", "new_database" (no user before), "token_file"} as JSON')

@@ -122,6 +122,10 @@ def test_migrate_answers_json_with_heads_applied_and_current(pg, tmp_path):
     from conftest import portal
 
     path = write_config(tmp_path / "c.yaml", pg.create_database("migrate_json"), free_port())
+    # --dry-run says what is pending and applies nothing.
+    dry = json.loads(portal("migrate", "--json", "--dry-run", config=path).stdout)
+    assert dry["current"] == [] and dry["upgraded"] == [] and set(dry["heads"]) <= set(dry["pending"])
+    assert json.loads(portal("migrate", "--json", "--dry-run", config=path).stdout)["current"] == []
     first = json.loads(portal("migrate", "--json", config=path).stdout)
     assert first["heads"] and set(first["heads"]) <= set(first["applied"])
     assert first["current"] == first["heads"] and first["pending"] == []
