@@ -4,7 +4,8 @@ Convention (see handlers/api/sysinfo.py): a handler method's docstring is a summ
 then a line `---`, then one YAML OpenAPI operation object (summary, tags, parameters, requestBody,
 responses, ...). SkyPortal's `single:` / `multiple:` split is understood too: `single` describes the route
 with its id in the path, `multiple` the route without it. Methods without a docstring are listed with a
-generated summary, so that the document never silently misses a route.
+generated summary, so that the document never silently misses a route. A response written `data: SCHEMA`
+(instead of `content:`) is the shared success envelope (components/schemas/Success) whose `data` is SCHEMA.
 """
 
 from __future__ import annotations
@@ -337,6 +338,16 @@ def _pick_operation(op: dict | None, n_params: int) -> dict | None:
     return op
 
 
+def _enveloped(resp: dict) -> dict:
+    """A docstring's response written `data: SCHEMA` (what the answer's `data` holds) becomes the shared success
+    envelope with that `data`, so that no handler repeats the envelope's own fields."""
+    resp = dict(resp)
+    data = resp.pop("data")
+    schema = {"allOf": [{"$ref": "#/components/schemas/Success"}, {"type": "object", "properties": {"data": data}}]}
+    resp["content"] = {"application/json": {"schema": schema}}
+    return resp
+
+
 def _normalise_responses(responses: Any) -> dict:
     out: dict[str, Any] = {}
     if isinstance(responses, dict):
@@ -348,6 +359,8 @@ def _normalise_responses(responses: Any) -> dict:
                 resp = {"description": str(resp)}
             elif "$ref" not in resp and "description" not in resp:
                 resp = dict(resp, description="Response")
+            if isinstance(resp, dict) and "data" in resp and "content" not in resp:
+                resp = _enveloped(resp)
             out[key] = resp
     return out
 

@@ -65,16 +65,10 @@ class ClassificationListHandler(APIHandler):
         responses:
           200:
             description: The new classification's id.
-            content:
-              application/json:
-                schema:
-                  type: object
-                  properties:
-                    status: {type: string}
-                    data:
-                      type: object
-                      properties:
-                        classification_id: {type: integer}
+            data:
+              type: object
+              properties:
+                classification_id: {type: integer}
           400:
             description: A bad field (the message names it), a class not in the taxonomy, an unknown taxonomy.
           404:
@@ -102,13 +96,7 @@ class ClassificationHandler(APIHandler):
         responses:
           200:
             description: The classification.
-            content:
-              application/json:
-                schema:
-                  type: object
-                  properties:
-                    status: {type: string}
-                    data: {$ref: '#/components/schemas/Classification'}
+            data: {$ref: '#/components/schemas/Classification'}
           404:
             description: No such classification is visible to you.
         """
@@ -184,15 +172,9 @@ class ObjClassificationsHandler(APIHandler):
         responses:
           200:
             description: The classifications, oldest first.
-            content:
-              application/json:
-                schema:
-                  type: object
-                  properties:
-                    status: {type: string}
-                    data:
-                      type: array
-                      items: {$ref: '#/components/schemas/Classification'}
+            data:
+              type: array
+              items: {$ref: '#/components/schemas/Classification'}
           404:
             description: No such object is visible to you.
         """

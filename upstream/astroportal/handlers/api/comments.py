@@ -44,15 +44,9 @@ class ObjCommentsHandler(APIHandler):
         responses:
           200:
             description: The comments, oldest first.
-            content:
-              application/json:
-                schema:
-                  type: object
-                  properties:
-                    status: {type: string}
-                    data:
-                      type: array
-                      items: {$ref: '#/components/schemas/Comment'}
+            data:
+              type: array
+              items: {$ref: '#/components/schemas/Comment'}
           404:
             description: No such object is visible to you.
         """
@@ -84,16 +78,10 @@ class ObjCommentsHandler(APIHandler):
         responses:
           200:
             description: The new comment's id.
-            content:
-              application/json:
-                schema:
-                  type: object
-                  properties:
-                    status: {type: string}
-                    data:
-                      type: object
-                      properties:
-                        comment_id: {type: integer}
+            data:
+              type: object
+              properties:
+                comment_id: {type: integer}
           400:
             description: Empty or too long text, or a bad group (the message says which).
           404:
@@ -117,13 +105,7 @@ class CommentHandler(APIHandler):
         responses:
           200:
             description: The comment.
-            content:
-              application/json:
-                schema:
-                  type: object
-                  properties:
-                    status: {type: string}
-                    data: {$ref: '#/components/schemas/Comment'}
+            data: {$ref: '#/components/schemas/Comment'}
           404:
             description: No such comment (or object) is visible to you.
         """

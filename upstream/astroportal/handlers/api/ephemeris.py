@@ -43,25 +43,19 @@ class TelescopeEphemerisHandler(APIHandler):
         responses:
           200:
             description: The ephemeris (a list without an id).
-            content:
-              application/json:
-                schema:
-                  type: object
+            data:
+              oneOf:
+                - type: array
+                  items: {type: object}
+                - type: object
                   properties:
-                    status: {type: string}
-                    data:
-                      oneOf:
-                        - type: array
-                          items: {type: object}
-                        - type: object
-                          properties:
-                            location_known: {type: boolean}
-                            sun_altitude: {type: number}
-                            twilight: {type: string, enum: [day, civil, nautical, astronomical, night]}
-                            is_night: {type: boolean}
-                            is_dark: {type: boolean}
-                            night: {type: object}
-                            dark_window: {type: object}
+                    location_known: {type: boolean}
+                    sun_altitude: {type: number}
+                    twilight: {type: string, enum: [day, civil, nautical, astronomical, night]}
+                    is_night: {type: boolean}
+                    is_dark: {type: boolean}
+                    night: {type: object}
+                    dark_window: {type: object}
           400:
             description: Invalid id or time.
           404:
@@ -95,28 +89,22 @@ class AirmassHandler(APIHandler):
         responses:
           200:
             description: The curve.
-            content:
-              application/json:
-                schema:
-                  type: object
-                  properties:
-                    status: {type: string}
-                    data:
-                      type: object
-                      properties:
-                        times: {type: array, items: {type: string, format: date-time}}
-                        altitude: {type: array, items: {type: number}}
-                        airmass: {type: array, items: {type: number, nullable: true}}
-                        sun_altitude: {type: array, items: {type: number}}
-                        twilight:
-                          type: array
-                          items:
-                            type: object
-                            properties:
-                              name: {type: string}
-                              start: {type: string, format: date-time}
-                              end: {type: string, format: date-time}
-                        night: {type: object}
+            data:
+              type: object
+              properties:
+                times: {type: array, items: {type: string, format: date-time}}
+                altitude: {type: array, items: {type: number}}
+                airmass: {type: array, items: {type: number, nullable: true}}
+                sun_altitude: {type: array, items: {type: number}}
+                twilight:
+                  type: array
+                  items:
+                    type: object
+                    properties:
+                      name: {type: string}
+                      start: {type: string, format: date-time}
+                      end: {type: string, format: date-time}
+                night: {type: object}
           400:
             description: Missing or invalid telescope id, a telescope without a site, or an invalid time.
           404:

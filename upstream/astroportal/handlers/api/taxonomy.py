@@ -52,15 +52,9 @@ class TaxonomyListHandler(APIHandler):
         responses:
           200:
             description: Every taxonomy shared with one of your groups (every one for system admins).
-            content:
-              application/json:
-                schema:
-                  type: object
-                  properties:
-                    status: {type: string}
-                    data:
-                      type: array
-                      items: {$ref: '#/components/schemas/Taxonomy'}
+            data:
+              type: array
+              items: {$ref: '#/components/schemas/Taxonomy'}
         """
         self.success(taxonomies.list_taxonomies(self.session, self.current_user))
 
@@ -95,16 +89,10 @@ class TaxonomyListHandler(APIHandler):
         responses:
           200:
             description: The new taxonomy's id.
-            content:
-              application/json:
-                schema:
-                  type: object
-                  properties:
-                    status: {type: string}
-                    data:
-                      type: object
-                      properties:
-                        taxonomy_id: {type: integer}
+            data:
+              type: object
+              properties:
+                taxonomy_id: {type: integer}
           400:
             description: A missing field or a malformed hierarchy node (the message names its path).
           409:
@@ -130,13 +118,7 @@ class TaxonomyHandler(APIHandler):
         responses:
           200:
             description: The taxonomy.
-            content:
-              application/json:
-                schema:
-                  type: object
-                  properties:
-                    status: {type: string}
-                    data: {$ref: '#/components/schemas/Taxonomy'}
+            data: {$ref: '#/components/schemas/Taxonomy'}
           404:
             description: No such taxonomy is shared with you.
         """
