@@ -125,5 +125,8 @@ def make_app(cfg: Config) -> tornado.web.Application:
 
         get = post = put = patch = delete = head = options = _refuse
 
+    from .live.runtime import attach
+
+    attach(settings, cfg)
     routes = collect_routes(cfg) + [(r"/api/.*", NoSuchRoute)]
     return tornado.web.Application(routes, **settings)
