@@ -9,54 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import types
-
 import pytest
 import requests
 import tornado.httpclient
 import tornado.websocket
 from sqlalchemy import text
 
-from conftest import Server, free_port, portal, write_config
-from livehelpers import collect, connect, make_group, next_events, post, save_source, ws_url
+from livehelpers import collect, connect, next_events, post, save_source, start_portals
 
 
 @pytest.fixture(scope="module")
 def live(pg, tmp_path_factory):
     """Two portal processes (a, b) sharing one database, and members of two groups (A and B)."""
-    from astroportal import config as portal_config
-    from astroportal.db import make_sessionmaker
-    from astroportal.domain.accounts import create_token, create_user
-
-    root = tmp_path_factory.mktemp("live")
-    url = pg.create_database("live_feed_test")
-    shared = {"paths__var": str(root / "var"), "server__cookie_secret": "live-test-" + "0" * 40}
-    configs = []
-    for name in ("a", "b"):
-        (root / name).mkdir()
-        configs.append(write_config(root / name / "config.yaml", url, free_port(), **shared))
-    portal("migrate", config=configs[0])
-    servers = []
-    try:
-        for c in configs:
-            servers.append(Server(c))
-        cfg = portal_config.load(configs[0])
-        maker = make_sessionmaker(cfg)
-        admin = (root / "var" / "admin_token").read_text().strip()
-        people = {}
-        with maker() as session:
-            for name in ("alice", "bob"):
-                user = create_user(session, f"{name}-live", ["Full user"])
-                _, token = create_token(session, user, "test")
-                session.commit()
-                people[name] = (user.id, token)
-        ga = make_group(servers[0], admin, [people["alice"][0]])
-        gb = make_group(servers[0], admin, [people["bob"][0]])
-        yield types.SimpleNamespace(a=servers[0], b=servers[1], admin=admin, db=maker, cfg=cfg, ga=ga, gb=gb,
-                                    alice=people["alice"][1], bob=people["bob"][1], alice_id=people["alice"][0])
-    finally:
-        for s in servers:
-            s.stop()
+    ns = start_portals(pg, tmp_path_factory.mktemp("live"), "live_feed_test")
+    yield ns
+    for s in ns.servers:
+        s.stop()
 
 
 def run(coro):

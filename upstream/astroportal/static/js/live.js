@@ -74,5 +74,63 @@ Portal.ready(() => {
     });
   }
 
+  // -- the member's subscriptions: list, delete, create --------------------------------------------------------
+  const subsBox = document.getElementById("subscriptions");
+  const FIELDS = {
+    cone: [["ra", "RA (°)"], ["dec", "Dec (°)"], ["radius", "radius (°)"]],
+    classification: [["classification", "class"], ["min_probability", "min. probability"]],
+    group_candidates: [["group_id", "group id"]],
+    event: [["event_kind", "event kind"], ["filter", "filter (JSON)"]],
+  };
+
+  async function loadSubscriptions() {
+    try {
+      const subs = await api("GET", "/api/subscriptions");
+      clear(subsBox);
+      if (!subs.length) subsBox.appendChild(el("div", { class: "empty" }, "No subscriptions yet."));
+      else subsBox.appendChild(Portal.table([
+        { label: "Subscription", cell: (s) => s.name },
+        { label: "Channels", cell: (s) => s.channels.join(", ") + (s.active ? "" : " (off)") },
+        { label: "", cell: (s) => el("button", { class: "secondary small", "data-role": "delete-subscription",
+          onclick: Portal.action(async () => { await api("DELETE", "/api/subscriptions/" + s.id); loadSubscriptions(); }) }, "Delete") },
+      ], subs, { class: "subscriptions" }));
+      subsBox.appendChild(form());
+    } catch (err) {
+      showError(subsBox, err);
+    }
+  }
+
+  function form() {
+    const kind = el("select", { name: "kind", id: "sub-kind" }, Object.keys(FIELDS).map((k) => el("option", { value: k }, k.replace("_", " "))));
+    const fields = el("div", { class: "sub-fields" });
+    const channels = ["portal", "email", "webhook"].map((c) => el("label", { class: "inline" },
+      el("input", { type: "checkbox", name: "channel", value: c, checked: c === "portal" }), c));
+    const webhook = el("input", { name: "webhook_url", placeholder: "webhook URL (https://…)" });
+    function showFields() {
+      clear(fields);
+      for (const [name, label] of FIELDS[kind.value]) fields.appendChild(el("label", {}, label, el("input", { name, "data-field": name })));
+    }
+    kind.addEventListener("change", showFields);
+    showFields();
+    const submit = el("button", { type: "submit", id: "sub-create" }, "Subscribe");
+    const f = el("form", { id: "subscription-form" }, el("label", {}, "What", kind), fields, el("div", {}, channels), webhook, submit);
+    f.addEventListener("submit", Portal.action(async () => {
+      const params = {};
+      for (const input of fields.querySelectorAll("input")) {
+        const v = input.value.trim();
+        if (v === "") continue;
+        params[input.name] = input.name === "filter" ? JSON.parse(v) : (["classification", "event_kind"].includes(input.name) ? v : Number(v));
+      }
+      const chosen = [...f.querySelectorAll("input[name=channel]:checked")].map((i) => i.value);
+      const body = { kind: kind.value, params, channels: chosen };
+      if (chosen.includes("webhook")) body.webhook_url = webhook.value.trim();
+      const sub = await api("POST", "/api/subscriptions", body);
+      Portal.flash("Subscribed: " + sub.name, "success");
+      loadSubscriptions();
+    }));
+    return f;
+  }
+
   start();
+  loadSubscriptions();
 });
