@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -67,3 +68,29 @@ def test_the_dashboard_shows_the_latest_few(driver, server, api, admin_token, tw
     new = save(api, admin_token, ga, 1.0, 1.0)
     wait_js(driver, f"return document.querySelector('#dashboard-live a[href=\"/source/{new}\"]')")
     assert driver.execute_script("return document.querySelectorAll('#dashboard-live .live-event').length") <= 5
+
+
+def test_subscribe_from_the_source_page_then_the_bell_counts_and_the_page_lists(driver, server, api, admin_token,
+                                                                               two_groups):
+    name, ga, gb = two_groups
+    obj_id = save(api, admin_token, ga, 77.0, 7.0)
+    login(driver, server, name)
+    open_page(driver, server, f"/source/{obj_id}")
+    driver.find_element("css selector", "#subscribe-source").click()
+    wait_js(driver, "return [...document.querySelectorAll('.flash')].some(f => f.textContent.includes('Subscribed'))")
+    status, body = api.post(f"/api/sources/{obj_id}/comments", admin_token, json={"text": "rising fast", "group_ids": [ga]})
+    assert status == 200, body
+    # The notifier matches just after the write's answer: open the page until the notification is there.
+    deadline = time.monotonic() + 30
+    while True:
+        open_page(driver, server, "/notifications")
+        wait_js(driver, "return document.querySelector('#notifications-list .empty, #notifications-list .notification')")
+        if driver.find_elements("css selector", "#notifications-list .notification.unread") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert driver.execute_script("return document.querySelector('#notifications-list .notification a').textContent") \
+        == f"comment on {obj_id}: rising fast"
+    wait_js(driver, "return document.getElementById('notification-count').textContent === '1'")
+    driver.find_element("css selector", "#mark-all-read").click()
+    wait_js(driver, "return !document.querySelector('#notifications-list .notification.unread')")
+    wait_js(driver, "return document.getElementById('notification-count').textContent === ''")
