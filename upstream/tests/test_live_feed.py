@@ -202,3 +202,49 @@ def test_old_events_are_pruned(live):
         session.commit()
         assert prune(session, 7) >= 1
         assert session.execute(text("SELECT count(*) FROM live_events WHERE obj_id = :o"), {"o": obj_id}).scalar() == 0
+
+
+def test_a_client_that_does_not_read_is_dropped_and_the_others_are_served(live):
+    import base64
+    import os
+    import socket
+
+    from astroportal.live.feed import record_live
+
+    port = live.a.port
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect(("127.0.0.1", port))
+    slow.sendall((f"GET /api/live?types=test.bulk HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+                  f"Sec-WebSocket-Version: 13\r\nAuthorization: token {live.alice}\r\n\r\n").encode())
+    assert slow.recv(12) == b"HTTP/1.1 101"
+    big = "x" * 60_000
+
+    async def scenario():
+        reader, _ = await connect(live.a, live.alice, types="test.bulk")
+        got = []
+        for batch in range(3):  # each commit is one batch of 40 events of 60 KB: far more than socket buffers hold
+            with live.db() as session:
+                for i in range(40):
+                    record_live(session, "test.bulk", group_ids=[live.ga], summary=f"{batch}-{i}", data={"pad": big})
+                session.commit()
+            got += await collect(reader, 40, timeout=30)
+        reader.close()
+        return got
+
+    got = run(scenario())
+    assert len(got) == 120  # the reading client had everything
+    slow.settimeout(10)
+    data = b""
+    while True:
+        chunk = slow.recv(1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    slow.close()
+    # The slow client got a close frame (opcode 8) with code 1008 and the reason, and fewer than all events.
+    close_at = data.rfind(b"\x88")
+    assert close_at > 0 and data[close_at + 2:close_at + 4] == (1008).to_bytes(2, "big")
+    assert b"too slow" in data[close_at:]
+    assert data.count(b'"kind":"test.bulk"') < 120

@@ -58,8 +58,21 @@ def _insert(session: Session, rows: list[dict]) -> None:
     if not rows:
         return
     ids = session.scalars(insert(LiveEvent).returning(LiveEvent.id), rows).all()
-    # One NOTIFY per event; PostgreSQL delivers them at commit, in order, and drops them on rollback.
-    session.execute(text("SELECT pg_notify(:channel, :payload)"), [{"channel": CHANNEL, "payload": str(i)} for i in ids])
+    # One NOTIFY per event, in one round trip; PostgreSQL delivers them at commit, in order, and drops them on
+    # rollback.
+    session.execute(text("SELECT pg_notify(:channel, i::text) FROM unnest(CAST(:ids AS bigint[])) AS i"),
+                    {"channel": CHANNEL, "ids": list(ids)})
+
+
+def _rows_by_id(session: Session, model, ids) -> dict:
+    """{id: row} for `ids`, from the session's identity map when the writer just made them (no query then)."""
+    found, missing = {}, []
+    for i in set(ids):
+        row = session.identity_map.get(session.identity_key(model, i)) if i is not None else None
+        (missing.append(i) if row is None else found.__setitem__(i, row))
+    if missing:
+        found.update({r.id: r for r in session.scalars(select(model).where(model.id.in_(missing)))})
+    return found
 
 
 def record_live(
@@ -103,21 +116,13 @@ def record_live(
 
 def _core_rows(session: Session, events: list[Event]) -> list[dict]:
     """Rows for the core events: one per object (a photometry batch over several objects gives one each)."""
-    obj_ids = {o for e in events for o in e.obj_ids}
-    positions = dict(
-        (r[0], (r[1], r[2])) for r in session.execute(select(Obj.id, Obj.ra, Obj.dec).where(Obj.id.in_(obj_ids)))
-    ) if obj_ids else {}
-    classes = {}
-    comments = {}
+    objs = _rows_by_id(session, Obj, {o for e in events for o in e.obj_ids})
+    positions = {o.id: (o.ra, o.dec) for o in objs.values()}
+    classes = {c.id: (c.classification, c.probability) for c in _rows_by_id(
+        session, Classification, [i for e in events if e.kind == "classification.added" for i in e.ids]).values()}
+    comments = {c.id: c.text for c in _rows_by_id(
+        session, Comment, [i for e in events if e.kind == "comment.added" for i in e.ids]).values()}
     filters: dict[int, str] = {}
-    wanted = [i for e in events if e.kind == "classification.added" for i in e.ids]
-    if wanted:
-        classes = {r[0]: (r[1], r[2]) for r in session.execute(
-            select(Classification.id, Classification.classification, Classification.probability)
-            .where(Classification.id.in_(wanted)))}
-    wanted = [i for e in events if e.kind == "comment.added" for i in e.ids]
-    if wanted:
-        comments = dict(session.execute(select(Comment.id, Comment.text).where(Comment.id.in_(wanted))).all())
     wanted = [i for e in events if e.kind == "candidate.passed" for i in e.ids]
     if wanted:
         filters = {r[0]: r[1] for r in session.execute(

@@ -16,13 +16,15 @@ class LiveRuntime:
         from .notifier import Notifier
 
         self.cfg = cfg
-        self.hub = Hub(max_queued=int(cfg.get("live.max_queued_frames") or 200))
+        batch_ms = cfg.get("live.batch_ms")
+        self.hub = Hub(max_unsent=int(float(cfg.get("live.max_unsent_kb") or 1024) * 1024),
+                       batch_seconds=(20 if batch_ms is None else float(batch_ms)) / 1000)
         self.notifier = Notifier(cfg, sessionmaker, self.hub)
         self.bus = Bus(cfg.get("database.url"), self._on_events, self.notifier.subscriptions_changed)
         self.started = False
 
     def _on_events(self, batch) -> None:
-        self.hub.publish(batch)
+        self.hub.enqueue(batch)
         self.notifier.wake()
 
     def start(self) -> None:

@@ -95,7 +95,7 @@ class LiveSocket(BaseHandler, tornado.websocket.WebSocketHandler):
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         runtime = self.application.settings["live_runtime"]
-        self.client = Client(send=self.write_message, close=self.close, user_id=self._user_id, groups=self._groups,
+        self.client = Client(send=self._send_frame, close=self.close, backlog=self._backlog, user_id=self._user_id, groups=self._groups,
                              filter=self._filter)
         runtime.hub.add(self.client)
         runtime.start()  # an app built without cmd_serve (tests) starts its runtime with the first client
@@ -106,6 +106,20 @@ class LiveSocket(BaseHandler, tornado.websocket.WebSocketHandler):
         if self._replay:
             self.write_message(dumps({"type": "events", "events": self._replay}))
         self._replay = []
+
+    def _send_frame(self, frame: bytes):
+        # The hub encodes each frame once for every client that gets it (text_frame) and writes the bytes to the
+        # connection's stream: building the same frame again for each of a thousand clients is what costs.
+        conn = self.ws_connection
+        if conn is None or conn.stream is None or conn.stream.closed():
+            raise tornado.websocket.WebSocketClosedError()
+        return conn.stream.write(frame)
+
+    def _backlog(self) -> int:
+        # Bytes accepted but not yet taken by the kernel, read from the stream's write buffer: waiting on a
+        # future per frame to count them cost more than the write itself with a thousand clients.
+        buffer = getattr(getattr(self.ws_connection, "stream", None), "_write_buffer", None)
+        return len(buffer) if buffer is not None else 0
 
     def on_message(self, message: str | bytes) -> None:
         try:
