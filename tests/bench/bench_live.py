@@ -71,6 +71,33 @@ def start_portal(cfg_path: Path, port: int, log_path: Path) -> subprocess.Popen:
 
 
 # -- the load: a separate process pacing the writes ------------------------------------------------------------
+def inject(db_url: str, rate: float, seconds: float, out) -> None:
+    """Write events straight into the feed's table (each its own transaction with its NOTIFY) at `rate`; send
+    [(event's ids[0], commit time)]. Measures the feed alone, without the cost of the API writes."""
+    import psycopg2
+
+    conn = psycopg2.connect(db_url)
+    results = []
+    start = time.monotonic() + 0.5
+    total = int(rate * seconds)
+    with conn.cursor() as cur:
+        for i in range(total):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            key = 10**9 + i
+            cur.execute("INSERT INTO live_events (kind, obj_id, ids, group_ids, ra, dec, data) VALUES "
+                        "('comment.added', 'ZTF26benchlv', ARRAY[%s]::bigint[], '{1}', 10, 10, "
+                        "'{\"summary\": \"comment on ZTF26benchlv: injected\", \"url\": \"/source/ZTF26benchlv\"}') "
+                        "RETURNING id", (key,))
+            cur.execute("SELECT pg_notify('astroportal_live', %s)", (str(cur.fetchone()[0]),))
+            conn.commit()
+            results.append((key, time.monotonic()))
+    conn.close()
+    out.send((results, [], time.monotonic() - start))
+    out.close()
+
+
 def load(urls: list[str], token: str, obj_id: str, rate: float, seconds: float, out) -> None:
     """POST comments at `rate` per second over `seconds`, spread over `urls`; send [(comment id, answer time)]."""
     threads = max(4, int(rate // 25))
@@ -214,6 +241,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--writers", type=int, default=1, help="app processes taking the writes (0: the socket process)")
     parser.add_argument("--subscriptions", type=int, default=10_000)
+    parser.add_argument("--inject", action="store_true",
+                        help="write the events with SQL (INSERT + NOTIFY per transaction) instead of through the API: "
+                             "the feed's own capacity, when this machine cannot take the API writes at --rate")
     args = parser.parse_args()
 
     results = []
@@ -248,8 +278,9 @@ def main() -> int:
 
         raw = [raw_websocket(socket_port, token) for _ in range(args.sockets - args.measured)]
         print(f"{args.sockets} websockets open on one app process (pid {procs[0].pid}); "
-              f"writes at {args.rate:.0f}/s for {args.seconds:.0f} s through {len(write_urls)} "
-              f"{'other ' if args.writers else ''}app process(es)")
+              + (f"events written with SQL at {args.rate:.0f}/s for {args.seconds:.0f} s (--inject)" if args.inject else
+                 f"writes at {args.rate:.0f}/s for {args.seconds:.0f} s through {len(write_urls)} "
+                 f"{'other ' if args.writers else ''}app process(es)"))
 
         async def run() -> tuple[list, list, float, list[dict], dict]:
             stop = asyncio.Event()
@@ -260,8 +291,11 @@ def main() -> int:
             await asyncio.sleep(2)
             cpu0 = [cpu_seconds(p.pid) for p in procs]
             parent, child = multiprocessing.Pipe(duplex=False)
-            loader = multiprocessing.Process(target=load, args=(write_urls, token, "ZTF26benchlv", args.rate,
-                                                                 args.seconds, child))
+            if args.inject:
+                loader = multiprocessing.Process(target=inject, args=(db_url, args.rate, args.seconds, child))
+            else:
+                loader = multiprocessing.Process(target=load, args=(write_urls, token, "ZTF26benchlv", args.rate,
+                                                                     args.seconds, child))
             loader.start()
             while not parent.poll():
                 await asyncio.sleep(0.2)
@@ -291,7 +325,7 @@ def main() -> int:
               f"{stats['closed']} of the {len(raw)} draining websockets closed, {stats['bytes'] / 1e6:.0f} MB read by them")
         if lat:
             lmed, lp99 = statistics.median(lat), percentile(lat, 99)
-            print(f"  latency from the write's answer to the websocket: median {lmed:.1f} ms, p99 {lp99:.1f} ms, "
+            print(f"  latency from the write's {'commit' if args.inject else 'answer'} to the websocket: median {lmed:.1f} ms, p99 {lp99:.1f} ms, "
                   f"max {max(lat):.1f} ms (negative: the event arrived before the answer)")
             print(f"  socket process peak memory: {rss:.0f} MB; CPU used: socket process {cpu[0]:.1f} s "
                   f"({cpu[0] / max(len(answers), 1) * 1000:.2f} ms per event for {args.sockets} sockets), "
