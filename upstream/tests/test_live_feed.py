@@ -248,3 +248,36 @@ def test_a_client_that_does_not_read_is_dropped_and_the_others_are_served(live):
     assert close_at > 0 and data[close_at + 2:close_at + 4] == (1008).to_bytes(2, "big")
     assert b"too slow" in data[close_at:]
     assert data.count(b'"kind":"test.bulk"') < 120
+
+
+def test_a_member_removed_from_a_group_stops_receiving_its_events_without_reconnecting(live):
+    from astroportal.domain.accounts import create_token, create_user
+    from livehelpers import make_group
+
+    with live.db() as session:
+        user = create_user(session, "carol-live", ["Full user"])
+        _, token = create_token(session, user, "test")
+        session.commit()
+        carol = user.id
+    group = make_group(live.a, live.admin, [carol])
+
+    async def scenario():
+        conn, _ = await connect(live.b, token)
+        first = save_source(live.a, live.admin, group)
+        seen = await next_events(conn)
+        r = requests.delete(f"{live.a.url}/api/groups/{group}/users/{carol}",
+                            headers={"Authorization": f"token {live.admin}"}, timeout=10)
+        assert r.status_code == 200, r.text
+        await asyncio.sleep(16)  # one membership refresh (MEMBERSHIP_REFRESH_SECONDS)
+        hidden = save_source(live.a, live.admin, group)
+        marker = save_source(live.a, live.admin, live.ga)  # carol is in no group of it either: nothing at all
+        try:
+            later = await next_events(conn, timeout=3)
+        except asyncio.TimeoutError:
+            later = []
+        conn.close()
+        return first, seen, hidden, later
+
+    first, seen, hidden, later = run(scenario())
+    assert [e["obj_id"] for e in seen] == [first]
+    assert later == []

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from tornado.ioloop import IOLoop
+import logging
+
+from tornado.ioloop import IOLoop, PeriodicCallback
 
 from ..config import Config
 from .bus import Bus
 from .sockets import Hub
+
+log = logging.getLogger("astroportal.live")
+
+# How often the group memberships of connected members are read again: a member removed from a group stops
+# receiving its events within this time, without reconnecting.
+MEMBERSHIP_REFRESH_SECONDS = 15
 
 
 class LiveRuntime:
@@ -33,6 +41,41 @@ class LiveRuntime:
         self.started = True
         self.bus.start()
         self.notifier.start()
+        self._refresh = PeriodicCallback(self._refresh_memberships, MEMBERSHIP_REFRESH_SECONDS * 1000)
+        self._refresh.start()
+
+    def _refresh_memberships(self) -> None:
+        user_ids = {c.user_id for c in self.hub.clients}
+        if not user_ids:
+            return
+        loop = IOLoop.current()
+
+        def read() -> None:
+            try:
+                groups = read_memberships(self.notifier.sessionmaker, user_ids)
+            except Exception:  # noqa: BLE001 - tried again at the next refresh
+                log.exception("live: reading group memberships failed")
+                return
+            loop.add_callback(self.hub.update_groups, groups)
+
+        loop.run_in_executor(self.notifier.executor, read)
+
+
+def read_memberships(sessionmaker, user_ids: set[int]) -> dict:
+    """{user id: frozenset of readable groups, or None for every group}; an account gone or expired reads none."""
+    from ..domain.access import accessible_group_ids
+    from ..domain.accounts import is_expired, user_with_acls
+
+    out: dict = {}
+    with sessionmaker() as session:
+        for uid in user_ids:
+            user = user_with_acls(session, uid)
+            if user is None or is_expired(user):
+                out[uid] = frozenset()
+            else:
+                groups = accessible_group_ids(session, user)
+                out[uid] = None if groups is None else frozenset(groups)
+    return out
 
 
 def attach(settings: dict, cfg: Config) -> None:
