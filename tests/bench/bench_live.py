@@ -11,9 +11,9 @@ Set-up: its own PostgreSQL cluster; one "socket" app process that holds every we
 processes that take the writes (POST /api/sources/ID/comments, one event each) from a separate load process
 pacing them at --rate; the events reach the socket process through PostgreSQL's NOTIFY, as on a deployment
 with several processes or hosts (--writers 0 sends the writes to the socket process itself). Of the websockets,
---measured are Tornado websocket clients that time each event; the others are plain sockets that do the
-websocket handshake and then read and discard what arrives every 100 ms (cheap, so that the bench's own
-process does not become the bottleneck, yet the portal really writes every frame to each of them).
+--measured are Tornado websocket clients that time each event; the others are plain sockets, in a process of
+their own, that do the websocket handshake and then read and discard what arrives every 100 ms (cheap, so that
+the bench's own processes do not become the bottleneck, yet the portal really writes every frame to each).
 Everything is stopped and removed at the end.
 """
 
@@ -171,6 +171,30 @@ async def drain(socks: list[socket.socket], stop: asyncio.Event, stats: dict) ->
         await asyncio.sleep(0.1)
 
 
+def drain_process(port: int, token: str, n: int, ready, stop, out) -> None:
+    """Open `n` websockets by hand and drain them until `stop` is set (a process of its own, so that reading
+    ~1,000 streams does not delay the timing clients); send (closed, bytes)."""
+    socks = [raw_websocket(port, token) for _ in range(n)]
+    ready.set()
+    stats = {"closed": 0, "bytes": 0}
+
+    async def run() -> None:
+        flag = asyncio.Event()
+
+        async def watch() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(0.2)
+            flag.set()
+
+        await asyncio.gather(drain(socks, flag, stats), watch())
+
+    asyncio.run(run())
+    for s in socks:
+        s.close()
+    out.send((stats["closed"], stats["bytes"]))
+    out.close()
+
+
 async def measure(port: int, token: str, arrivals: dict, stop: asyncio.Event) -> None:
     import tornado.httpclient
     import tornado.websocket
@@ -276,7 +300,14 @@ def main() -> int:
                           json={"id": "ZTF26benchlv", "ra": 10.0, "dec": 10.0}, timeout=30)
         assert r.status_code == 200, r.text
 
-        raw = [raw_websocket(socket_port, token) for _ in range(args.sockets - args.measured)]
+        n_raw = args.sockets - args.measured
+        ready, stop_drain = multiprocessing.Event(), multiprocessing.Event()
+        drain_out, drain_in = multiprocessing.Pipe(duplex=False)
+        drainer = multiprocessing.Process(target=drain_process,
+                                          args=(socket_port, token, n_raw, ready, stop_drain, drain_in))
+        drainer.start()
+        if not ready.wait(120):
+            raise SystemExit("the draining websockets could not all be opened")
         print(f"{args.sockets} websockets open on one app process (pid {procs[0].pid}); "
               + (f"events written with SQL at {args.rate:.0f}/s for {args.seconds:.0f} s (--inject)" if args.inject else
                  f"writes at {args.rate:.0f}/s for {args.seconds:.0f} s through {len(write_urls)} "
@@ -284,10 +315,8 @@ def main() -> int:
 
         async def run() -> tuple[list, list, float, list[dict], dict]:
             stop = asyncio.Event()
-            stats = {"closed": 0, "bytes": 0}
             arrivals = [dict() for _ in range(args.measured)]
-            tasks = [asyncio.ensure_future(drain(raw, stop, stats))]
-            tasks += [asyncio.ensure_future(measure(socket_port, token, a, stop)) for a in arrivals]
+            tasks = [asyncio.ensure_future(measure(socket_port, token, a, stop)) for a in arrivals]
             await asyncio.sleep(2)
             cpu0 = [cpu_seconds(p.pid) for p in procs]
             parent, child = multiprocessing.Pipe(duplex=False)
@@ -305,7 +334,10 @@ def main() -> int:
             cpu.extend(cpu_seconds(p.pid) - c for p, c in zip(procs, cpu0))
             stop.set()
             await asyncio.gather(*tasks)
-            return answers, errors, elapsed, arrivals, stats
+            stop_drain.set()
+            closed, nbytes = drain_out.recv()
+            drainer.join()
+            return answers, errors, elapsed, arrivals, {"closed": closed, "bytes": nbytes}
 
         cpu: list[float] = []
         answers, errors, elapsed, arrivals, stats = asyncio.run(run())
@@ -322,7 +354,7 @@ def main() -> int:
         print(f"  writes: {len(answers)} answered in {elapsed:.1f} s ({achieved:.0f}/s), {len(errors)} errors"
               + (f" (first: {errors[0]})" if errors else ""))
         print(f"  deliveries timed: {len(lat)} on {args.measured} websockets, {missing} missing; "
-              f"{stats['closed']} of the {len(raw)} draining websockets closed, {stats['bytes'] / 1e6:.0f} MB read by them")
+              f"{stats['closed']} of the {n_raw} draining websockets closed, {stats['bytes'] / 1e6:.0f} MB read by them")
         if lat:
             lmed, lp99 = statistics.median(lat), percentile(lat, 99)
             print(f"  latency from the write's {'commit' if args.inject else 'answer'} to the websocket: median {lmed:.1f} ms, p99 {lp99:.1f} ms, "
@@ -335,8 +367,6 @@ def main() -> int:
                         ("delivery median (ms)", lmed, "<", 50, lmed < 50),
                         ("delivery p99 (ms)", lp99, "<", 250, lp99 < 250),
                         ("events missing", missing, "==", 0, missing == 0)]
-        for s in raw:
-            s.close()
     finally:
         for p in procs:
             p.terminate()
