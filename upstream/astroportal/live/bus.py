@@ -21,6 +21,7 @@ from .feed import CHANNEL
 log = logging.getLogger("astroportal.live")
 
 SUBSCRIPTIONS_CHANNEL = "astroportal_live_subscriptions"
+FETCH_DELAY = 0.005
 COLUMNS = "id, created_at, kind, obj_id, ids, group_ids, user_id, ra, dec, data"
 
 
@@ -47,6 +48,8 @@ class Bus:
         self.conn: psycopg2.extensions.connection | None = None
         self.last_id = 0
         self.loop: IOLoop | None = None
+        self._ids: list[int] = []
+        self._fetch_scheduled = False
 
     def start(self) -> None:
         self.loop = IOLoop.current()
@@ -102,14 +105,33 @@ class Bus:
             if subs_changed:
                 self.on_subscriptions()
             if ids:
-                with conn.cursor() as cur:
-                    cur.execute(f"SELECT {COLUMNS} FROM live_events WHERE id = ANY(%s) ORDER BY id", (ids,))
-                    self._dispatch(cur.fetchall())
+                # The rows are read a few milliseconds later, for every id announced meanwhile at once: under a
+                # stream of writes, one query per NOTIFY would keep the IOLoop waiting on the database.
+                self._ids.extend(ids)
+                if not self._fetch_scheduled:
+                    self._fetch_scheduled = True
+                    assert self.loop is not None
+                    self.loop.call_later(FETCH_DELAY, self._fetch)
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            log.warning("live: LISTEN connection lost (%s); reconnecting", exc)
-            self.stop()
-            assert self.loop is not None
-            self.loop.call_later(1, self.start)
+            self._lost(exc)
+
+    def _fetch(self) -> None:
+        ids, self._ids, self._fetch_scheduled = self._ids, [], False
+        conn = self.conn
+        if conn is None or not ids:
+            return
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT {COLUMNS} FROM live_events WHERE id = ANY(%s) ORDER BY id", (ids,))
+                self._dispatch(cur.fetchall())
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            self._lost(exc)
+
+    def _lost(self, exc: Exception) -> None:
+        log.warning("live: LISTEN connection lost (%s); reconnecting", exc)
+        self.stop()
+        assert self.loop is not None
+        self.loop.call_later(1, self.start)
 
     def _dispatch(self, rows: list[tuple]) -> None:
         if not rows:
