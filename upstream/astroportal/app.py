@@ -126,6 +126,9 @@ def make_app(cfg: Config) -> tornado.web.Application:
 
         get = post = put = patch = delete = head = options = _refuse
 
+    from .live.runtime import attach
+
+    attach(settings, cfg)
     routes = collect_routes(cfg) + [(r"/api/.*", NoSuchRoute)]
     return PortalApplication(routes, **settings)
 

@@ -44,6 +44,7 @@ def get_engine(cfg: Config) -> Engine:
 def make_sessionmaker(cfg: Config) -> sessionmaker[Session]:
     """Sessions on the configured database that announce their committed events to `app.event_subscribers`."""
     from .events import session_info
+    from .live import feed  # noqa: F401 - its session listener writes each committed event's live row
 
     return sessionmaker(bind=get_engine(cfg), expire_on_commit=False, info=session_info(cfg))
 

@@ -43,7 +43,8 @@ class ExtensionPoint:
 
     `name` is the configuration key (dotted) or the hook's name; `kind` says how it is given: "config" (a key in
     the configuration), "module attribute", "class attribute", "template" (blocks of a template), "command"
-    (a portal command a deployment's tools run) or "folder" (a file layout a deployment's launcher reads).
+    (a portal command a deployment's tools run), "function" (a function of the portal a deployment's code
+    calls) or "folder" (a file layout a deployment's launcher reads).
     `read_by_launcher`: the portal itself does not read it; a deployment's launcher does.
     """
 
@@ -568,6 +569,22 @@ def announce(event):
     if event.kind == "photometry.added": queue.put(event.as_dict())
 """,
     default=[],
+)
+
+LIVE_EVENTS = ExtensionPoint(
+    name="live.feed.record_live",
+    kind="function",
+    receives="the writer's session, a kind `area.what`, the groups that may see the event, and optionally the "
+             "object, row ids, a sky position, a one-line summary, a page URL and `data` to filter on",
+    provides="an event of the deployment's own kind in the live feed (table live_events, NOTIFY, /api/live), "
+             "written in the writer's transaction: nothing is announced unless it commits. Subscriptions of kind "
+             "`event` match it by kind and by equality on its `data` fields",
+    example="""
+from astroportal.live.feed import record_live
+record_live(session, "solve.job_state", group_ids=[3], ra=187.2, dec=56.7, summary="job 12 solved",
+            url="/solve/jobs/12", data={"instrument_id": 4, "state": "success"})
+session.commit()
+""",
 )
 
 # ==============================================================================================================

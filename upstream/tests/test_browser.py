@@ -521,6 +521,8 @@ def test_every_page_loads_without_script_errors(driver, server, api, make_user, 
         f"/group/{gid}": "#group-members table",
         "/profile": "#token-list table, #no-tokens",
         "/user_management": "#users-list table",
+        "/live": "#live-status[data-state=live]",
+        "/notifications": "#notifications-list .empty, #notifications-list .notification",
     }
     for path, loaded in pages.items():
         open_page(driver, server, path)

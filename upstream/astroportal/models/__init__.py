@@ -4,6 +4,7 @@ from .annotations import Classification, Comment, Taxonomy, classification_group
 from .astro import Candidate, Filter, Obj, Source, Stream, group_streams
 from .base import Base
 from .instruments import INSTRUMENT_TYPES, Instrument, Telescope
+from .live import Delivery, LiveEvent, Notification, Subscription
 from .listings import LIST_NAMES, Listing
 from .photometry import PHOT_DETECTION_THRESHOLD, PHOT_ZP, Photometry, photometry_groups
 from .thumbnails import THUMBNAIL_TYPES, Thumbnail

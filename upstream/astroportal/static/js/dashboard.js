@@ -73,7 +73,30 @@ Portal.ready(() => {
     }
   }
 
+  // The latest few events, kept current by the live websocket.
+  async function live() {
+    const box = document.getElementById("dashboard-live");
+    try {
+      const data = await api("GET", "/api/live/events" + query({ limit: 5 }));
+      clear(box);
+      if (!data.events.length) box.appendChild(el("li", { class: "empty" }, "Nothing has happened yet."));
+      for (const e of data.events) box.appendChild(LiveFeed.item(e));
+      LiveFeed.connect({
+        since: data.events.length ? data.events[0].id : 0,
+        onEvents: (events) => {
+          const empty = box.querySelector(".empty");
+          if (empty) empty.remove();
+          for (const e of events) box.insertBefore(LiveFeed.item(e), box.firstChild);
+          while (box.children.length > 5) box.lastChild.remove();
+        },
+      });
+    } catch (err) {
+      showError(box, err);
+    }
+  }
+
   sources();
   candidates();
   groups();
+  live();
 });

@@ -290,3 +290,20 @@ const Portal = (() => {
     dateToMjd, mjdToIso, fmtTime, user, table, pager, ready, pageData, action, safeHref, groupNames,
   };
 })();
+
+/* The notification bell: the member's unread count, refreshed every 30 seconds. */
+Portal.refreshBell = async () => {
+  const count = document.getElementById("notification-count");
+  if (!count || !Portal.user.id) return;
+  try {
+    const data = await Portal.api("GET", "/api/notifications/count");
+    count.textContent = data.unread ? String(data.unread) : "";
+  } catch (err) {
+    count.textContent = "";
+  }
+};
+Portal.ready(() => {
+  if (!document.getElementById("notification-count") || !Portal.user.id) return;
+  Portal.refreshBell();
+  setInterval(Portal.refreshBell, 30000);
+});

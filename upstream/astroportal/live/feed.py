@@ -1,0 +1,270 @@
+"""Events of the live feed: rows written in the same transaction as the change, announced with NOTIFY.
+
+Core writes call `events.record(session, Event(...))`; a listener on the session's `before_commit` turns the
+events recorded so far into `live_events` rows and queues `pg_notify(CHANNEL, id)` in that same transaction,
+so PostgreSQL delivers the announcement only if (and when) the change commits, to every process and host
+listening on the database. Code of a distribution records a kind of its own (a solve job's state, ...) with
+`record_live(...)`, which writes its row the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+from typing import Any, Iterable
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import delete, insert, select, text
+from sqlalchemy.orm import Session
+
+from .. import events as portal_events
+from ..errors import ApiError
+from .. import extension_points as ep
+from ..extension_points import Event
+from ..models import Candidate, Classification, Comment, Filter, LiveEvent, Obj, User
+from ..models.base import utcnow
+
+CHANNEL = "astroportal_live"
+WRITTEN_KEY = "astroportal.live_written"
+KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+# What each core kind looks like in the feed (distribution kinds bring their own summary and url).
+SUMMARIES = {
+    "source.saved": "{obj_id} saved to a group",
+    "photometry.added": "{count} photometry point(s) of {obj_id}",
+    "candidate.passed": "{obj_id} passed a filter",
+    "classification.added": "{obj_id} classified {classification}{probability_text}",
+    "comment.added": "comment on {obj_id}: {text}",
+}
+
+
+def event_as_json(row: Any) -> dict:
+    """The event as the API and the websocket send it."""
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "created_at": row.created_at.isoformat() if row.created_at else None,
+        "obj_id": row.obj_id,
+        "ids": list(row.ids or []),
+        "group_ids": list(row.group_ids or []),
+        "user_id": row.user_id,
+        "ra": row.ra,
+        "dec": row.dec,
+        "data": row.data or {},
+    }
+
+
+def _insert(session: Session, rows: list[dict]) -> None:
+    if not rows:
+        return
+    ids = session.scalars(insert(LiveEvent).returning(LiveEvent.id), rows).all()
+    # One NOTIFY per event, in one round trip; PostgreSQL delivers them at commit, in order, and drops them on
+    # rollback.
+    session.execute(text("SELECT pg_notify(:channel, i::text) FROM unnest(CAST(:ids AS bigint[])) AS i"),
+                    {"channel": CHANNEL, "ids": list(ids)})
+
+
+def _rows_by_id(session: Session, model, ids) -> dict:
+    """{id: row} for `ids`, from the session's identity map when the writer just made them (no query then)."""
+    found, missing = {}, []
+    for i in set(ids):
+        row = session.identity_map.get(session.identity_key(model, i)) if i is not None else None
+        (missing.append(i) if row is None else found.__setitem__(i, row))
+    if missing:
+        found.update({r.id: r for r in session.scalars(select(model).where(model.id.in_(missing)))})
+    return found
+
+
+def record_live(
+    session: Session,
+    kind: str,
+    *,
+    group_ids: Iterable[int],
+    obj_id: str | None = None,
+    ids: Iterable[int] = (),
+    ra: float | None = None,
+    dec: float | None = None,
+    summary: str | None = None,
+    url: str | None = None,
+    data: dict | None = None,
+    user_id: int | None = None,
+) -> None:
+    """Write an event of any kind (`area.what`, for example `solve.job_state`) in the session's transaction.
+
+    `group_ids`: the groups whose members may see it (none: system admins only). `ra`/`dec`: where on the sky
+    (taken from the object when omitted). `summary`: one line for people; `url`: the page it is about;
+    `data`: fields subscriptions of kind "event" may filter on (for example {"instrument_id": 3, "state":
+    "solved"}). Nothing is announced unless the transaction commits.
+    """
+    if not KIND_PATTERN.match(kind or ""):
+        raise ValueError(f"{ep.LIVE_EVENTS.name}: event kind {kind!r} must look like area.what (lower case, dotted)")
+    if (ra is None) != (dec is None):
+        raise ValueError("give both ra and dec, or neither")
+    if ra is None and obj_id is not None:
+        pos = session.execute(select(Obj.ra, Obj.dec).where(Obj.id == obj_id)).first()
+        if pos is not None:
+            ra, dec = pos
+    payload = dict(data or {})
+    payload.setdefault("summary", summary or (f"{kind} {obj_id}" if obj_id else kind))
+    if url or obj_id:
+        payload.setdefault("url", url or f"/source/{obj_id}")
+    _insert(session, [{
+        "kind": kind, "obj_id": obj_id, "ids": [int(i) for i in ids], "group_ids": sorted({int(g) for g in group_ids}),
+        "user_id": user_id, "ra": ra, "dec": dec, "data": payload,
+    }])
+
+
+def _core_rows(session: Session, events: list[Event]) -> list[dict]:
+    """Rows for the core events: one per object (a photometry batch over several objects gives one each)."""
+    objs = _rows_by_id(session, Obj, {o for e in events for o in e.obj_ids})
+    positions = {o.id: (o.ra, o.dec) for o in objs.values()}
+    classes = {c.id: (c.classification, c.probability) for c in _rows_by_id(
+        session, Classification, [i for e in events if e.kind == "classification.added" for i in e.ids]).values()}
+    comments = {c.id: c.text for c in _rows_by_id(
+        session, Comment, [i for e in events if e.kind == "comment.added" for i in e.ids]).values()}
+    filters: dict[int, str] = {}
+    wanted = [i for e in events if e.kind == "candidate.passed" for i in e.ids]
+    if wanted:
+        filters = {r[0]: r[1] for r in session.execute(
+            select(Candidate.id, Filter.name).join(Filter, Filter.id == Candidate.filter_id).where(Candidate.id.in_(wanted)))}
+    rows = []
+    for e in events:
+        for obj_id in e.obj_ids or (None,):
+            ra, dec = positions.get(obj_id, (None, None))
+            data: dict[str, Any] = {"url": f"/source/{obj_id}"} if obj_id else {}
+            fields: dict[str, Any] = {"obj_id": obj_id, "count": len(e.ids)}
+            if e.kind == "classification.added" and e.ids and e.ids[0] in classes:
+                name, prob = classes[e.ids[0]]
+                data.update(classification=name, probability=prob)
+                fields.update(classification=name,
+                              probability_text="" if prob is None else f" (p={prob:.2f})")
+            elif e.kind == "comment.added" and e.ids and e.ids[0] in comments:
+                snippet = comments[e.ids[0]]
+                snippet = snippet if len(snippet) <= 140 else snippet[:139] + "…"
+                data["text"] = snippet
+                fields["text"] = snippet
+            elif e.kind == "candidate.passed":
+                data["filters"] = sorted({filters[i] for i in e.ids if i in filters})
+            elif e.kind == "photometry.added":
+                data["count"] = len(e.ids)
+            template = SUMMARIES.get(e.kind)
+            try:
+                data["summary"] = template.format(**fields) if template else f"{e.kind} {obj_id or ''}".strip()
+            except (KeyError, IndexError):
+                data["summary"] = f"{e.kind} {obj_id or ''}".strip()
+            rows.append({
+                "kind": e.kind, "obj_id": obj_id,
+                # A batch over several objects keeps its point ids only when it is about one object.
+                "ids": list(e.ids) if len(e.obj_ids) <= 1 else [],
+                "group_ids": sorted(set(e.group_ids)), "user_id": e.user_id, "ra": ra, "dec": dec, "data": data,
+            })
+    return rows
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    # before_commit also runs when a savepoint is released: what is written then stays in the outer transaction
+    # (and leaves with it on rollback), so an event is written once, at the first commit that follows it.
+    if portal_events.SUBSCRIBERS_KEY not in session.info:
+        return
+    pending = portal_events.pending(session)
+    if not pending:
+        return
+    written = session.info.setdefault(WRITTEN_KEY, set())
+    new = [e for e in pending if id(e) not in written]
+    if not new:
+        return
+    written.update(id(e) for e in new)
+    _insert(session, _core_rows(session, new))
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_written(session: Session, transaction) -> None:
+    if transaction.parent is None and transaction.nested is False:
+        session.info.pop(WRITTEN_KEY, None)
+
+
+# -- reading --------------------------------------------------------------------------------------------------
+class Cone:
+    """A circle on the sky (degrees), checked exactly with the haversine distance."""
+
+    __slots__ = ("ra", "dec", "radius", "_cos_r")
+
+    def __init__(self, ra: float, dec: float, radius: float) -> None:
+        self.ra, self.dec, self.radius = ra, dec, radius
+        self._cos_r = math.cos(math.radians(radius))
+
+    def contains(self, ra: float | None, dec: float | None) -> bool:
+        if ra is None or dec is None:
+            return False
+        d1, d2 = math.radians(self.dec), math.radians(dec)
+        cos_d = math.sin(d1) * math.sin(d2) + math.cos(d1) * math.cos(d2) * math.cos(math.radians(ra - self.ra))
+        return cos_d >= self._cos_r - 1e-12
+
+
+def parse_cone(ra: Any, dec: Any, radius: Any) -> Cone:
+    """A Cone from user input; ApiError(400) naming the bad value (ra 0..360, dec -90..90, radius 0..180)."""
+    try:
+        ra_f, dec_f, r_f = float(ra), float(dec), float(radius)
+    except (TypeError, ValueError):
+        raise ApiError(400, "a sky region needs numbers ra, dec and radius (degrees)") from None
+    if not all(math.isfinite(v) for v in (ra_f, dec_f, r_f)):
+        raise ApiError(400, "ra, dec and radius must be finite numbers")
+    if not 0 <= ra_f < 360:
+        raise ApiError(400, f"ra {ra_f} is out of range: give 0 <= ra < 360 degrees")
+    if not -90 <= dec_f <= 90:
+        raise ApiError(400, f"dec {dec_f} is out of range: give -90 <= dec <= 90 degrees")
+    if not 0 < r_f <= 180:
+        raise ApiError(400, f"radius {r_f} is out of range: give 0 < radius <= 180 degrees")
+    return Cone(ra_f, dec_f, r_f)
+
+
+def visible_clause(group_ids: set[int] | None):
+    """SQL condition: the events the holder of `group_ids` may see (None: all, for system admins)."""
+    if group_ids is None:
+        return text("true")
+    return LiveEvent.group_ids.overlap(sorted(group_ids) or [-1])
+
+
+def recent_events(
+    session: Session, group_ids: set[int] | None, *, since: int | None = None, limit: int = 100,
+    kinds: list[str] | None = None, group_id: int | None = None, cone: Cone | None = None,
+) -> list[dict]:
+    """Events the reader may see: after `since` (oldest first, to resume a feed) or else the newest `limit`
+    (newest first)."""
+    q = select(LiveEvent).where(visible_clause(group_ids))
+    if kinds:
+        q = q.where(LiveEvent.kind.in_(kinds))
+    if group_id is not None:
+        q = q.where(LiveEvent.group_ids.any(group_id))
+    if cone is not None:
+        # A box on dec first (the exact cone is checked below).
+        q = q.where(LiveEvent.dec.between(cone.dec - cone.radius, cone.dec + cone.radius))
+    q = q.where(LiveEvent.id > since).order_by(LiveEvent.id) if since is not None else q.order_by(LiveEvent.id.desc())
+    out = []
+    for row in session.scalars(q.limit(limit * 4 if cone else limit)):
+        if cone is not None and not cone.contains(row.ra, row.dec):
+            continue
+        out.append(event_as_json(row))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def prune(session: Session, keep_days: float) -> int:
+    """Delete events older than `keep_days`; the number deleted."""
+    cutoff = utcnow() - timedelta(days=float(keep_days))
+    n = session.execute(delete(LiveEvent).where(LiveEvent.created_at < cutoff)).rowcount
+    session.commit()
+    return n or 0
+
+
+def user_group_ids(session: Session, user: User) -> set[int] | None:
+    """The groups whose events `user` may see (None: every group)."""
+    from ..domain.access import accessible_group_ids
+
+    return accessible_group_ids(session, user)
+
+
+
