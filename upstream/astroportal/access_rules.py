@@ -77,6 +77,7 @@ RULES: list[Rule] = [
     # -- annotations --------------------------------------------------------------------------------------------------
     Rule("POST",   "/api/taxonomy",                       "Post taxonomy",     MEMBER,   "post a taxonomy shared with one's groups"),
     Rule("DELETE", "/api/taxonomy/{id}",                  "Post taxonomy",     TAXONOMY, "delete a taxonomy (and its classifications)"),
+    Rule("POST",   "/api/thumbnail",                      "Upload data",       MEMBER,   "attach cutouts to a visible object"),
     Rule("POST",   "/api/classification",                 "Classify",          MEMBER,   "classify a visible object"),
     Rule("PUT",    "/api/classification/{id}",            "Classify",          OWNER,    "change a classification"),
     Rule("DELETE", "/api/classification/{id}",            "Classify",          OWNER,    "delete a classification"),
@@ -112,6 +113,10 @@ RULES: list[Rule] = [
     Rule("POST",   "/api/user/{id}/roles",                SYSTEM_ADMIN,        SITEWIDE, "give a user roles"),
     Rule("DELETE", "/api/user/{id}/roles/{id}",           SYSTEM_ADMIN,        SITEWIDE, "take a role from a user"),
     Rule("POST",   "/api/service_tokens",                 SYSTEM_ADMIN,        SITEWIDE, "create or narrow a service's bot and its token"),
+    Rule("POST",   "/api/subscriptions",                  LOGIN,               SELF,     "subscribe oneself to events"),
+    Rule("PATCH",  "/api/subscriptions/{id}",             LOGIN,               SELF,     "change one's own subscription"),
+    Rule("DELETE", "/api/subscriptions/{id}",             LOGIN,               SELF,     "delete one's own subscription"),
+    Rule("POST",   "/api/notifications/read",             LOGIN,               SELF,     "mark one's own notifications read"),
     Rule("POST",   "/api/internal/tokens",                LOGIN,               SELF,     "create an API token for oneself"),
     Rule("DELETE", "/api/internal/tokens/{id}",           LOGIN,     SELF_OR_ADMIN,     "revoke a token"),
 ]

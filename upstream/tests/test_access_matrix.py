@@ -223,6 +223,16 @@ class World:
             s.commit()
             return row.id
 
+    def new_subscription(self, uid: int) -> int:
+        from astroportal.models import Subscription
+
+        with self.db() as s:
+            row = Subscription(user_id=uid, kind="cone", params={"ra": 10.0, "dec": 10.0, "radius": 1.0},
+                               channels=["portal"], name="matrix")
+            s.add(row)
+            s.commit()
+            return row.id
+
     def new_token(self, uid: int) -> int:
         from astroportal.domain.accounts import create_token
         from astroportal.models import User
@@ -234,6 +244,19 @@ class World:
 
 
 # -- one call per route: (world, role, group or None for "absent") -> Call ---------------------------------------
+def _cutout() -> str:
+    import base64
+    import gzip
+    import io
+
+    import numpy as np
+    from astropy.io import fits
+
+    buf = io.BytesIO()
+    fits.PrimaryHDU(np.zeros((8, 8), dtype="float32")).writeto(buf)
+    return base64.b64encode(gzip.compress(buf.getvalue())).decode()
+
+
 def _obj(w, g):
     return w.new_obj(g) if g else f"MTX{tag()}"
 
@@ -328,6 +351,17 @@ CALLS = {
     ("DELETE", "/api/user/{id}/roles/{id}"): lambda w, r, g: Call(
         f"/api/user/{w.new_user('View only') if g else MISSING}/roles/{quote('View only')}", hidden=False),
     ("POST", "/api/internal/tokens"): lambda w, r, g: Call("/api/internal/tokens", {"name": "matrix"}, hidden=False),
+    ("POST", "/api/thumbnail"): lambda w, r, g: Call("/api/thumbnail", {"obj_id": _obj(w, g), "ttype": "new",
+                                                                        "data": _cutout()}),
+    ("POST", "/api/subscriptions"): lambda w, r, g: Call(
+        "/api/subscriptions", {"kind": "cone", "params": {"ra": 10.0, "dec": 10.0, "radius": 1.0}}, hidden=False),
+    ("PATCH", "/api/subscriptions/{id}"): lambda w, r, g: Call(
+        f"/api/subscriptions/{w.new_subscription(w.actors[r][0] if g == w.home[r] else w.author) if g else MISSING}",
+        {"name": "renamed"}, hidden=False),
+    ("DELETE", "/api/subscriptions/{id}"): lambda w, r, g: Call(
+        f"/api/subscriptions/{w.new_subscription(w.actors[r][0] if g == w.home[r] else w.author) if g else MISSING}",
+        hidden=False),
+    ("POST", "/api/notifications/read"): lambda w, r, g: Call("/api/notifications/read", {}, hidden=False),
     ("POST", "/api/service_tokens"): lambda w, r, g: Call("/api/service_tokens",
                                                           {"name": f"bot-{tag()}", "acls": ["Comment"]}, hidden=False),
     ("DELETE", "/api/internal/tokens/{id}"): lambda w, r, g: Call(
@@ -349,6 +383,7 @@ World.member_of = _member_of
 PLACELESS = {
     ("POST", "/api/telescope"), ("POST", "/api/instrument"), ("POST", "/api/groups"), ("POST", "/api/streams"),
     ("POST", "/api/user"), ("POST", "/api/internal/tokens"), ("POST", "/api/service_tokens"),
+    ("POST", "/api/subscriptions"), ("POST", "/api/notifications/read"),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...errors import ApiError
 from ...live import inbox, subscriptions
-from ..base import APIHandler, auth_required
+from ..base import APIHandler, auth_required, rule
 
 
 def sub_id_of(raw: str) -> int:
@@ -14,6 +14,8 @@ def sub_id_of(raw: str) -> int:
 
 
 class SubscriptionsHandler(APIHandler):
+    """`/api/subscriptions` (the caller's list; POST creates) and `/api/subscriptions/ID` (GET, PATCH, DELETE)."""
+
     @auth_required
     def get(self, sub_id: str | None = None) -> None:
         """
@@ -26,7 +28,7 @@ class SubscriptionsHandler(APIHandler):
         else:
             self.success(subscriptions.serialize(subscriptions.own(self.session, self.current_user, sub_id_of(sub_id))))
 
-    @auth_required
+    @rule("POST", "/api/subscriptions")
     def post(self, sub_id: str | None = None) -> None:
         """
         summary: Subscribe to events
@@ -54,7 +56,7 @@ class SubscriptionsHandler(APIHandler):
             raise ApiError(405, "POST to /api/subscriptions to create one; PATCH /api/subscriptions/ID to change one")
         self.success(subscriptions.create(self.session, self.cfg, self.current_user, self.get_json()))
 
-    @auth_required
+    @rule("PATCH", "/api/subscriptions/{id}")
     def patch(self, sub_id: str | None = None) -> None:
         """
         summary: Change a subscription (name, active, channels, webhook_url, params)
@@ -65,7 +67,7 @@ class SubscriptionsHandler(APIHandler):
             raise ApiError(405, "PATCH /api/subscriptions/ID")
         self.success(subscriptions.update(self.session, self.cfg, self.current_user, sub_id_of(sub_id), self.get_json()))
 
-    @auth_required
+    @rule("DELETE", "/api/subscriptions/{id}")
     def delete(self, sub_id: str | None = None) -> None:
         """
         summary: Delete a subscription
@@ -108,7 +110,7 @@ class NotificationCountHandler(APIHandler):
 
 
 class NotificationsReadHandler(APIHandler):
-    @auth_required
+    @rule("POST", "/api/notifications/read")
     def post(self) -> None:
         """
         summary: Mark notifications read ({"ids": [...]}, or {} for all)
@@ -119,9 +121,21 @@ class NotificationsReadHandler(APIHandler):
         self.success({"marked": inbox.mark_read(self.session, self.current_user, data.get("ids"))})
 
 
+class SubscriptionHandler(SubscriptionsHandler):
+    """One subscription: GET, PATCH and DELETE (other methods: 405), so the rules table has one row each."""
+
+    SUPPORTED_METHODS = ("GET", "HEAD", "OPTIONS", "PATCH", "DELETE")
+
+
+class SubscriptionListHandler(SubscriptionsHandler):
+    """The caller's subscriptions: GET lists them, POST creates one (other methods: 405)."""
+
+    SUPPORTED_METHODS = ("GET", "HEAD", "OPTIONS", "POST")
+
+
 ROUTES = [
-    (r"/api/subscriptions/?", SubscriptionsHandler),
-    (r"/api/subscriptions/([^/]+)/?", SubscriptionsHandler),
+    (r"/api/subscriptions/?", SubscriptionListHandler),
+    (r"/api/subscriptions/([^/]+)/?", SubscriptionHandler),
     (r"/api/notifications/?", NotificationsHandler),
     (r"/api/notifications/count/?", NotificationCountHandler),
     (r"/api/notifications/read/?", NotificationsReadHandler),

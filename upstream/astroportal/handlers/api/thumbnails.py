@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from ...domain import bulk, thumbnails
-from ..base import APIHandler, permissions
+from ..base import APIHandler, rule
 
 
 class ThumbnailHandler(APIHandler):
-    @permissions(["Upload data"])
+    @rule("POST", "/api/thumbnail")
     def post(self) -> None:
         """Upload an object's thumbnail, or a list of them.
         ---
