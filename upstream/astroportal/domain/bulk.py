@@ -153,10 +153,10 @@ def post_sources(session: Session, user: User, items: list[dict]) -> list[dict]:
                 set_={"active": True, "saved_by_id": user.id, "saved_at": func.now(), "unsaved_by_id": None,
                       "unsaved_at": None},
                 where=Source.__table__.c.active.is_(False)))
-            newly: dict[str, list[int]] = {}
+            newly: dict[str, list[int]] = {obj_id: [] for obj_id, _, _ in checked}  # in the batch's order
             for obj_id, group_id in missing:
-                newly.setdefault(obj_id, []).append(group_id)
-            for obj_id, group_ids in newly.items():  # as save_to_groups: one event per object
+                newly[obj_id].append(group_id)
+            for obj_id, group_ids in ((o, g) for o, g in newly.items() if g):  # as save_to_groups: one per object
                 record(session, Event("source.saved", obj_ids=(obj_id,), group_ids=tuple(sorted(group_ids)),
                                       user_id=user.id))
         session.commit()
@@ -214,10 +214,10 @@ def post_candidates(session: Session, user: User, items: list[dict]) -> list[dic
                  "uploader_id": user.id} for o, f, t in missing
             ]).on_conflict_do_nothing(index_elements=["obj_id", "filter_id", "passed_at"]).returning(
                 Candidate.id, Candidate.obj_id, Candidate.filter_id, Candidate.passed_at)).all()
-            passes: dict[tuple, list[tuple[int, int]]] = {}
+            passes: dict[tuple, list[tuple[int, int]]] = {(c[0], c[3]): [] for c in checked}  # the batch's order
             for cid, o, f, t in inserted:
-                passes.setdefault((o, t), []).append((cid, f))
-            for (obj_id, _), new in sorted(passes.items(), key=lambda kv: min(cid for cid, _ in kv[1])):
+                passes[(o, t)].append((cid, f))
+            for (obj_id, _), new in ((k, v) for k, v in passes.items() if v):
                 # As post_candidate: one event per object and time of passing, for the passes that are new.
                 record(session, Event("candidate.passed", obj_ids=(obj_id,), ids=tuple(sorted(c for c, _ in new)),
                                       group_ids=tuple(sorted({filters[f] for _, f in new})), user_id=user.id))
