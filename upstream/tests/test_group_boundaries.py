@@ -222,6 +222,7 @@ def test_list_forms_answer_a_hidden_object_as_the_single_forms_do(api, db, world
         alone = api.post(path, world["token"], json=[item])
         absent_batch = api.post(path, world["token"], json=[absent_item])
         assert single[0] >= 400, f"{path} succeeded on a hidden object: {single}"
+        assert alone[0] >= 400, f"the list form of {path} succeeded on a hidden object: {alone}"
         expected = (single[0], f"item 0 of the batch: {single[1]['message']}; nothing was written")
         if (alone[0], alone[1].get("message")) != expected:
             differences.append(f"{path} list: {alone[0]} {alone[1].get('message')!r} / single form {expected!r}")
@@ -265,6 +266,27 @@ def test_list_forms_record_an_independent_detection_without_changing_the_object(
     assert obj_row(db, hidden) == before[0]
     after = records_of(db, hidden)
     assert (after["Candidate"], after["Source"]) == (before[1]["Candidate"] + 1, before[1]["Source"] + 1)
+
+
+def test_list_forms_change_a_shared_object_only_as_the_single_form_may(api, db, world):
+    """Scope OBJECT (may_edit_obj) on the list form: an object also in a group the writer does not administer
+    keeps its fields, even empty ones, whichever form writes; one of the writer's own groups only is filled in."""
+    from astroportal.models import Obj, Source
+
+    shared, own = unique("ZTF"), unique("ZTF")
+    with db() as s:
+        owners = s.scalar(select(Source.group_id).where(Source.obj_id == world["hidden"]))
+        s.add_all([Obj(id=shared, ra=20.0, dec=20.0), Obj(id=own, ra=21.0, dec=20.0)])
+        s.flush()
+        s.add_all([Source(obj_id=shared, group_id=owners), Source(obj_id=shared, group_id=world["group"]),
+                   Source(obj_id=own, group_id=world["group"])])
+        s.commit()
+    items = [{"id": o, "redshift": 0.5, "origin": "broker", "group_ids": [world["group"]]} for o in (shared, own)]
+    for body in (items[0], items):
+        status, answer = api.post("/api/sources", world["token"], json=body)
+        assert status == 200, answer
+        assert obj_row(db, shared) == (20.0, 20.0, None, None, None)
+    assert obj_row(db, own) == (21.0, 20.0, 0.5, "broker", None)
 
 
 def test_pages_answer_a_hidden_object_like_an_absent_one(server, world):
