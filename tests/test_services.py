@@ -90,7 +90,8 @@ def settled(inst: Instance, want: dict[str, str], timeout: float = 60) -> dict[s
 
 def starting(stderr: str) -> str:
     """The launcher's "starting app, ... (logs in ...)" (the distribution's own services are listed too)."""
-    return next((line.split("supervisor: ", 1)[1] for line in stderr.splitlines() if "supervisor: starting " in line), "")
+    lines = stderr.splitlines()
+    return next((line.split("supervisor: ", 1)[1] for line in lines if "supervisor: starting " in line), "")
 
 
 def alive(pid: int) -> bool:
