@@ -80,8 +80,9 @@ def _ensure_objs(session: Session, user: User, items: list[tuple[int, str, dict]
            for obj_id, fields in wanted.items() if obj_id not in existing]
     created: set[str] = set()
     if new:
-        created = set(session.scalars(
-            pg_insert(Obj).values(new).on_conflict_do_nothing(index_elements=["id"]).returning(Obj.id)))
+        objs = Obj.__table__
+        created = {row[0] for row in session.connection().execute(
+            pg_insert(objs).on_conflict_do_nothing(index_elements=["id"]).returning(objs.c.id), new)}
         raced = [row["id"] for row in new if row["id"] not in created]
         if raced:  # created by another writer a moment ago: an existing object like the others
             for obj in session.scalars(select(Obj).where(Obj.id.in_(raced)).execution_options(populate_existing=True)):
@@ -147,12 +148,13 @@ def post_sources(session: Session, user: User, items: list[dict]) -> list[dict]:
             tuple_(Source.obj_id, Source.group_id).in_(pairs), Source.active.is_(True))).all()) if pairs else set()
         missing = [p for p in pairs if p not in active]
         if missing:
-            stmt = pg_insert(Source).values([{"obj_id": o, "group_id": g, "saved_by_id": user.id} for o, g in missing])
-            session.execute(stmt.on_conflict_do_update(
+            stmt = pg_insert(Source.__table__).on_conflict_do_update(
                 index_elements=["obj_id", "group_id"],
                 set_={"active": True, "saved_by_id": user.id, "saved_at": func.now(), "unsaved_by_id": None,
                       "unsaved_at": None},
-                where=Source.__table__.c.active.is_(False)))
+                where=Source.__table__.c.active.is_(False))
+            session.connection().execute(stmt, [{"obj_id": o, "group_id": g, "saved_by_id": user.id}
+                                                for o, g in missing])
             newly: dict[str, list[int]] = {obj_id: [] for obj_id, _, _ in checked}  # in the batch's order
             for obj_id, group_id in missing:
                 newly[obj_id].append(group_id)
@@ -209,11 +211,12 @@ def post_candidates(session: Session, user: User, items: list[dict]) -> list[dic
             _ensure_objs(session, user, [(i, c[0], c[1]) for i, c in enumerate(checked)
                                          if any((c[0], f, c[3]) in absent for f in c[2])], update_existing=False)
             alert_ids = {(c[0], f, c[3]): c[4] for c in checked for f in c[2]}
-            inserted = session.execute(pg_insert(Candidate).values([
-                {"obj_id": o, "filter_id": f, "passed_at": t, "passing_alert_id": alert_ids[(o, f, t)],
-                 "uploader_id": user.id} for o, f, t in missing
-            ]).on_conflict_do_nothing(index_elements=["obj_id", "filter_id", "passed_at"]).returning(
-                Candidate.id, Candidate.obj_id, Candidate.filter_id, Candidate.passed_at)).all()
+            table = Candidate.__table__
+            inserted = session.connection().execute(
+                pg_insert(table).on_conflict_do_nothing(index_elements=["obj_id", "filter_id", "passed_at"]).returning(
+                    table.c.id, table.c.obj_id, table.c.filter_id, table.c.passed_at),
+                [{"obj_id": o, "filter_id": f, "passed_at": t, "passing_alert_id": alert_ids[(o, f, t)],
+                  "uploader_id": user.id} for o, f, t in missing]).all()
             passes: dict[tuple, list[tuple[int, int]]] = {(c[0], c[3]): [] for c in checked}  # the batch's order
             for cid, o, f, t in inserted:
                 passes[(o, t)].append((cid, f))
@@ -378,14 +381,17 @@ def post_thumbnails(session: Session, user: User, items: list[dict], root: Path)
             rows.append({"obj_id": obj_id, "type": ttype, "file_path": rel, "file_format": EXTENSIONS[ext],
                          "size": len(raw), "origin": origin, "uploader_id": user.id})
         if rows:
-            stmt = pg_insert(Thumbnail).values(rows)
+            # One statement compiled once and sent with the rows as parameters (SQLAlchemy's insertmanyvalues):
+            # `.values(rows)` compiled a bind parameter per cell, a third of the time of a batch of cutouts.
+            table = Thumbnail.__table__
+            stmt = pg_insert(table)
             ex = stmt.excluded
             stmt = stmt.on_conflict_do_update(
                 index_elements=["obj_id", "type"],
                 set_={"file_path": ex.file_path, "file_format": ex.file_format, "size": ex.size, "origin": ex.origin,
                       "uploader_id": ex.uploader_id, "modified": func.now()},
-            ).returning(Thumbnail.id, Thumbnail.obj_id, Thumbnail.type)
-            ids.update({(o, t): tid for tid, o, t in session.execute(stmt)})
+            ).returning(table.c.id, table.c.obj_id, table.c.type)
+            ids.update({(o, t): tid for tid, o, t in session.connection().execute(stmt, rows)})
         session.commit()
     except BaseException:
         session.rollback()
