@@ -114,7 +114,8 @@ def ensure_tokens(cfg: Config) -> list[str]:
         groups = group_names(cfg, name, decl)
         args = ["service_token", name, "--acls", *decl.acls, "--output", str(token_path(cfg, name))]
         if groups:
-            args += ["--groups", *groups]
+            # The groups of the service's configuration are its own: made on its first run, the bot their admin.
+            args += ["--groups", *groups, "--create-groups"]
         try:
             res = portal.run(cfg, *args, capture=True, what="creating its token")
         except LauncherError as exc:

@@ -165,24 +165,29 @@ class BrokerPortal(PatchedPortal):
                                prefix + "%"))
 
 
+def declared_acls() -> list[str]:
+    """The ACLs the broker's bot is given: services/broker/service.yaml's, as the launcher reads them."""
+    return yaml.safe_load((SERVICE_DIR / "service.yaml").read_text(encoding="utf-8"))["acls"]
+
+
 def service_token(portal: BrokerPortal, name: str = "broker") -> tuple[int, Path]:
     """The broker's own token, written to var/tokens/NAME.token (0600) of the portal's project.
 
-    INTEGRATOR: a stand-in until the tokens helper's work is on main. Switch to POST /api/service_tokens
-    {"name": NAME, "acls": services/broker/service.yaml's acls, "groups": [GROUP]} (or the launcher's
-    {token_file}); it creates the bot with exactly those ACLs, where this gives it the role "Group admin".
+    As the launcher does for `./run.sh run` (which writes the same file through `python -m astroportal
+    service_token`): the bot user NAME holding exactly the ACLs of services/broker/service.yaml, made by the admin
+    with POST /api/service_tokens. No group yet: admin_setup creates the broker's group with the bot as its admin.
     """
     path = portal.var / "tokens" / f"{name}.token"
     if path.exists():
         uid = int((portal.var / "tokens" / f"{name}.uid").read_text())
         return uid, path
-    uid = portal.api("POST", "/api/user", {"username": f"{name}-bot", "roles": ["Group admin"], "is_bot": True})["id"]
-    token = portal.api("POST", "/api/internal/tokens", {"name": f"{name} service", "user_id": uid})["token"]
+    answer = portal.api("POST", "/api/service_tokens", {"name": name, "acls": declared_acls()})
+    assert sorted(answer["acls"]) == sorted(declared_acls()), answer
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(token + "\n")
+    path.write_text(answer["token"] + "\n")
     os.chmod(path, 0o600)
-    (portal.var / "tokens" / f"{name}.uid").write_text(str(uid))
-    return uid, path
+    (portal.var / "tokens" / f"{name}.uid").write_text(str(answer["user_id"]))
+    return answer["user_id"], path
 
 
 def admin_setup(portal: BrokerPortal, bot_id: int) -> int:

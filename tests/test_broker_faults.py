@@ -10,6 +10,7 @@ from broker_support import (
     FaultProxy,
     Service,
     admin_setup,
+    declared_acls,
     expected_points,
     service_config,
     service_token,
@@ -88,3 +89,24 @@ def test_a_portal_that_is_down_fails_a_replay_with_a_clear_message(portal, tmp_p
     res, _ = replay(portal, Down, tmp_path, "FDA", n=2, backoff_max_seconds=0.5)
     assert res.returncode == 3
     assert "unreachable" in res.stderr and "./run.sh run" in res.stderr
+
+
+def test_a_bot_that_only_joined_its_group_says_which_admin_step_its_filter_needs(portal, tmp_path):
+    """Manage groups counts only in groups the bot administers: a bot that joined the broker's group as a plain
+    member cannot create the filter there, and the replay says what an admin does, without writing an alert."""
+    import os
+
+    answer = portal.api("POST", "/api/service_tokens", {"name": "brokermember", "acls": declared_acls(),
+                                                       "groups": [GROUP]})
+    token_file = tmp_path / "member.token"
+    token_file.write_text(answer["token"] + "\n")
+    os.chmod(token_file, 0o600)
+    schema, alerts = synth(2, "FMB", prv_points=2)
+    path = write_avro(tmp_path / "member.avro", schema, alerts)
+    cfg = service_config(portal, tmp_path / "state", group_names=[GROUP], filter_name="Fink members",
+                         backoff_seconds=0.1, backoff_max_seconds=0.5)
+    res = Service(cfg, token_file, portal.url).run("replay", str(path))
+    assert res.returncode == 3, res.stderr
+    assert "cannot create the candidate filter 'Fink members'" in res.stderr
+    assert "makes the broker's user one of its admins" in res.stderr
+    assert portal.counts("ZTFFMB")["objs"] == 0

@@ -133,8 +133,10 @@ def test_an_unreachable_broker_is_reported_without_a_crash_loop(portal, tmp_path
 
     svc = daemon(portal, Nowhere, tmp_path, ["t3_" + KN], "g3").start()
     try:
-        assert wait_until(lambda: "Kafka" in ((svc.status()["status"] or {}).get("last_error") or {}).get("message", ""),
-                          60), svc.output()
+        def last_error() -> str:
+            return ((svc.status()["status"] or {}).get("last_error") or {}).get("message", "")
+
+        assert wait_until(lambda: "Kafka" in last_error(), 60), svc.output()
         assert svc.alive()
         text = svc.run("status").stdout
         assert "last error:" in text and "Kafka" in text

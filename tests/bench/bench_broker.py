@@ -148,7 +148,8 @@ def main() -> int:
         print(f"  time per portal call: {b['timings']}")
         print(f"batched:        {b['rate']:8.1f} alerts/s  ({b['seconds']:.1f} s)   target >= 300 alerts/s  "
               f"{'OK' if b['rate'] >= 300 else 'MISSED'}")
-        print(f"service memory: {b['rss']:8.1f} MB peak resident   target < 200 MB  {'OK' if b['rss'] < 200 else 'MISSED'}")
+        print(f"service memory: {b['rss']:8.1f} MB peak resident   target < 200 MB  "
+              f"{'OK' if b['rss'] < 200 else 'MISSED'}")
         s = one_at_a_time(portal, token_file.read_text().strip(), args.baseline)
         print(f"one per request:{s['rate']:8.1f} alerts/s  ({args.baseline} alerts in {s['seconds']:.1f} s)")
         print(f"ratio:          {b['rate'] / s['rate']:8.1f} x")

@@ -104,7 +104,8 @@ def cmd_service_token(args: argparse.Namespace) -> int:
 
     try:
         with session_scope(_load(args)) as session:
-            answer = service_token_to_file(session, args.name, args.acls, args.groups, Path(args.output))
+            answer = service_token_to_file(session, args.name, args.acls, args.groups, Path(args.output),
+                                           create_groups=args.create_groups)
     except ApiError as exc:
         print(f"service_token: {exc.message}", file=sys.stderr)
         return 2
@@ -231,6 +232,8 @@ def build_parser(extra: list[ep.Command] | None = None) -> argparse.ArgumentPars
     p.add_argument("name", metavar="NAME", help="the service's name, also its bot's username")
     p.add_argument("--acls", nargs="+", default=[], metavar="ACL", help='ACLs the bot holds, e.g. "Upload data"')
     p.add_argument("--groups", nargs="+", default=[], metavar="GROUP", help="existing groups the bot joins")
+    p.add_argument("--create-groups", action="store_true",
+                   help="create a --groups group that does not exist, with the bot as its admin (its own group)")
     p.add_argument("--output", required=True, metavar="FILE",
                    help="token file (mode 0600); a still-valid token already in it is kept")
     add(ep.VOCABULARY_COMMAND.name, cmd_vocabulary,

@@ -458,6 +458,58 @@ def test_api_writes_announce_events_after_commit(ext):
     assert status == 200 and [c["text"] for c in body["data"]] == ["bright"]
 
 
+def test_list_forms_announce_what_the_single_forms_announce(ext):
+    """A broker's batches (list bodies) reach subscribers like single writes: one source.saved per object newly
+    saved, one candidate.passed per object and time of passing, one classification.added per new classification;
+    nothing for what was already there."""
+    from astroportal.models import Filter, Group, Stream
+    from sqlalchemy import select
+
+    token, tag = ext.admin_token, uuid.uuid4().hex[:6]
+    with ext.db() as s:
+        group, stream = Group(name=f"list-events-{tag}"), Stream(name=f"list-stream-{tag}")
+        s.add_all([group, stream])
+        s.flush()
+        filt = Filter(name=f"list-filter-{tag}", stream_id=stream.id, group_id=group.id)
+        s.add(filt)
+        s.commit()
+        sitewide = s.scalar(select(Group.id).where(Group.name == "Sitewide Group"))
+    status, body = api(ext, "POST", "/api/taxonomy", token, json={
+        "name": f"tax-{tag}", "version": "1", "group_ids": [sitewide],
+        "hierarchy": {"class": "Transient", "subclasses": [{"class": "Kilonova"}]}})
+    assert status == 200, body
+    taxonomy = body["data"]["taxonomy_id"]
+    a, b = unique("LST"), unique("LST")
+    start = len(read_events(ext))
+
+    sources = [{"id": a, "ra": 10.0, "dec": 1.0, "group_ids": [sitewide]},
+               {"id": b, "ra": 11.0, "dec": 1.0, "group_ids": [sitewide, group.id]}]
+    assert api(ext, "POST", "/api/sources", token, json=sources)[0] == 200
+    passes = [{"id": o, "filter_ids": [filt.id], "passed_at": "2026-01-02T03:04:05"} for o in (a, b)]
+    status, body = api(ext, "POST", "/api/candidates", token, json=passes)
+    assert status == 200, body
+    candidate_ids = [item["ids"] for item in body["data"]]
+    status, body = api(ext, "POST", "/api/classification", token, json=[
+        {"obj_id": o, "taxonomy_id": taxonomy, "classification": "Kilonova", "probability": 0.5,
+         "group_ids": [sitewide]} for o in (a, b)])
+    assert status == 200, body
+    classification_ids = body["data"]["classification_ids"]
+    # The same batches again: nothing new happened, nothing is announced.
+    assert api(ext, "POST", "/api/sources", token, json=sources)[0] == 200
+    assert api(ext, "POST", "/api/candidates", token, json=passes)[0] == 200
+
+    events = wait_events(ext, start, 6)
+    time.sleep(0.3)
+    events = read_events(ext, start)
+    assert [(e["kind"], e["obj_ids"]) for e in events] == [
+        ("source.saved", [a]), ("source.saved", [b]), ("candidate.passed", [a]), ("candidate.passed", [b]),
+        ("classification.added", [a]), ("classification.added", [b])]
+    assert events[0]["group_ids"] == [sitewide] and events[1]["group_ids"] == sorted([sitewide, group.id])
+    assert [e["ids"] for e in events[2:4]] == candidate_ids and events[2]["group_ids"] == [group.id]
+    assert [e["ids"] for e in events[4:]] == [[i] for i in classification_ids]
+    assert all(e["user_id"] == events[0]["user_id"] is not None for e in events)
+
+
 def test_refused_writes_announce_nothing(ext):
     start = len(read_events(ext))
     obj_id = unique("EVT")

@@ -8,6 +8,7 @@ so that no ACL of theirs can widen what they see.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import datetime
 
@@ -194,6 +195,98 @@ def test_an_independent_detection_at_the_same_position_is_saved_without_changing
         "group_ids": [world["group"]]})
     assert status == 200, body
     assert obj_row(db, hidden) == before
+
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode()
+
+
+def list_requests_for(w: dict, obj_id: str) -> list[tuple[str, dict]]:
+    """(path, item) of every write with a list form (the broker's batches), for `obj_id`."""
+    return [
+        ("/api/sources", {"id": obj_id, "group_ids": [w["group"]]}),
+        ("/api/sources", {"id": obj_id, "group_ids": [w["group"]], "redshift": 3.0}),
+        ("/api/candidates", {"id": obj_id, "filter_ids": [w["filter"]], "passed_at": "2026-02-01T00:00:00"}),
+        ("/api/classification", {"obj_id": obj_id, "classification": "Kilonova", "taxonomy_id": 1}),
+        ("/api/thumbnail", {"obj_id": obj_id, "ttype": "new", "data": PNG}),
+    ]
+
+
+def test_list_forms_answer_a_hidden_object_as_the_single_forms_do(api, db, world):
+    """A batch naming a hidden object is refused exactly as the single form refuses that object, and as a batch
+    naming an absent object; nothing is written."""
+    hidden, absent = world["hidden"], unique("ZTF")
+    before = (obj_row(db, hidden), records_of(db, hidden))
+    differences = []
+    for (path, item), (_, absent_item) in zip(list_requests_for(world, hidden), list_requests_for(world, absent)):
+        single = api.post(path, world["token"], json=item)
+        alone = api.post(path, world["token"], json=[item])
+        absent_batch = api.post(path, world["token"], json=[absent_item])
+        assert single[0] >= 400, f"{path} succeeded on a hidden object: {single}"
+        assert alone[0] >= 400, f"the list form of {path} succeeded on a hidden object: {alone}"
+        expected = (single[0], f"item 0 of the batch: {single[1]['message']}; nothing was written")
+        if (alone[0], alone[1].get("message")) != expected:
+            differences.append(f"{path} list: {alone[0]} {alone[1].get('message')!r} / single form {expected!r}")
+        if (alone[0], alone[1].get("message", "").replace(hidden, "ID")) != (
+                absent_batch[0], absent_batch[1].get("message", "").replace(absent, "ID")):
+            differences.append(f"{path}: hidden {alone} / absent {absent_batch}")
+        assert str(HIDDEN_RA) not in str(alone[1]) and str(HIDDEN_Z) not in str(alone[1])
+    assert not differences, "\n".join(differences)
+    assert (obj_row(db, hidden), records_of(db, hidden)) == before
+
+
+def test_list_forms_record_an_independent_detection_without_changing_the_object(api, db, world):
+    """The broker's batches follow the single forms: another position is a 409 for its item (and nothing of
+    the batch is written); the same position records the save and the pass, and the object keeps its fields."""
+    from astroportal.models import Obj, Source
+
+    hidden, mine = unique("ZTF"), unique("ZTF")
+    with db() as s:
+        owners = s.scalar(select(Source.group_id).where(Source.obj_id == world["hidden"]))
+        s.add(Obj(id=hidden, ra=HIDDEN_RA, dec=HIDDEN_DEC, redshift=HIDDEN_Z, origin="secret survey"))
+        s.flush()
+        s.add(Source(obj_id=hidden, group_id=owners))
+        s.commit()
+    before = (obj_row(db, hidden), records_of(db, hidden))
+    own = {"id": mine, "ra": 10.0, "dec": 10.0, "group_ids": [world["group"]]}
+
+    status, body = api.post("/api/sources", world["token"], json=[own, {
+        "id": hidden, "ra": HIDDEN_RA + 1, "dec": HIDDEN_DEC, "redshift": 1.5, "group_ids": [world["group"]]}])
+    assert status == 409 and body["message"].startswith("item 1 of the batch: the object id"), body
+    assert str(HIDDEN_RA) not in body["message"] and str(HIDDEN_Z) not in body["message"]
+    assert (obj_row(db, hidden), records_of(db, hidden)) == before and obj_row(db, mine) is None
+
+    status, body = api.post("/api/candidates", world["token"], json=[{
+        "id": hidden, "ra": HIDDEN_RA + 0.5 / 3600, "dec": HIDDEN_DEC, "redshift": 1.5,
+        "filter_ids": [world["filter"]], "passed_at": "2026-03-02T00:00:00"}])
+    assert status == 200, body
+    status, body = api.post("/api/sources", world["token"], json=[own, {
+        "id": hidden, "ra": HIDDEN_RA, "dec": HIDDEN_DEC + 0.3 / 3600, "redshift": 1.5, "origin": "mine",
+        "alias": ["AT mine"], "group_ids": [world["group"]]}])
+    assert status == 200, body
+    assert obj_row(db, hidden) == before[0]
+    after = records_of(db, hidden)
+    assert (after["Candidate"], after["Source"]) == (before[1]["Candidate"] + 1, before[1]["Source"] + 1)
+
+
+def test_list_forms_change_a_shared_object_only_as_the_single_form_may(api, db, world):
+    """Scope OBJECT (may_edit_obj) on the list form: an object also in a group the writer does not administer
+    keeps its fields, even empty ones, whichever form writes; one of the writer's own groups only is filled in."""
+    from astroportal.models import Obj, Source
+
+    shared, own = unique("ZTF"), unique("ZTF")
+    with db() as s:
+        owners = s.scalar(select(Source.group_id).where(Source.obj_id == world["hidden"]))
+        s.add_all([Obj(id=shared, ra=20.0, dec=20.0), Obj(id=own, ra=21.0, dec=20.0)])
+        s.flush()
+        s.add_all([Source(obj_id=shared, group_id=owners), Source(obj_id=shared, group_id=world["group"]),
+                   Source(obj_id=own, group_id=world["group"])])
+        s.commit()
+    items = [{"id": o, "redshift": 0.5, "origin": "broker", "group_ids": [world["group"]]} for o in (shared, own)]
+    for body in (items[0], items):
+        status, answer = api.post("/api/sources", world["token"], json=body)
+        assert status == 200, answer
+        assert obj_row(db, shared) == (20.0, 20.0, None, None, None)
+    assert obj_row(db, own) == (21.0, 20.0, 0.5, "broker", None)
 
 
 def test_pages_answer_a_hidden_object_like_an_absent_one(server, world):

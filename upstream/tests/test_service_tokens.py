@@ -162,6 +162,24 @@ def test_command_replaces_a_token_that_no_longer_works(config_path, api, admin_t
     assert api.post("/api/telescope", out.read_text().strip(), json={})[0] == 403
 
 
+def test_command_creates_a_services_own_groups_with_the_bot_as_their_admin(config_path, api, admin_token, tmp_path):
+    """The launcher's way for a service's configured groups: made on the first run, the bot administers them (so
+    that "Manage groups" lets it create their filters), kept on a re-run; a group that exists is only joined."""
+    own, other, out = f"svc-own-{uuid.uuid4().hex[:6]}", f"svc-other-{uuid.uuid4().hex[:6]}", tmp_path / "svc.token"
+    other_id = api.post("/api/groups", admin_token, json={"name": other})[1]["data"]["id"]
+    svc = name()
+    for _ in range(2):
+        answer = json.loads(service_token(config_path, svc, "--acls", "Manage groups", "--groups", own, other,
+                                          "--create-groups", "--output", str(out)).stdout.strip().splitlines()[-1])
+    token = out.read_text().strip()
+    mine = {g["name"]: g["id"] for g in api.get("/api/groups", token)[1]["data"]["user_groups"]}
+    assert own in mine and other in mine
+    members = {m["id"]: m for m in api.get(f"/api/groups/{mine[own]}", admin_token)[1]["data"]["users"]}
+    assert members[answer["user_id"]]["admin"] is True
+    others = {m["id"]: m for m in api.get(f"/api/groups/{other_id}", admin_token)[1]["data"]["users"]}
+    assert others[answer["user_id"]]["admin"] is False
+
+
 def test_command_refuses_unknown_acls_and_writes_nothing(config_path, tmp_path, db):
     before, out = users(db), tmp_path / "svc.token"
     res = service_token(config_path, name(), "--acls", "Upload data", "Teleport", "--output", str(out), check=False)

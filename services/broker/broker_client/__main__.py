@@ -257,8 +257,8 @@ def cmd_replay(s: configmod.Settings, args: argparse.Namespace) -> int:
     print(f"replaying {len(source.files)} file(s) into {portal.url}", file=sys.stderr)
 
     def progress(totals: dict, seconds: float) -> None:
-        print(f"  {totals['alerts'] + totals['dead']} alerts, {totals['points']} points, {totals['dead']} dead-lettered, "
-              f"{seconds:.1f} s", file=sys.stderr)
+        print(f"  {totals['alerts'] + totals['dead']} alerts, {totals['points']} points, "
+              f"{totals['dead']} dead-lettered, {seconds:.1f} s", file=sys.stderr)
 
     try:
         ctx = wait_for_setup(portal, s, status, stop, give_up_after=s.backoff_max_seconds)
@@ -297,7 +297,8 @@ def cmd_status(s: configmod.Settings, args: argparse.Namespace) -> int:
           f"updated {st.get('updated_at')})")
     pos = st.get("position") or {}
     if "committed_offsets" in pos:
-        print(f"kafka:         {pos.get('servers')} topics {', '.join(pos.get('topics') or [])} group {pos.get('group_id')}")
+        print(f"kafka:         {pos.get('servers')} topics {', '.join(pos.get('topics') or [])} "
+              f"group {pos.get('group_id')}")
         for key, off in sorted(pos["committed_offsets"].items()):
             print(f"  {key:<40} offset {off:<10} lag {pos.get('lag', {}).get(key, '?')}")
     elif "windows" in pos:
@@ -312,7 +313,8 @@ def cmd_status(s: configmod.Settings, args: argparse.Namespace) -> int:
               f"{', %d dead-lettered' % lb['dead'] if lb.get('dead') else ''}")
     else:
         print("last batch:    none yet")
-    print(f"rate:          {st.get('rate') or 'n/a'} alerts/s (last batch); {st.get('alerts_total', 0)} alerts since start")
+    print(f"rate:          {st.get('rate') or 'n/a'} alerts/s (last batch); "
+          f"{st.get('alerts_total', 0)} alerts since start")
     err = st.get("last_error")
     print(f"last error:    {err['at'] + ': ' + err['message'] if err else 'none'}")
     print(f"dead letters:  {dead}" + (f" ({DeadLetters(s.state_dir).path})" if dead else ""))

@@ -197,9 +197,32 @@ def map_alert(record: Any, topic: str | None, ctx: Context) -> AlertWrites:
     return writes
 
 
+def _preference(p: dict) -> tuple:
+    """Which of two measurements of an object at the same time and band is kept (lowest first): a detection over
+    a non-detection, then the smaller error, then the smaller alert id. It depends on the points alone, so every
+    alert carrying them makes the same choice and sending them again changes nothing."""
+    return (p["mag"] is None, p["magerr"] if p["magerr"] is not None else math.inf,
+            p["alert_id"] if p["alert_id"] is not None else 2**63, p["mag"] if p["mag"] is not None else math.inf)
+
+
+def one_per_key(points: list[dict]) -> list[dict]:
+    """One point per (object, instrument, band, time), in first-seen order.
+
+    The portal keeps one point per such key and refuses a batch naming one twice with different values. Real
+    alerts do: a light curve can hold two detections of one exposure (the object on two readout channels), and
+    the same detection comes back in every later alert's history."""
+    kept: dict[tuple, dict] = {}
+    for p in points:
+        key = (p["obj_id"], p["instrument_id"], p["filter"], p["mjd"])
+        if key not in kept or _preference(p) < _preference(kept[key]):
+            kept[key] = p
+    return list(kept.values())
+
+
 def photometry_body(points: list[dict], group_ids: list[int], origin: str) -> dict:
-    """The points of a batch as one PUT /api/photometry body (columns; the same point twice is written once)."""
+    """The points of a batch as one PUT /api/photometry body (columns; one point per object, band and time)."""
     cols = ("obj_id", "mjd", "filter", "instrument_id", "mag", "magerr", "limiting_mag", "alert_id", "ra", "dec")
+    points = one_per_key(points)
     body: dict[str, Any] = {c: [p[c] for p in points] for c in cols}
     body.update(magsys="ab", origin=origin, group_ids=group_ids)
     return body

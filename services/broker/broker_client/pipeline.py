@@ -143,7 +143,8 @@ class Pipeline:
 
     def _dead(self, result: BatchResult, item: Item, writes: AlertWrites | None, reason: str) -> None:
         record = item.record if isinstance(item.record, dict) else {}
-        obj_id = writes.obj_id if writes else record.get("objectId") if isinstance(record.get("objectId"), str) else None
+        named = record.get("objectId")
+        obj_id = writes.obj_id if writes else named if isinstance(named, str) else None
         candid = writes.candid if writes else None
         self.dead_letters.add(source=self.source, where=item.where, reason=reason, obj_id=obj_id, candid=candid,
                               payload=item.payload)

@@ -82,7 +82,8 @@ def read_token(path: Path) -> str:
     try:
         token = path.read_text().strip()
     except FileNotFoundError:
-        raise AuthFailed(f"no API token: {path} does not exist (./run.sh run --init creates the broker's token)") from None
+        raise AuthFailed(
+            f"no API token: {path} does not exist (./run.sh run --init creates the broker's token)") from None
     except PermissionError:
         raise AuthFailed(f"cannot read the API token file {path}: check its owner and mode (0600)") from None
     if not token:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .config import Settings
 from .mapping import FINK_CLASSES, Context
-from .portal_client import PortalClient, Rejected
+from .portal_client import AuthFailed, PortalClient, Rejected
 
 # Palomar's 48-inch Samuel Oschin telescope, which carries the ZTF camera.
 P48 = {"nickname": "P48", "lat": 33.3563, "lon": -116.8650, "elevation": 1712.0, "diameter": 1.22,
@@ -76,6 +76,14 @@ def ensure_filter(portal: PortalClient, s: Settings, group_ids: list[int]) -> in
                                                        "group_id": group_ids[0]})["id"]
     except Rejected as exc:
         raise SetupMissing(f"cannot create the candidate filter {s.filter_name!r}: {exc}") from None
+    except AuthFailed as exc:
+        if exc.status != 403:
+            raise
+        # "Manage groups" counts only in the groups the bot administers: a group it joined, it does not.
+        raise SetupMissing(
+            f"cannot create the candidate filter {s.filter_name!r} in group {s.group_names[0]!r} ({exc}): an admin "
+            f"of the group makes the broker's user one of its admins (PATCH /api/groups/{group_ids[0]}/users/ID "
+            "{\"admin\": true}) or creates the filter, or set services.broker.filter_name to null") from None
 
 
 def prepare(portal: PortalClient, s: Settings) -> Context:

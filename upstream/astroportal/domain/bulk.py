@@ -18,7 +18,8 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from ..errors import ApiError, forbidden
+from ..errors import ApiError, forbidden, not_found
+from ..events import Event, record
 from ..models import (THUMBNAIL_TYPES, Candidate, Classification, Filter, Obj, Source, Thumbnail, User,
                       classification_groups)
 from . import access
@@ -26,6 +27,7 @@ from .annotations import CLASSIFICATION_FIELDS, _id_field, _probability
 from .batch import check_items
 from .candidates import _alert_id, parse_time
 from .sources import OBJ_FIELDS, body_group_ids, can_manage_sources, check_obj_fields, check_obj_id
+from ..validate import shown
 from .taxonomies import check_no_nul, get_visible_taxonomy, taxonomy_classes
 from .thumbnails import EXTENSIONS, FIELDS as THUMBNAIL_FIELDS, _write_atomically, png_cache_path, relative_path, sniff
 
@@ -63,24 +65,38 @@ class _Groups:
         return self.cache[key]
 
 
-def _ensure_objs(session: Session, user: User, wanted: dict[str, dict], *, update_existing: bool) -> set[str]:
-    """ensure_obj for many objects: one read, one insert of the new ones; returns the ids created."""
+def _ensure_objs(session: Session, user: User, items: list[tuple[int, str, dict]], *, update_existing: bool) -> set[str]:
+    """`sources.ensure_obj` for each (index in the batch, obj_id, fields) of a batch, in a handful of statements; returns the ids
+    created. The rules are ensure_obj's, item by item (an error names the first item that would fail alone): an
+    object the writer cannot read is answered as if absent and keeps its fields (`access.check_write_to_hidden_obj`);
+    a new one needs a position; an existing one's fields change only as `access.may_edit_obj` allows."""
+    wanted: dict[str, dict] = {}
+    for _, obj_id, fields in items:
+        wanted.setdefault(obj_id, {}).update(fields)
     existing = {o.id: o for o in session.scalars(select(Obj).where(Obj.id.in_(list(wanted))))}
-    new = []
-    for obj_id, fields in wanted.items():
-        if obj_id in existing:
-            continue
-        for field in ("ra", "dec"):
-            if fields.get(field) is None:
-                raise ApiError(400, f"missing required field `{field}` (needed to create object {obj_id!r})")
-        new.append({"id": obj_id, **{k: fields.get(k) for k in OBJ_FIELDS}})
+    visible = _visible_objs(session, user, set(existing))
+    _check_hidden(items, existing, visible, set())
+    new = [{"id": obj_id, **{k: fields.get(k) for k in OBJ_FIELDS}}
+           for obj_id, fields in wanted.items() if obj_id not in existing]
     created: set[str] = set()
     if new:
-        created = set(session.scalars(
-            pg_insert(Obj).values(new).on_conflict_do_nothing(index_elements=["id"]).returning(Obj.id)))
+        objs = Obj.__table__
+        created = {row[0] for row in session.connection().execute(
+            pg_insert(objs).on_conflict_do_nothing(index_elements=["id"]).returning(objs.c.id), new)}
+        raced = [row["id"] for row in new if row["id"] not in created]
+        if raced:  # created by another writer a moment ago: an existing object like the others
+            for obj in session.scalars(select(Obj).where(Obj.id.in_(raced)).execution_options(populate_existing=True)):
+                existing[obj.id] = obj
+            raced_visible = _visible_objs(session, user, set(raced))
+            _check_hidden(items, existing, raced_visible, set(wanted) - set(raced))
+            visible |= raced_visible
     if update_existing:
+        # Scope OBJECT of access_rules.py, as in ensure_obj: another group's object keeps its fields.
+        candidates = [o for o in existing if o in visible and wanted[o]]
+        editable = access.editable_obj_ids(session, user, candidates) if candidates else set()
         manager = can_manage_sources(user)
-        for obj_id, obj in existing.items():
+        for obj_id in editable:
+            obj = existing[obj_id]
             for field, value in wanted[obj_id].items():
                 current = getattr(obj, field)
                 if field in ("ra", "dec"):
@@ -89,6 +105,27 @@ def _ensure_objs(session: Session, user: User, wanted: dict[str, dict], *, updat
                 elif value is not None and (current is None or current == [] or manager) and value != current:
                     setattr(obj, field, value)
     return created
+
+
+def _check_hidden(items: list[tuple[int, str, dict]], existing: dict[str, Obj], visible: set[str], skip: set[str]) -> None:
+    """The refusals of ensure_obj, in item order: a new object first named without a position, an object the
+    writer cannot read named without its position or with another one. Ids in `skip` were checked already."""
+    seen: set[str] = set()
+    for i, obj_id, fields in items:
+        if obj_id in skip:
+            continue
+        obj = existing.get(obj_id)
+        try:
+            if obj is None:
+                if obj_id not in seen:  # the first item creates it; the next ones find it (visible: theirs)
+                    for field in ("ra", "dec"):
+                        if fields.get(field) is None:
+                            raise access.missing_position(field, obj_id)
+            elif obj_id not in visible:
+                access.check_write_to_hidden_obj(obj, fields)
+        except ApiError as exc:
+            raise _at(i, exc) from None
+        seen.add(obj_id)
 
 
 def post_sources(session: Session, user: User, items: list[dict]) -> list[dict]:
@@ -103,22 +140,27 @@ def post_sources(session: Session, user: User, items: list[dict]) -> list[dict]:
                 groups(body_group_ids(data.get("group_ids"), "group_ids")))
 
     checked = _each(items, check)
-    wanted: dict[str, dict] = {}
-    for obj_id, fields, _ in checked:
-        wanted.setdefault(obj_id, {}).update(fields)
     try:
-        created = _ensure_objs(session, user, wanted, update_existing=True)
+        created = _ensure_objs(session, user, [(i, c[0], c[1]) for i, c in enumerate(checked)],
+                               update_existing=True)
         pairs = sorted({(obj_id, g) for obj_id, _, gids in checked for g in gids})
         active = set(session.execute(select(Source.obj_id, Source.group_id).where(
             tuple_(Source.obj_id, Source.group_id).in_(pairs), Source.active.is_(True))).all()) if pairs else set()
         missing = [p for p in pairs if p not in active]
         if missing:
-            stmt = pg_insert(Source).values([{"obj_id": o, "group_id": g, "saved_by_id": user.id} for o, g in missing])
-            session.execute(stmt.on_conflict_do_update(
+            stmt = pg_insert(Source.__table__).on_conflict_do_update(
                 index_elements=["obj_id", "group_id"],
                 set_={"active": True, "saved_by_id": user.id, "saved_at": func.now(), "unsaved_by_id": None,
                       "unsaved_at": None},
-                where=Source.__table__.c.active.is_(False)))
+                where=Source.__table__.c.active.is_(False))
+            session.connection().execute(stmt, [{"obj_id": o, "group_id": g, "saved_by_id": user.id}
+                                                for o, g in missing])
+            newly: dict[str, list[int]] = {obj_id: [] for obj_id, _, _ in checked}  # in the batch's order
+            for obj_id, group_id in missing:
+                newly[obj_id].append(group_id)
+            for obj_id, group_ids in ((o, g) for o, g in newly.items() if g):  # as save_to_groups: one per object
+                record(session, Event("source.saved", obj_ids=(obj_id,), group_ids=tuple(sorted(group_ids)),
+                                      user_id=user.id))
         session.commit()
     except BaseException:
         session.rollback()
@@ -164,16 +206,24 @@ def post_candidates(session: Session, user: User, items: list[dict]) -> list[dic
             select(Candidate.id, Candidate.obj_id, Candidate.filter_id, Candidate.passed_at).where(key_cols.in_(keys)))}
         missing = [k for k in keys if k not in existing]
         if missing:
-            wanted: dict[str, dict] = {}
-            for obj_id, fields, *_ in checked:
-                wanted.setdefault(obj_id, {}).update(fields)
-            need = {k[0] for k in missing}
-            _ensure_objs(session, user, {o: f for o, f in wanted.items() if o in need}, update_existing=False)
+            # As post_candidate: only an item with a pass not yet recorded looks at (and may create) its object.
+            absent = set(missing)
+            _ensure_objs(session, user, [(i, c[0], c[1]) for i, c in enumerate(checked)
+                                         if any((c[0], f, c[3]) in absent for f in c[2])], update_existing=False)
             alert_ids = {(c[0], f, c[3]): c[4] for c in checked for f in c[2]}
-            session.execute(pg_insert(Candidate).values([
-                {"obj_id": o, "filter_id": f, "passed_at": t, "passing_alert_id": alert_ids[(o, f, t)],
-                 "uploader_id": user.id} for o, f, t in missing
-            ]).on_conflict_do_nothing(index_elements=["obj_id", "filter_id", "passed_at"]))
+            table = Candidate.__table__
+            inserted = session.connection().execute(
+                pg_insert(table).on_conflict_do_nothing(index_elements=["obj_id", "filter_id", "passed_at"]).returning(
+                    table.c.id, table.c.obj_id, table.c.filter_id, table.c.passed_at),
+                [{"obj_id": o, "filter_id": f, "passed_at": t, "passing_alert_id": alert_ids[(o, f, t)],
+                  "uploader_id": user.id} for o, f, t in missing]).all()
+            passes: dict[tuple, list[tuple[int, int]]] = {(c[0], c[3]): [] for c in checked}  # the batch's order
+            for cid, o, f, t in inserted:
+                passes[(o, t)].append((cid, f))
+            for (obj_id, _), new in ((k, v) for k, v in passes.items() if v):
+                # As post_candidate: one event per object and time of passing, for the passes that are new.
+                record(session, Event("candidate.passed", obj_ids=(obj_id,), ids=tuple(sorted(c for c, _ in new)),
+                                      group_ids=tuple(sorted({filters[f] for _, f in new})), user_id=user.id))
             existing.update({(o, f, t): cid for cid, o, f, t in session.execute(
                 select(Candidate.id, Candidate.obj_id, Candidate.filter_id, Candidate.passed_at).where(
                     key_cols.in_(missing)))})
@@ -182,6 +232,13 @@ def post_candidates(session: Session, user: User, items: list[dict]) -> list[dic
         session.rollback()
         raise
     return [{"ids": [existing[(c[0], f, c[3])] for f in c[2]]} for c in checked]
+
+
+def _visible_among(session: Session, user: User, items: list, field: str) -> set[str]:
+    """The objects named by `field` of the items that `user` may read: one query for the whole batch, so that
+    each item's check can answer a hidden object exactly as the single form does (as absent)."""
+    named = {item.get(field) for item in items if isinstance(item, dict)}
+    return _visible_objs(session, user, {o for o in named if isinstance(o, str) and "\x00" not in o})
 
 
 def _visible_objs(session: Session, user: User, obj_ids: set[str]) -> set[str]:
@@ -212,6 +269,8 @@ def classify_many(session: Session, user: User, items: list[dict]) -> list[int]:
             raise ApiError(400, "missing required field `classification`")
         taxonomy_id = _id_field(data, "taxonomy_id")
         probability = _probability(data.get("probability"))
+        if obj_id not in visible:  # as create_classification: the object before the taxonomy
+            raise not_found(f"object {shown(obj_id)}")
         if taxonomy_id not in taxonomies:
             t = get_visible_taxonomy(session, user, taxonomy_id, field="taxonomy_id")
             taxonomies[taxonomy_id] = (t.name, t.version, taxonomy_classes(t.hierarchy))
@@ -225,11 +284,8 @@ def classify_many(session: Session, user: User, items: list[dict]) -> list[int]:
         gids = groups(data.get("group_ids")) if "group_ids" in data else None
         return obj_id, taxonomy_id, cls, probability, "probability" in data, gids
 
+    visible = _visible_among(session, user, items, "obj_id")
     checked = _each(items, check)
-    visible = _visible_objs(session, user, {c[0] for c in checked})
-    for i, c in enumerate(checked):
-        if c[0] not in visible:
-            raise _at(i, ApiError(404, f"object {c[0]!r} not found"))
     try:
         keys = sorted({(c[0], c[1], c[2]) for c in checked})
         rows = session.scalars(select(Classification).where(
@@ -253,6 +309,8 @@ def classify_many(session: Session, user: User, items: list[dict]) -> list[int]:
                 session.execute(classification_groups.insert(),
                                 [{"classification_id": row.id, "group_id": g} for g in gids])
                 mine[(obj_id, taxonomy_id, cls)] = row
+                record(session, Event("classification.added", obj_ids=(obj_id,), ids=(row.id,),
+                                      group_ids=tuple(sorted(gids)), user_id=user.id))
             else:
                 if has_probability and row.probability != probability:
                     row.probability = probability
@@ -289,16 +347,16 @@ def post_thumbnails(session: Session, user: User, items: list[dict], root: Path)
             raw = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             raise ApiError(400, "`data` is not valid base64") from None
+        ext = sniff(raw)
         origin = data.get("origin")
         if origin is not None and not isinstance(origin, str):
             raise ApiError(400, f"`origin` must be a string, got {origin!r:.40}")
-        return obj_id, ttype, raw, sniff(raw), origin
+        if obj_id not in visible:
+            raise not_found(f"object {shown(obj_id)}")
+        return obj_id, ttype, raw, ext, origin
 
+    visible = _visible_among(session, user, items, "obj_id")
     checked = _each(items, check)
-    visible = _visible_objs(session, user, {c[0] for c in checked})
-    for i, c in enumerate(checked):
-        if c[0] not in visible:
-            raise _at(i, ApiError(404, f"object {c[0]!r} not found"))
     latest = {}
     for obj_id, ttype, raw, ext, origin in checked:  # the same object and type twice: the last one wins
         latest[(obj_id, ttype)] = (raw, ext, origin)
@@ -323,14 +381,17 @@ def post_thumbnails(session: Session, user: User, items: list[dict], root: Path)
             rows.append({"obj_id": obj_id, "type": ttype, "file_path": rel, "file_format": EXTENSIONS[ext],
                          "size": len(raw), "origin": origin, "uploader_id": user.id})
         if rows:
-            stmt = pg_insert(Thumbnail).values(rows)
+            # One statement compiled once and sent with the rows as parameters (SQLAlchemy's insertmanyvalues):
+            # `.values(rows)` compiled a bind parameter per cell, a third of the time of a batch of cutouts.
+            table = Thumbnail.__table__
+            stmt = pg_insert(table)
             ex = stmt.excluded
             stmt = stmt.on_conflict_do_update(
                 index_elements=["obj_id", "type"],
                 set_={"file_path": ex.file_path, "file_format": ex.file_format, "size": ex.size, "origin": ex.origin,
                       "uploader_id": ex.uploader_id, "modified": func.now()},
-            ).returning(Thumbnail.id, Thumbnail.obj_id, Thumbnail.type)
-            ids.update({(o, t): tid for tid, o, t in session.execute(stmt)})
+            ).returning(table.c.id, table.c.obj_id, table.c.type)
+            ids.update({(o, t): tid for tid, o, t in session.connection().execute(stmt, rows)})
         session.commit()
     except BaseException:
         session.rollback()

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ..errors import ApiError
 from ..models import ACL, Group, GroupUser, Token, User
 from ..permissions import SITEWIDE_GROUP
+from ..validate import NAME_MAX
 from . import checks
 from .accounts import create_token, create_user, hash_token
 
@@ -39,27 +40,46 @@ def _acl_rows(session: Session, names: list[str]) -> list[ACL]:
     return rows
 
 
-def _group_rows(session: Session, names: list[str]) -> list[Group]:
+def _group_rows(session: Session, names: list[str], create: bool) -> tuple[list[Group], set[int]]:
+    """The named groups, and the ids of those created here (with `create`: a service's own groups, named in its
+    configuration, new on its first run); without `create` an unknown name is refused."""
     rows = list(session.scalars(select(Group).where(Group.name.in_(names), Group.single_user_group.is_(False))))
-    unknown = [n for n in names if n not in {g.name for g in rows}]
-    if unknown:
+    known = {g.name for g in rows}
+    unknown = [n for n in names if n not in known]
+    if unknown and not create:
         raise ApiError(400, f"`groups`: no group named {unknown}; create the group(s) first (POST /api/groups), "
                             "or leave them out")
-    return rows
+    taken = set(session.scalars(select(Group.name).where(Group.name.in_(names), Group.single_user_group.is_(True))))
+    if taken:
+        raise ApiError(400, f"`groups`: {sorted(taken)} name(s) a user's own group; choose other group names")
+    created = []
+    for name in names:
+        if name not in known:
+            if len(name) > NAME_MAX:
+                raise ApiError(400, f"`groups`: a group name has at most {NAME_MAX} characters, got {len(name)}")
+            group = Group(name=name, nickname=name[:32])
+            session.add(group)
+            created.append(group)
+    session.flush()
+    return rows + created, {g.id for g in created}
 
 
-def ensure_service_user(session: Session, name: str, acls: list[str], groups: list[str]) -> tuple[User, bool]:
+def ensure_service_user(
+    session: Session, name: str, acls: list[str], groups: list[str], *, create_groups: bool = False
+) -> tuple[User, bool]:
     """Create, or bring back to exactly `acls` and `groups`, the bot user `name`; return it and whether it
     was created. Nothing is committed: the caller does.
 
-    The bot keeps its own group and the sitewide group; it is taken out of any other group not named.
+    The bot keeps its own group and the sitewide group; it is taken out of any other group not named. A named
+    group that does not exist is refused, or with `create_groups` created with the bot as its admin (a service's
+    own group, on its first run).
     A user of that name who is not a bot is refused (a person's account never becomes a service's).
     """
     if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name.strip()):
         raise ApiError(400, f"`name`: a service name is one word without spaces, got {name!r}")
     name = name.strip()
     acl_rows = _acl_rows(session, acls)
-    group_rows = _group_rows(session, groups)
+    group_rows, new_groups = _group_rows(session, groups, create_groups)
     user = session.scalar(select(User).where(User.username == name))
     created = user is None
     if created:
@@ -77,7 +97,9 @@ def ensure_service_user(session: Session, name: str, acls: list[str], groups: li
     have = set(session.scalars(select(GroupUser.group_id).where(GroupUser.user_id == user.id)))
     for g in group_rows:
         if g.id not in have:
-            session.add(GroupUser(group_id=g.id, user_id=user.id, admin=False, can_save=True))
+            # A group made here is the service's own (as if it had created it: its creator administers it, so
+            # that a "Manage groups" grant lets it set up the group's filters); another group it only joins.
+            session.add(GroupUser(group_id=g.id, user_id=user.id, admin=g.id in new_groups, can_save=True))
     session.flush()
     return user, created
 
@@ -117,7 +139,9 @@ def _token_still_valid(session: Session, user: User, path: Path) -> bool:
     return owner == user.id
 
 
-def service_token_to_file(session: Session, name: str, acls: list[str], groups: list[str], output: Path) -> dict:
+def service_token_to_file(
+    session: Session, name: str, acls: list[str], groups: list[str], output: Path, *, create_groups: bool = False
+) -> dict:
     """The command line's way (`python -m astroportal service_token`): ensure the bot as above and keep a
     token of it in `output` (mode 0600). A token already in the file that still authenticates as the bot
     is kept, so that a running service is not cut off; otherwise a new one is written.
@@ -128,7 +152,8 @@ def service_token_to_file(session: Session, name: str, acls: list[str], groups: 
 
     # The ACL rows come from bootstrap; provisioning (idempotent) lets this run on a just-migrated database.
     provision(session)
-    user, created = ensure_service_user(session, name, _names(acls, "acls"), _names(groups, "groups"))
+    user, created = ensure_service_user(session, name, _names(acls, "acls"), _names(groups, "groups"),
+                                        create_groups=create_groups)
     if not _token_still_valid(session, user, output):
         _, text = create_token(session, user, TOKEN_NAME)
         # Written before the commit: should the write fail, the token is rolled back with the rest.

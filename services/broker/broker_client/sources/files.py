@@ -82,7 +82,8 @@ class FileSource:
                     yield Item(where=f"{path}#{index}", error=f"the file is corrupt from record {index} on: {exc}",
                                payload={"path": str(path), "index": index})
                     return
-                yield Item(where=f"{path}#{index}", record=record, topic=record.get("topic") if isinstance(record, dict) else None,
+                topic = record.get("topic") if isinstance(record, dict) else None
+                yield Item(where=f"{path}#{index}", record=record, topic=topic,
                            payload={"path": str(path), "index": index})
                 index += 1
 
