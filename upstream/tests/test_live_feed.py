@@ -94,8 +94,9 @@ def test_reconnecting_with_the_last_id_misses_nothing(live):
         conn, _ = await connect(live.a, live.alice)
         first = save_source(live.b, live.admin, live.ga)
         events = await next_events(conn)
-        assert [e["obj_id"] for e in events] == [first]
-        last_id = events[-1]["id"]
+        # On a busy machine an earlier test's event (an older id) may still be on its way: ours is there.
+        assert first in [e["obj_id"] for e in events]
+        last_id = next(e["id"] for e in events if e["obj_id"] == first)
         conn.close()
         # Written while the member is away (through both processes), one of them hidden from her.
         missed = [save_source(live.a, live.admin, live.ga), save_source(live.b, live.admin, live.gb),
