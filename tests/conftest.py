@@ -28,6 +28,23 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 _CALL_FAILED = pytest.StashKey[bool]()
 
 
+def migration_heads(root: Path = CODE_ROOT) -> tuple[str, str]:
+    """(upstream's head revision, the distribution branch's head), read from the migration files: each new
+    revision moves them, so tests that add one of their own chain it on these."""
+    import re as _re
+
+    def head(folder: Path) -> str:
+        revisions, parents = set(), set()
+        for path in folder.glob("*.py"):
+            text = path.read_text()
+            revisions |= set(_re.findall(r"""^revision = ["'](\w+)["']""", text, _re.M))
+            parents |= set(_re.findall(r"""^down_revision = ["'](\w+)["']""", text, _re.M))
+        (tip,) = revisions - parents
+        return tip
+
+    return head(root / "upstream/alembic/versions"), head(root / "extensions/alembic/versions_distribution")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,7 +3,6 @@ an external database when the config names one; migrations incl. the distributio
 
 import os
 import pwd
-import re
 import shutil
 import socket
 import stat
@@ -13,7 +12,7 @@ import psycopg2
 import pytest
 import yaml
 
-from conftest import CODE_ROOT, Tree, free_port, launcher, link_real_layers, private_tmpdir
+from conftest import CODE_ROOT, Tree, free_port, launcher, link_real_layers, migration_heads, private_tmpdir
 
 sys.path.insert(0, str(CODE_ROOT))
 from launcher import config as launcher_config  # noqa: E402
@@ -54,7 +53,7 @@ def dbp():
 def test_migrate_creates_the_cluster_and_the_schema(dbp):
     res = dbp.run("migrate")
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip().startswith("database at revision(s): ") and upstream_head() in res.stdout
+    assert res.stdout.strip().startswith("database at revision(s): ") and migration_heads()[0] in res.stdout
     assert "creating the embedded PostgreSQL cluster" in res.stderr
     pgdata = dbp.var / "pgdata"
     assert (pgdata / "PG_VERSION").exists()
@@ -119,17 +118,6 @@ def _version_rows(url: str) -> set[str]:
         conn.close()
 
 
-def upstream_head() -> str:
-    """The tip of upstream's migration chain (read from its files: new upstream revisions move it)."""
-    revisions, parents = set(), set()
-    for path in (CODE_ROOT / "upstream/alembic/versions").glob("*.py"):
-        text = path.read_text()
-        revisions |= set(re.findall(r'^revision = ["\'](\w+)["\']', text, re.M))
-        parents |= set(re.findall(r'^down_revision = ["\'](\w+)["\']', text, re.M))
-    (head,) = revisions - parents
-    return head
-
-
 def test_migrate_applies_upstreams_head_and_the_distributions_branch_idempotently(dbp):
     """extensions/alembic/versions_distribution/ opens the branch `distribution` (d0000) beside upstream's chain."""
     base = (CODE_ROOT / "extensions/alembic/versions_distribution/d0000_distribution_base.py").read_text()
@@ -137,17 +125,17 @@ def test_migrate_applies_upstreams_head_and_the_distributions_branch_idempotentl
     env = {"PORTAL__DATABASE__EMBEDDED__NAME": "headsdb"}
     res = dbp.run("migrate", env=env)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == f"database at revision(s): {upstream_head()}, d0000"
+    assert res.stdout.strip() == "database at revision(s): {}, {}".format(*migration_heads())
     # `upgrade heads` again: nothing to do, same heads
     res = dbp.run("migrate", env=env)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == f"database at revision(s): {upstream_head()}, d0000"
+    assert res.stdout.strip() == "database at revision(s): {}, {}".format(*migration_heads())
     db = dbp.embedded(**env)
     db.ensure()
     try:
         # Alembic records each branch's tip; upstream's 0001 alone would be held through d0000's dependency on it.
-        head = upstream_head()
-        assert _version_rows(dbp.url(**env)) == ({"d0000"} if head == "0001" else {head, "d0000"})
+        head, branch = migration_heads()
+        assert _version_rows(dbp.url(**env)) == ({branch} if head == "0001" else {head, branch})
     finally:
         db.stop()
 
@@ -162,7 +150,8 @@ def test_distribution_branch_migration_is_applied(dbp, tmp_path):
     (root / "extensions/alembic/versions_distribution/d9001_branch_probe.py").write_text(
         '"""Probe of the distribution branch."""\n'
         "import sqlalchemy as sa\nfrom alembic import op\n\n"
-        'revision = "d9001"\ndown_revision = "d0000"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        'revision = "d9001"\ndown_revision = "' + migration_heads()[1] + '"\n'
+        'branch_labels = None\ndepends_on = None\n\n\n'
         'def upgrade():\n    op.create_table("branch_probe", sa.Column("id", sa.Integer, primary_key=True))\n\n\n'
         'def downgrade():\n    op.drop_table("branch_probe")\n'
     )
@@ -170,7 +159,7 @@ def test_distribution_branch_migration_is_applied(dbp, tmp_path):
     res = launcher(root, "migrate", env=env)
     assert res.returncode == 0, res.stderr
     # the branch's head moved on; upstream's stays its own head
-    assert res.stdout.strip() == f"database at revision(s): {upstream_head()}, d9001"
+    assert res.stdout.strip() == f"database at revision(s): {migration_heads()[0]}, d9001"
     db = dbp.embedded(PORTAL__DATABASE__EMBEDDED__NAME="branchdb")
     db.ensure()
     try:
@@ -179,7 +168,9 @@ def test_distribution_branch_migration_is_applied(dbp, tmp_path):
             cur.execute("SELECT to_regclass('branch_probe') IS NOT NULL, to_regclass('users') IS NOT NULL")
             assert cur.fetchone() == (True, True)
         conn.close()
-        assert _version_rows(dbp.url(PORTAL__DATABASE__EMBEDDED__NAME="branchdb")) == {"d9001"}
+        head = migration_heads()[0]
+        assert _version_rows(dbp.url(PORTAL__DATABASE__EMBEDDED__NAME="branchdb")) == (
+            {"d9001"} if head == "0001" else {head, "d9001"})
     finally:
         db.stop()
 

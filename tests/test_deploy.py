@@ -18,16 +18,19 @@ import pytest
 import requests
 import yaml
 
-from conftest import CODE_ROOT, Instance
+from conftest import CODE_ROOT, Instance, migration_heads
 
 pytestmark = pytest.mark.e2e
 
-UPSTREAM_0005 = '''"""a table of the new upstream version"""
+# New revisions of the test's own, chained on today's heads (which move as the project gains migrations).
+UPSTREAM_HEAD, DIST_HEAD = migration_heads()
+
+UPSTREAM_EXTRA = '''"""a table of the new upstream version"""
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0005"
-down_revision = "0004"
+revision = "u9001"
+down_revision = "''' + UPSTREAM_HEAD + '''"
 branch_labels = None
 depends_on = None
 
@@ -40,12 +43,12 @@ def downgrade() -> None:
     op.drop_table("upstream_extra")
 '''
 
-DIST_D0001 = '''"""a table of the distribution's branch"""
+DIST_EXTRA = '''"""a table of the distribution's branch"""
 from alembic import op
 import sqlalchemy as sa
 
-revision = "d0001"
-down_revision = "d0000"
+revision = "d9001"
+down_revision = "''' + DIST_HEAD + '''"
 branch_labels = None
 depends_on = None
 
@@ -170,8 +173,8 @@ def test_backups_kept(inst):
 
 
 def test_deploy_applies_both_branches_even_when_killed_half_way(inst):
-    add(inst, "upstream/alembic/versions/0005_upstream_extra.py", UPSTREAM_0005)
-    add(inst, "extensions/alembic/versions_distribution/d0001_distribution_extra.py", DIST_D0001.format(extra=""))
+    add(inst, "upstream/alembic/versions/u9001_upstream_extra.py", UPSTREAM_EXTRA)
+    add(inst, "extensions/alembic/versions_distribution/d9001_distribution_extra.py", DIST_EXTRA.format(extra=""))
     killed = inst.run("deploy", env={"PORTAL_DEPLOY_KILL_AT": "swapped"})
     assert killed.returncode != 0
     assert {"upstream_extra", "distribution_extra"} <= inst.tables()  # it had migrated before it died
@@ -182,9 +185,9 @@ def test_deploy_applies_both_branches_even_when_killed_half_way(inst):
     poller.join()
     assert res.returncode == 0, res.stderr
     assert "finishing the deploy" in res.stderr
-    assert {"0005", "d0001"} == inst.revisions()
+    assert {"u9001", "d9001"} == inst.revisions()
     assert inst.marker() == [1, 2]
-    assert (inst.root / "patched/alembic/versions/0005_upstream_extra.py").exists()
+    assert (inst.root / "patched/alembic/versions/u9001_upstream_extra.py").exists()
     assert inst.answers_with_token()
     state = json.loads((inst.var / "deploy.json").read_text())
     assert state["phase"] == "done" and Path(state["backup"]).exists()
@@ -196,21 +199,21 @@ def test_deploy_applies_both_branches_even_when_killed_half_way(inst):
 def test_rollback_returns_to_the_build_and_database_before_the_deploy(inst):
     res = inst.run("rollback", "--yes")
     assert res.returncode == 0, res.stderr
-    assert not (inst.root / "patched/alembic/versions/0005_upstream_extra.py").exists()
+    assert not (inst.root / "patched/alembic/versions/u9001_upstream_extra.py").exists()
     assert not {"upstream_extra", "distribution_extra"} & inst.tables()
-    assert "0005" not in inst.revisions()
+    assert "u9001" not in inst.revisions()
     assert inst.marker() == [1, 2]
     assert inst.answers_with_token()
     again = inst.run("rollback", "--yes")
     assert again.returncode == 1 and "nothing to roll back" in again.stderr
-    (inst.root / "upstream/alembic/versions/0005_upstream_extra.py").unlink()
-    (inst.root / "extensions/alembic/versions_distribution/d0001_distribution_extra.py").unlink()
+    (inst.root / "upstream/alembic/versions/u9001_upstream_extra.py").unlink()
+    (inst.root / "extensions/alembic/versions_distribution/d9001_distribution_extra.py").unlink()
 
 
 def test_failed_migration_leaves_database_and_portal_as_before(inst):
     before = inst.revisions()
-    path = add(inst, "extensions/alembic/versions_distribution/d0001_distribution_extra.py",
-               DIST_D0001.format(extra=FAILING))
+    path = add(inst, "extensions/alembic/versions_distribution/d9001_distribution_extra.py",
+               DIST_EXTRA.format(extra=FAILING))
     try:
         res = inst.run("deploy")
     finally:
@@ -220,14 +223,14 @@ def test_failed_migration_leaves_database_and_portal_as_before(inst):
     assert str(inst.var / "log" / "deploy.log") in res.stderr
     assert inst.revisions() == before and "distribution_extra" not in inst.tables()
     assert inst.marker() == [1, 2]
-    assert not (inst.root / "patched/alembic/versions_distribution/d0001_distribution_extra.py").exists()
+    assert not (inst.root / "patched/alembic/versions_distribution/d9001_distribution_extra.py").exists()
     assert inst.answers_with_token()
 
 
 def test_unhealthy_build_is_replaced_by_the_previous_one(inst):
     before = inst.revisions()
-    migration = add(inst, "extensions/alembic/versions_distribution/d0001_distribution_extra.py",
-                    DIST_D0001.format(extra=""))
+    migration = add(inst, "extensions/alembic/versions_distribution/d9001_distribution_extra.py",
+                    DIST_EXTRA.format(extra=""))
     broken = add(inst, "extensions/astroportal/broken_handlers.py", 'raise RuntimeError("this build cannot serve")\n')
     config_file = inst.root / "config.yaml"
     config_text = config_file.read_text()
