@@ -38,6 +38,23 @@ async def next_events(conn, timeout: float = 10.0) -> list[dict]:
             return frame["events"]
 
 
+async def events_until(conn, obj_id: str, timeout: float = 20.0) -> list[dict]:
+    """Every event read until one about `obj_id` arrived (inclusive). On a busy machine an earlier test's event
+    may still be on its way when a test starts: reading up to the test's own event keeps such stragglers from
+    being taken for the test's answer, and whatever leaked before it is still in the list."""
+    got: list[dict] = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not any(e.get("obj_id") == obj_id for e in got):
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise AssertionError(f"no event about {obj_id} within {timeout} s; got {got}")
+        events = await next_events(conn, left)
+        if not events:
+            raise AssertionError(f"the socket closed before an event about {obj_id}; got {got}")
+        got.extend(events)
+    return got
+
+
 async def collect(conn, count: int, timeout: float = 10.0) -> list[dict]:
     """Read frames until `count` events arrived."""
     got: list[dict] = []
