@@ -119,7 +119,7 @@ TITLE = ConfigPoint(
     name="app.title",
     receives="nothing",
     provides="the portal's name: page titles, the header, the login page, the OpenAPI document's title",
-    example="app: {title: GRANDMA Follow-up Portal}",
+    example="app: {title: Example Observatory Portal}",
     default="Astro Portal",
 )
 
