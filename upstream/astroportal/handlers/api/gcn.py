@@ -134,10 +134,10 @@ class GcnEventHandler(APIHandler):
 
 class LocalizationHandler(APIHandler):
     @auth_required
-    def get(self, key: str, name: str, download: str | None = None) -> None:
+    def get(self, key: str, name: str) -> None:
         """
         ---
-        summary: Get a localization of an event (with its 50/90% contours), or download it as multi-order FITS
+        summary: Get a localization of an event, with its 50/90% contours
         tags: [gcn]
         parameters:
           - {in: path, name: key, required: true, description: 'The event''s dateobs or an alias.',
@@ -147,22 +147,42 @@ class LocalizationHandler(APIHandler):
           200:
             description: >
               The localization: id, localization_name, area_50, area_90 (deg2), distmean, diststd, contour (GeoJSON
-              FeatureCollection: the centre, then the 50% and 90% lines); with /download, a multi-order FITS file.
+              FeatureCollection: the centre, then the 50% and 90% lines).
           404:
             description: No such event or localization.
         """
-        if download:
-            filename, data = events.localization_fits(self.session, key, name)
-            self.set_header("Content-Type", "application/fits")
-            self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
-            self.finish(data)
-            return
         self.success(events.get_localization(self.session, key, name))
+
+
+class LocalizationDownloadHandler(APIHandler):
+    @auth_required
+    def get(self, key: str, name: str) -> None:
+        """
+        ---
+        summary: Download a localization as a multi-order FITS file
+        tags: [gcn]
+        parameters:
+          - {in: path, name: key, required: true, description: 'The event''s dateobs or an alias.',
+             schema: {type: string}}
+          - {in: path, name: name, required: true, schema: {type: string}}
+        responses:
+          200:
+            description: A multi-order FITS file (UNIQ, PROBDENSITY and the distance columns).
+            content:
+              application/fits:
+                schema: {type: string, format: binary}
+          404:
+            description: No such event or localization.
+        """
+        filename, data = events.localization_fits(self.session, key, name)
+        self.set_header("Content-Type", "application/fits")
+        self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
+        self.finish(data)
 
 
 ROUTES = [
     (r"/api/gcn_event/?", GcnEventHandler),
     (r"/api/gcn_event/([^/]+)/?", GcnEventHandler),
+    (r"/api/localization/([^/]+)/name/([^/]+)/download/?", LocalizationDownloadHandler),
     (r"/api/localization/([^/]+)/name/([^/]+)/?", LocalizationHandler),
-    (r"/api/localization/([^/]+)/name/([^/]+)/(download)/?", LocalizationHandler),
 ]
