@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -81,32 +80,41 @@ def _localization_name(session: Session, event_id: int | None, sky: Skymap, ref:
     return f"{base},{n}"
 
 
-def _copy_value(x) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return r"\N"
-    if isinstance(x, float) and math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    return repr(x)
+# numpy big-endian types of the PostgreSQL column types written by binary COPY.
+_BINARY = {"integer": ">i4", "bigint": ">i8", "float8": ">f8"}
+
+
+def _binary_copy(columns: list[tuple[str, np.ndarray, str]]) -> bytes:
+    """Rows in PostgreSQL's binary COPY format, built by numpy in one go (text formatting of ~20,000 rows of
+    floats costs a third of a second here; this, milliseconds). Columns are (name, values, PostgreSQL type);
+    every value is present (no NULLs)."""
+    n = len(columns[0][1])
+    fields = [("count", ">i2")]
+    for name, _, pgtype in columns:
+        fields += [(f"{name}_len", ">i4"), (name, _BINARY[pgtype])]
+    rows = np.empty(n, dtype=fields)
+    rows["count"] = len(columns)
+    for name, values, pgtype in columns:
+        rows[f"{name}_len"] = np.dtype(_BINARY[pgtype]).itemsize
+        rows[name] = values
+    header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+    return header + rows.tobytes() + (-1).to_bytes(2, "big", signed=True)
 
 
 def store_tiles(session: Session, localization_id: int, sky: Skymap) -> tuple[np.ndarray, np.ndarray]:
-    """Insert the tiles of `sky` with one COPY; returns (lo, cumprob) per tile."""
+    """Insert the tiles of `sky` with one binary COPY; returns (lo, cumprob) per tile."""
     lo, hi, cumprob = skymaps.cumulative_probability(sky)
-    cols = [lo.tolist(), hi.tolist(), sky.probdensity.tolist(), cumprob.tolist()]
-    names = ["lo", "hi", "probdensity", "cumprob"]
+    columns = [("localization_id", np.full(lo.size, localization_id), "integer"), ("lo", lo, "bigint"),
+               ("hi", hi, "bigint"), ("probdensity", sky.probdensity, "float8"), ("cumprob", cumprob, "float8")]
     for name in ("distmu", "distsigma", "distnorm"):
         values = getattr(sky, name)
         if values is not None:
-            cols.append(np.asarray(values, dtype=float).tolist())
-            names.append(name)
-    buf = io.StringIO()
-    lid = str(localization_id)
-    for row in zip(*cols):
-        buf.write(lid + "\t" + "\t".join(_copy_value(x) for x in row) + "\n")
-    buf.seek(0)
+            columns.append((name, np.asarray(values, dtype=float), "float8"))
+    data = _binary_copy(columns)
     cursor = session.connection().connection.cursor()
     try:
-        cursor.copy_expert(f"COPY localizationtiles (localization_id, {', '.join(names)}) FROM STDIN", buf)
+        names = ", ".join(name for name, _, _ in columns)
+        cursor.copy_expert(f"COPY localizationtiles ({names}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(data))
     finally:
         cursor.close()
     return lo, cumprob
