@@ -265,7 +265,8 @@ def test_preliminary_then_retraction_then_the_same_again(db):
                                  LocalizationTile.probdensity, LocalizationTile.distmu)
                           .where(LocalizationTile.localization_id == loc.id).order_by(LocalizationTile.lo)).all()
     assert len(tiles) == sky.uniq.size == 19200
-    lo = np.array([t[0] for t in tiles]); hi = np.array([t[1] for t in tiles])
+    lo = np.array([t[0] for t in tiles])
+    hi = np.array([t[1] for t in tiles])
     assert lo[0] == 0 and (hi[:-1] == lo[1:]).all() and hi[-1] == 12 * 4**29
     # the tiles with cumprob < 0.9 are exactly the area_90 (the stated rule)
     size_deg2 = (hi - lo) / 4.0**29 * 4 * np.pi / 12 * SR_DEG2
