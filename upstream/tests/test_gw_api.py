@@ -165,3 +165,17 @@ def test_reading_needs_login_and_posting_needs_manage_gcns(api, role_tokens):
     assert api.get("/api/gcn_event", role_tokens["Full user"])[0] == 200
     status, body = api.post("/api/gcn_event", role_tokens["Full user"], json={"xml": "<x/>"})
     assert status == 403 and "Manage GCNs" in body["message"]
+
+
+def test_a_new_notice_is_on_everyones_live_feed_at_the_sky_position(api, admin_token, role_tokens):
+    alert = gwalert("MS260303live", "2026-03-03T03:03:03Z")
+    assert api.post("/api/gcn_event", admin_token, json=alert)[0] == 200
+    status, body = api.get("/api/live/events", role_tokens["View only"], params={"types": "gcn.notice"})
+    assert status == 200, body
+    (event,) = [e for e in body["data"]["events"] if e["data"].get("trigger_id") == "MS260303live"]
+    assert event["data"]["notice_type"] == "PRELIMINARY" and event["data"]["is_test"] is True
+    assert event["data"]["url"] == "/gcn_events/2026-03-03T03:03:03"
+    # the position is the densest tile's, inside the 50% contour's extent
+    loc = api.get("/api/gcn_event/MS260303live", admin_token)[1]["data"]["localizations"][0]
+    geo = api.get(f"/api/localization/MS260303live/name/{loc['localization_name']}", admin_token)[1]["data"]["contour"]
+    assert [event["ra"], event["dec"]] == pytest.approx(geo["features"][0]["geometry"]["coordinates"], abs=1e-3)

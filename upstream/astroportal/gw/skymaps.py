@@ -122,6 +122,17 @@ def credible_area_deg2(skymap: Skymap, p: float, cumprob: np.ndarray | None = No
     return float(skymap.areas_sr[cumprob < p].sum() * SR_TO_DEG2)
 
 
+def densest_position(skymap: Skymap) -> tuple[float, float]:
+    """(ra, dec) in degrees of the centre of the densest tile."""
+    from astropy_healpix import healpix_to_lonlat
+    import astropy.units as u
+
+    k = int(np.argmax(skymap.probdensity))
+    order = int(uniq_orders(skymap.uniq[k:k + 1])[0])
+    lon, lat = healpix_to_lonlat(int(skymap.uniq[k]) - (4 << (2 * order)), 1 << order, order="nested")
+    return float(lon.to_value(u.deg)) % 360.0, float(lat.to_value(u.deg))
+
+
 # -- reading -----------------------------------------------------------------------------------------------------
 def _open_fits(data: bytes):
     from astropy.io import fits
