@@ -130,6 +130,8 @@ def test_the_list_is_newest_first_paged_and_filtered_by_date(api, admin_token):
 @pytest.mark.parametrize("kwargs, words", [
     ({"data": b"just words", "headers": {"Content-Type": "text/plain"}}, "neither JSON nor XML"),
     ({"json": [1, 2]}, "must be an object"),
+    ({"data": b'{"a": ' * 500 + b"1" + b"}" * 500, "headers": {"Content-Type": "application/json"}}, "nested"),
+    ({"data": b'{"superevent_id": ', "headers": {"Content-Type": "application/json"}}, "not valid JSON"),
     ({"json": {"xml": 5}}, "`xml` must be"),
     ({"data": b"<VOEvent><broken", "headers": {"Content-Type": "application/xml"}}, "not well-formed XML"),
     ({"json": {"superevent_id": "S1", "alert_type": "PRELIMINARY", "time_created": "2026-01-01T00:00:00Z",
