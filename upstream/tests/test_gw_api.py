@@ -46,6 +46,7 @@ def test_post_a_gwalert_then_read_the_event_and_its_localization(api, admin_toke
     event = body["data"]
     assert event["trigger_id"] == "MS260606api" and {"GW", "BNS", "Significant"} <= set(event["tags"])
     assert event["properties"]["classification"]["BNS"] > 0.99
+    assert event["properties"]["urls"]["gracedb"].startswith("https://gracedb.ligo.org/superevents/")
     assert [n["notice_type"] for n in event["notices"]] == ["PRELIMINARY"] and "content" not in event["notices"][0]
     (loc,) = event["localizations"]
     assert 1 < loc["area_90"] < 100 and loc["area_50"] < loc["area_90"]
