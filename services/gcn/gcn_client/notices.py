@@ -6,6 +6,7 @@ portal's fingerprint of a repeated notice is the same whichever way it arrived (
 
 from __future__ import annotations
 
+import itertools
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -102,8 +103,10 @@ def _read_voevent(value: bytes) -> Notice:
     event_id = params.get("GraceID") or params.get("TrigID") or None
     notice_type = params.get("AlertType") or None
     if notice_type is None and root.get("ivorn"):
-        # GCN's classic notices name their type in the ivorn: ivo://nasa.gsfc.gcn/SWIFT#BAT_GRB_Pos_1125809-092
-        notice_type = root.get("ivorn").split("#", 1)[-1].rsplit("_", 1)[0] or None
+        # GCN's classic notices name their type in the ivorn, before the trigger's time or number:
+        # ivo://nasa.gsfc.gcn/SWIFT#BAT_GRB_Pos_1125809-092, ...Fermi#GBM_Gnd_Pos_2018-01-16T00:36:52.81_5377...
+        words = root.get("ivorn").split("#", 1)[-1].split("_")
+        notice_type = "_".join(itertools.takewhile(lambda w: w and not w[0].isdigit(), words)) or None
     return Notice(kind="voevent", content_type=XML_TYPE, body=value, event_id=event_id, notice_type=notice_type,
                   role=root.get("role"), search=params.get("Search") or None,
                   significant=_as_bool(params.get("Significant")),
