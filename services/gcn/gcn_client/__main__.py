@@ -93,7 +93,8 @@ def cmd_run(s: configmod.Settings, args: argparse.Namespace) -> int:
         while not stop.is_set():
             m = source.next(1.0)
             if m is None:
-                if time.monotonic() - last_lag > LAG_EVERY or status.data.get("state") == "starting":
+                # Idle: measure the lag once after what was committed, and every LAG_EVERY seconds.
+                if source.dirty or time.monotonic() - last_lag > LAG_EVERY:
                     source.measure_lag()
                     last_lag = time.monotonic()
                     status.update(state="running" if source.consumer.assignment() else "waiting for Kafka",
@@ -105,7 +106,6 @@ def cmd_run(s: configmod.Settings, args: argparse.Namespace) -> int:
             except Exception as exc:  # noqa: BLE001 - KafkaException and friends: the message comes again
                 log.warning("could not commit %s (it will be delivered again, harmlessly): %s", m.where, exc)
                 status.error(f"commit of {m.where} failed: {exc}")
-            last_lag = time.monotonic()
             status.update(position=source.position())
     except Stopping:
         log.info("stopped while waiting for the portal; the notice in hand was not committed and comes again")

@@ -11,7 +11,6 @@ cluster), so one code path serves both.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -73,7 +72,7 @@ class KafkaSource:
         self.consumer.subscribe(settings.topics)
         self.committed: dict[str, int] = {}
         self.lag: dict[str, int] = {}
-        self.lock = threading.Lock()
+        self.dirty = True  # something was committed since the lag was last measured
 
     def _error(self, err: KafkaError) -> None:
         message = f"Kafka: {err.str()}"
@@ -98,15 +97,21 @@ class KafkaSource:
     def commit(self, m: Message) -> None:
         """Commit past `m` (synchronously: once this returns a restart does not deliver it again)."""
         self.consumer.commit(offsets=[TopicPartition(m.topic, m.partition, m.offset + 1)], asynchronous=False)
-        self.committed[f"{m.topic}[{m.partition}]"] = m.offset + 1
-        self.measure_lag()
+        key = f"{m.topic}[{m.partition}]"
+        self.committed[key] = m.offset + 1
+        if key in self.lag:
+            # The lag is measured again when the stream is idle (a round trip per partition); until then this
+            # partition's is what was known less what was just committed.
+            self.lag[key] = max(0, self.lag[key] - 1)
+        self.dirty = True
 
     def measure_lag(self) -> None:
         """Messages not yet committed per assigned partition (the high watermark less the committed offset)."""
         try:
             assigned = self.consumer.assignment()
             if not assigned:
-                return
+                return  # not yet in the group: measured at the next idle moment
+            self.dirty = False
             committed = {f"{tp.topic}[{tp.partition}]": tp.offset
                          for tp in self.consumer.committed(assigned, timeout=5)}
             for tp in assigned:
