@@ -123,7 +123,7 @@ def test_alerts_from_kafka_become_events_and_a_mock_one_is_skipped(portal, kafka
     assert "offset" in text and "lag" in text and "dead letters:  1" in text and "last notice:" in text
 
 
-def test_a_redelivered_stream_adds_nothing_and_a_portal_down_then_up_loses_nothing(portal, kafka, tmp_path):
+def test_a_portal_down_then_up_and_a_crash_lose_nothing_and_redelivery_adds_nothing(portal, kafka, tmp_path):
     topic = "t2." + TOPIC
     kafka.large.produce(topic, "S260607a", real_event("S260607a", event__time="2026-06-07T01:02:03.000Z"))
     svc = service(portal, kafka, tmp_path, [topic], "g2").start()
@@ -132,10 +132,15 @@ def test_a_redelivered_stream_adds_nothing_and_a_portal_down_then_up_loses_nothi
         before = rows(portal)
         portal.stop_server()
         kafka.large.produce(topic, "S260607b", real_event("S260607b", event__time="2026-06-07T04:05:06.000Z"))
-        assert wait_until(lambda: "portal unavailable" in svc.output(), 60), svc.output()
-        assert svc.state()["state"] == "portal unavailable"
+        assert wait_until(lambda: svc.state().get("state") == "portal unavailable", 60), svc.output()
+    finally:
+        svc.kill9()  # with the notice in hand, not committed
+    svc = service(portal, kafka, tmp_path, [topic], "g2").start()
+    try:
+        assert wait_until(lambda: svc.state().get("pid") == svc.proc.pid
+                          and svc.state().get("state") == "portal unavailable", 60), svc.output()
         portal.start_server()
-        assert wait_until(lambda: settled(svc, 2) and svc.state()["counts"]["posted"] == 2, 120), svc.output()
+        assert wait_until(lambda: settled(svc, 1) and svc.state()["counts"]["posted"] == 1, 120), svc.output()
     finally:
         assert svc.terminate() == 0
     assert event_of(portal, "S260607a") and event_of(portal, "S260607b")
@@ -143,7 +148,7 @@ def test_a_redelivered_stream_adds_nothing_and_a_portal_down_then_up_loses_nothi
     assert after["events"] == before["events"] + 1 and after["notices"] == before["notices"] + 1
     assert svc.status()["dead_letters"] == 0
 
-    # Every message again, as after a crash before the commit (a new consumer group has committed nothing).
+    # Every message again, as after a crash before any commit (a new consumer group has committed nothing).
     again = service(portal, kafka, tmp_path, [topic], "g2-again").start()
     try:
         assert wait_until(lambda: settled(again, 2), 120), again.output()
@@ -153,7 +158,7 @@ def test_a_redelivered_stream_adds_nothing_and_a_portal_down_then_up_loses_nothi
     assert rows(portal) == after
 
 
-def test_429_is_waited_out_and_a_notice_that_breaks_the_portal_goes_to_the_dead_letters(portal, kafka, tmp_path):
+def test_429_and_5xx_answers_and_sigterm_with_a_notice_in_hand(portal, kafka, tmp_path):
     topic = "t3." + TOPIC
     proxy = FaultProxy(portal.url)
     proxy.rules = [{"method": "POST", "path": "/api/gcn_event", "times": 1, "status": 429, "retry_after": "2"},
@@ -166,14 +171,27 @@ def test_429_is_waited_out_and_a_notice_that_breaks_the_portal_goes_to_the_dead_
         assert log[0][1] == 429 and log[1][0] - log[0][0] >= 1.9  # Retry-After: 2 honoured
         assert svc.status()["dead_letters"] == 1
         assert "keeps failing while the portal is up" in svc.state()["last_notice"]["reason"]
-        # The rest of the stream goes on once the portal takes notices again.
-        proxy.rules.clear()
+        # The stream goes on; SIGTERM while the portal takes its time with a notice: it is finished, committed.
+        proxy.rules = [{"method": "POST", "path": "/api/gcn_event", "times": 1, "delay": 3}]
         kafka.large.produce(topic, "S260608b", real_event("S260608b", event__time="2026-06-08T04:05:06.000Z"))
-        assert wait_until(lambda: settled(svc, 2), 60), svc.output()
+        assert wait_until(lambda: proxy.rules[0]["times"] == 0, 60), svc.output()
+    finally:
+        rc = svc.terminate()
+        proxy.stop()
+    assert rc == 0
+    st = svc.state()
+    assert st["state"] == "stopped" and st["counts"]["posted"] == 1
+    assert sum(st["position"]["committed_offsets"].values()) == 2
+    assert event_of(portal, "S260608b") and event_of(portal, "S260608a") is None
+    # Nothing comes again after the restart: both offsets were committed.
+    svc = service(portal, kafka, tmp_path, [topic], "g3").start()
+    try:
+        assert wait_until(lambda: svc.state().get("pid") == svc.proc.pid
+                          and svc.state().get("state") == "running", 60), svc.output()
+        time.sleep(3)
+        assert svc.state()["counts"]["received"] == 0
     finally:
         assert svc.terminate() == 0
-        proxy.stop()
-    assert event_of(portal, "S260608b") and event_of(portal, "S260608a") is None
 
 
 def test_unconfigured_the_service_stays_up_idle_and_says_what_to_set(portal, tmp_path):
