@@ -144,11 +144,23 @@ def cmd_ingest(s: configmod.Settings, args: argparse.Namespace) -> int:
             print(f"  refused: {exc}{hint}", file=sys.stderr)
             failed += 1
             continue
-        rest = {k: v for k, v in answer.items() if k not in ("gcnevent_id", "dateobs")}
         print(f"  posted to {portal.url}/api/gcn_event: event {answer.get('gcnevent_id')} "
-              f"(dateobs {answer.get('dateobs')})" + (f" {json.dumps(rest, default=str)}" if rest else ""))
+              f"(dateobs {answer.get('dateobs')}): {describe_answer(answer)}")
     print(f"{len(args.files) - failed} of {len(args.files)} notice(s) posted")
     return 1 if failed else 0
+
+
+def describe_answer(answer: dict) -> str:
+    """What the portal made of a notice, in words: new or known event, localizations added, tags."""
+    if answer.get("duplicate"):
+        return "already stored, nothing changed"
+    parts = ["a new event" if answer.get("created") else "an update of a known event"]
+    locs = answer.get("localization_ids") or []
+    if locs:
+        parts.append(f"{len(locs)} localization(s) added (id {', '.join(map(str, locs))})")
+    if answer.get("tags"):
+        parts.append(f"tags {', '.join(map(str, answer['tags']))}")
+    return "; ".join(parts)
 
 
 def cmd_status(s: configmod.Settings, args: argparse.Namespace) -> int:

@@ -40,16 +40,17 @@ class Delivery:
         why = skip_reason(notice, skip_test_events=self.settings.skip_test_events,
                           significant_only=self.settings.significant_only)
         if why:
-            log.info("skipped %s (%s): %s", where, notice.describe(), why)
-            self.status.count("skipped")
-            self._last(where, notice, "skipped", why)
-            return Outcome("skipped", notice, why)
+            return self._skip(where, notice, why)
         attempt = 0
         while True:
             try:
                 answer = self.portal.post_notice(notice.body, notice.content_type)
                 break
             except Rejected as exc:
+                if exc.status == 404 and (notice.notice_type or "").upper() == "RETRACTION":
+                    # Its event never reached the portal (skipped as not significant, or from before the service
+                    # followed the stream): nothing to retract, nothing to keep.
+                    return self._skip(where, notice, f"a retraction of an event the portal does not have ({exc})")
                 return self._dead(where, str(exc), value, key, notice)
             except Unavailable as exc:
                 # A notice that breaks the portal (5xx while /api/sysinfo answers) must not hold up the stream;
@@ -66,11 +67,17 @@ class Delivery:
             attempt += 1
             if self.stop.wait(self.portal.delay(min(attempt, 6))):
                 raise Stopping()
-        log.info("posted %s (%s): event %s %s", where, notice.describe(), answer.get("gcnevent_id"),
-                 answer.get("dateobs"))
+        log.info("posted %s (%s): event %s %s%s", where, notice.describe(), answer.get("gcnevent_id"),
+                 answer.get("dateobs"), " (already stored: nothing changed)" if answer.get("duplicate") else "")
         self.status.count("posted")
         self._last(where, notice, "posted", None, answer)
         return Outcome("posted", notice, None, answer)
+
+    def _skip(self, where: str, notice: Notice, why: str) -> Outcome:
+        log.info("skipped %s (%s): %s", where, notice.describe(), why)
+        self.status.count("skipped")
+        self._last(where, notice, "skipped", why)
+        return Outcome("skipped", notice, why)
 
     def _dead(self, where: str, reason: str, value: bytes | None, key: bytes | None,
               notice: Notice | None) -> Outcome:
