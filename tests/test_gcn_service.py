@@ -33,9 +33,11 @@ FERMI_TOPIC = "gcn.classic.voevent.FERMI_GBM_GND_POS"
 @pytest.fixture(scope="module")
 def portal():
     p = BrokerPortal()
-    p.token_file = service_token(p)
-    yield p
-    p.stop()
+    try:
+        p.token_file = service_token(p)
+        yield p
+    finally:
+        p.stop()
 
 
 @pytest.fixture(scope="module")
