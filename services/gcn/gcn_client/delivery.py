@@ -53,9 +53,10 @@ class Delivery:
                     return self._skip(where, notice, f"a retraction of an event the portal does not have ({exc})")
                 return self._dead(where, str(exc), value, key, notice)
             except Unavailable as exc:
-                # A notice that breaks the portal (5xx while /api/sysinfo answers) must not hold up the stream;
-                # a portal that is down, or asks to slow down (429), is waited for.
-                if exc.status is not None and exc.status >= 500 and self.portal.healthy():
+                # A notice that breaks the portal (500 while /api/sysinfo answers) must not hold up the stream;
+                # a portal that is down, overloaded or behind a proxy that cannot reach it (429, 502-504) is
+                # waited for.
+                if exc.status == 500 and self.portal.healthy():
                     return self._dead(where, f"keeps failing while the portal is up: {exc}", value, key, notice)
                 state = "portal unavailable"
                 log.warning("%s: %s; %s will be sent again", state, exc, where)
