@@ -131,6 +131,30 @@ def _find_event(session: Session, notice: Notice) -> GcnEvent | None:
     return None
 
 
+def _announce(session: Session, event: GcnEvent, notice: Notice, notice_id: int, loaded: list, localization_ids: list,
+              user: User | None) -> None:
+    """A `gcn.notice` event on the live feed, for everyone (the sitewide group): events are public alerts."""
+    from ..live.feed import record_live
+    from ..models import Group
+    from ..permissions import SITEWIDE_GROUP
+
+    sitewide = session.scalar(select(Group.id).where(Group.name == SITEWIDE_GROUP))
+    if sitewide is None:
+        return
+    ra = dec = None
+    if loaded:
+        sky = loaded[0][1]
+        ra, dec = (float(x) for x in skymaps.densest_position(sky))
+    name = event.trigger_id or event.dateobs.isoformat()
+    classes = [t for t in notice.tags if t in ("BNS", "NSBH", "BBH", "RETRACTED", "GRB")]
+    record_live(session, "gcn.notice", group_ids=[sitewide], ids=[notice_id], ra=ra, dec=dec,
+                summary=f"{name} {notice.notice_type}" + (f" ({', '.join(classes)})" if classes else ""),
+                url=f"/gcn_events/{event.dateobs.isoformat()}", user_id=user.id if user is not None else None,
+                data={"dateobs": event.dateobs.isoformat(), "trigger_id": event.trigger_id,
+                      "notice_type": notice.notice_type, "tags": list(notice.tags),
+                      "localization_ids": list(localization_ids), "is_test": notice.is_test})
+
+
 def ingest_notice(session: Session, notice: Notice, user: User | None = None, *, fetch: Fetch | None = None,
                   contours: bool = True) -> IngestResult:
     """Store `notice` (see the module's docstring) and commit. Sky maps are read before anything is written, so
@@ -208,6 +232,7 @@ def ingest_notice(session: Session, notice: Notice, user: User | None = None, *,
             timings["contours"] = timings.get("contours", 0.0) + time.perf_counter() - t2
         localization_ids.append(loc.id)
     event.modified = func.now()
+    _announce(session, event, notice, notice_id, loaded, localization_ids, user)
     session.commit()
     timings["total"] = time.perf_counter() - t0
     tags = list(session.scalars(select(GcnTag.text).where(GcnTag.event_id == event.id).order_by(GcnTag.id)))

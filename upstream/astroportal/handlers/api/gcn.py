@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from ...errors import ApiError
 from ...gw import events
 from ...gw.ingest import UnknownEvent, ingest_notice
 from ...gw.notices import NoticeError, parse
 from ...gw.skymaps import SkymapError
+from ...validate import parse_json_body
 from ..base import APIHandler, auth_required, rule
 
 
@@ -19,11 +18,10 @@ def notice_content(body: bytes, content_type: str) -> bytes:
                             "XML sent as application/xml")
     if "xml" in content_type.lower() or body.lstrip()[:1] == b"<":
         return body
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the body is neither JSON nor XML: {str(exc)[:200]}; send an igwn.gwalert JSON notice, "
-                            f"{{\"xml\": VOEvent}}, or VOEvent XML as application/xml") from None
+    if body.lstrip()[:1] not in (b"{", b"["):
+        raise ApiError(400, "the body is neither JSON nor XML; send an igwn.gwalert JSON notice, {\"xml\": VOEvent}, "
+                            "or VOEvent XML as application/xml")
+    data = parse_json_body(body)  # the portal's JSON checks: syntax, NUL, lone surrogates, nesting depth
     if not isinstance(data, dict):
         raise ApiError(400, "the JSON body must be an object: an igwn.gwalert notice or {\"xml\": VOEvent}")
     if "xml" in data:
