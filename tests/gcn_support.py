@@ -11,10 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import requests
 import yaml
+from broker_support import BrokerPortal
 from confluent_kafka import Producer
 
-from conftest import CODE_ROOT, PYTHON
+from conftest import CODE_ROOT, PYTHON, wait_until
 
 DATA = CODE_ROOT / "upstream" / "tests" / "data" / "gcn"
 SERVICE_DIR = CODE_ROOT / "services" / "gcn"
@@ -57,6 +59,24 @@ def real_event(superevent_id: str, path: Path = PRELIMINARY, **changes) -> bytes
     if path == PRELIMINARY:
         changes.setdefault("event__search", "AllSky")
     return json.dumps(gwalert(path, superevent_id, **changes)).encode()
+
+
+class GcnPortal(BrokerPortal):
+    """The restartable portal of the broker's tests, waited for patiently when it comes back: on a busy machine
+    its first answer may take more than the second broker_support allows for one request."""
+
+    def start_server(self) -> None:
+        self.log = open(self.base / "serve.log", "a")
+        self.proc = subprocess.Popen([PYTHON, "-m", "astroportal", "serve", "--config", str(self.config)],
+                                     cwd=self.patched, stdout=self.log, stderr=subprocess.STDOUT)
+
+        def answers() -> bool:
+            try:
+                return requests.get(self.url + "/api/sysinfo", timeout=5).ok
+            except requests.RequestException:
+                return False
+
+        assert wait_until(answers, 90), "the portal did not come back"
 
 
 def service_token(portal, name: str = "gcn") -> Path:

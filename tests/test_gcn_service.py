@@ -10,7 +10,7 @@ import json
 import time
 
 import pytest
-from broker_support import BrokerPortal, FaultProxy, MockKafka
+from broker_support import FaultProxy, MockKafka
 from gcn_support import (
     FERMI,
     GW_VOEVENT,
@@ -18,6 +18,7 @@ from gcn_support import (
     RETRACTION,
     SWIFT,
     TOPIC,
+    GcnPortal,
     GcnService,
     LargeProducer,
     real_event,
@@ -32,7 +33,7 @@ FERMI_TOPIC = "gcn.classic.voevent.FERMI_GBM_GND_POS"
 
 @pytest.fixture(scope="module")
 def portal():
-    p = BrokerPortal()
+    p = GcnPortal()
     try:
         p.token_file = service_token(p)
         yield p
