@@ -193,7 +193,8 @@ def cmd_status(s: configmod.Settings, args: argparse.Namespace) -> int:
     last = st.get("last_notice")
     if last:
         what = f"{last.get('kind') or '?'} {last.get('notice_type') or ''} {last.get('event_id') or ''}".strip()
-        detail = (f"event {last.get('gcnevent_id')} (dateobs {last.get('dateobs')})" if last["result"] == "posted"
+        detail = (f"event {last.get('gcnevent_id')} (dateobs {last.get('dateobs')}) in {last.get('seconds')} s"
+                  if last["result"] == "posted"
                   else last.get("reason") or "")
         print(f"last notice:   {last['at']}: {last['where']} {what}: {last['result']} {detail}".rstrip())
     else:

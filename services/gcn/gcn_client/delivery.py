@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from .config import Settings
@@ -33,6 +34,7 @@ class Delivery:
     def handle(self, where: str, value: bytes | None, key: bytes | None = None) -> Outcome:
         """Deliver one message; raises Stopping when SIGTERM comes while waiting for the portal."""
         self.status.count("received")
+        started = time.monotonic()
         try:
             notice = read_notice(value)
         except NoticeError as exc:
@@ -68,10 +70,12 @@ class Delivery:
             attempt += 1
             if self.stop.wait(self.portal.delay(min(attempt, 6))):
                 raise Stopping()
-        log.info("posted %s (%s): event %s %s%s", where, notice.describe(), answer.get("gcnevent_id"),
-                 answer.get("dateobs"), " (already stored: nothing changed)" if answer.get("duplicate") else "")
+        seconds = time.monotonic() - started
+        known = " (already stored: nothing changed)" if answer.get("duplicate") else ""
+        log.info("posted %s (%s): event %s %s in %.2f s%s", where, notice.describe(), answer.get("gcnevent_id"),
+                 answer.get("dateobs"), seconds, known)
         self.status.count("posted")
-        self._last(where, notice, "posted", None, answer)
+        self._last(where, notice, "posted", None, answer, seconds)
         return Outcome("posted", notice, None, answer)
 
     def _skip(self, where: str, notice: Notice, why: str) -> Outcome:
@@ -89,9 +93,10 @@ class Delivery:
         return Outcome("dead", notice, reason)
 
     def _last(self, where: str, notice: Notice | None, result: str, reason: str | None,
-              answer: dict | None = None) -> None:
+              answer: dict | None = None, seconds: float | None = None) -> None:
         self.status.update(state="running", last_notice={
             "at": now(), "where": where, "result": result, "reason": reason,
+            "seconds": round(seconds, 3) if seconds is not None else None,
             "kind": notice.kind if notice else None, "event_id": notice.event_id if notice else None,
             "notice_type": notice.notice_type if notice else None,
             "gcnevent_id": (answer or {}).get("gcnevent_id"), "dateobs": (answer or {}).get("dateobs")},
