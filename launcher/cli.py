@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from . import __version__
 from . import broker as broker_commands
+from . import gcn as gcn_commands
 from .errors import LauncherError
 
 EPILOG = """\
@@ -226,6 +227,11 @@ def cmd_config(args: argparse.Namespace) -> int:
          configure=broker_commands.configure_parser)
 def cmd_broker(args: argparse.Namespace) -> int:
     return broker_commands.run(args.cfg, args)
+
+
+@command("gcn", gcn_commands.HELP, description=gcn_commands.DESCRIPTION, configure=gcn_commands.configure_parser)
+def cmd_gcn(args: argparse.Namespace) -> int:
+    return gcn_commands.run(args.cfg, args)
 
 
 @command("test", "run every test: upstream's suite, then the distribution's; ends with 'N passed, N failed'",
