@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import datetime, timezone
 
-from sqlalchemy import text
+from sqlalchemy import select
 
 from ...errors import ApiError
+from ...models import GcnEvent
 from ...validate import shown
 from .common import PageHandler, login_required
 
@@ -30,13 +32,17 @@ def parse_dateobs(text: str) -> datetime | None:
     return value
 
 
-def find_event(session, dateobs_text: str):
-    """The event of this time (its id, dateobs and trigger_id), or None."""
+def find_event(session, dateobs_text: str) -> GcnEvent | None:
+    """The event of this time, or None."""
     dateobs = parse_dateobs(dateobs_text)
     if dateobs is None:
         return None
-    # TEMPORARY until the models land
-    return session.execute(text("SELECT id, dateobs, trigger_id FROM gcnevents WHERE dateobs = :d"), {"d": dateobs}).first()
+    return session.scalar(select(GcnEvent).where(GcnEvent.dateobs == dateobs))
+
+
+def plans_available() -> bool:
+    """Whether this portal has observation plans (the gw.plan module and its /api/gcn_event/.../plan routes)."""
+    return importlib.util.find_spec("astroportal.gw.plan") is not None
 
 
 class GcnEventsPage(PageHandler):
@@ -59,7 +65,7 @@ class GcnEventPage(PageHandler):
             "gcn_event.html",
             event=event,
             dateobs=iso,
-            page_data={"dateobs": iso, "triggerId": event.trigger_id},
+            page_data={"dateobs": iso, "triggerId": event.trigger_id, "planAvailable": plans_available()},
         )
 
 
