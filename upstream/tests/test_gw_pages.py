@@ -5,9 +5,11 @@ credible region listed with its probability density)."""
 from __future__ import annotations
 
 import html
+import json
 import random
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -30,14 +32,15 @@ def new_event(db, trigger_id: str | None = None, tags=()) -> datetime:
 
 @pytest.fixture(scope="module")
 def member(make_user):
+    """(username, token) of a Full user."""
     name = f"gwpages-{uuid.uuid4().hex[:8]}"
-    make_user("Full user", username=name)
-    return name
+    _, token = make_user("Full user", username=name)
+    return name, token
 
 
 @pytest.fixture()
 def web(server, member):
-    return browser_session(server, member)
+    return browser_session(server, member[0])
 
 
 # -- logging in -------------------------------------------------------------------------------------------------
@@ -97,3 +100,108 @@ def test_parse_dateobs_reads_iso_times_as_naive_utc():
     assert parse_dateobs("2019-04-25 08:18:05") == datetime(2019, 4, 25, 8, 18, 5)
     for bad in ("", "S190425z", "2019-04-25T25:00:00", "x" * 50):
         assert parse_dateobs(bad) is None
+
+
+# -- in a real browser -----------------------------------------------------------------------------------------------
+from test_browser import artifacts_on_failure, driver, login, open_page, wait_js  # noqa: E402,F401  (fixtures)
+
+GCN_DATA = Path(__file__).resolve().parent / "data" / "gcn"
+
+
+def skymap_extremes(alert: dict) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(ra, dec) of the densest and of the emptiest tile of the alert's multi-order sky map."""
+    import base64
+    import io
+
+    import astropy.units as u
+    import numpy as np
+    from astropy.table import Table
+    from astropy_healpix import HEALPix
+
+    table = Table.read(io.BytesIO(base64.b64decode(alert["event"]["skymap"])), format="fits")
+    uniq = np.asarray(table["UNIQ"], dtype=np.int64)
+    dens = np.asarray(table["PROBDENSITY"], dtype=float)
+    out = []
+    for i in (int(np.argmax(dens)), int(np.argmin(dens))):
+        level = (int(uniq[i]).bit_length() - 3) // 2
+        ipix = int(uniq[i]) - 4 * 4**level
+        lon, lat = HEALPix(nside=2**level, order="nested").healpix_to_lonlat([ipix])
+        out.append((float(lon.to(u.deg).value[0]), float(lat.to(u.deg).value[0])))
+    return out[0], out[1]
+
+
+def years_text(far_hz: float) -> str:
+    """What the page must write for this FAR: 1 per N million years, N to two significant digits."""
+    years = 1 / (far_hz * 3.15576e7)
+    assert 1e6 <= years < 1e9, "the sample alert's FAR is expected in the millions of years"
+    return f"1 per {float(f'{years / 1e6:.2g}'):g} million years"
+
+
+def test_far_and_classification_are_written_for_people(driver, server, member):
+    login(driver, server, member[0])
+    open_page(driver, server, "/gcn_events")
+    cases = {
+        1 / 3.15576e7: "1 per year",
+        1 / (3.15576e7 * 3412): "1 per 3,400 years",
+        5.176954877338635e-16: "1 per 61 million years",
+        2e-22: "1 per 1.6 × 10^14 years",
+        1e-5: "1 per 28 hours",
+        1 / (3.15576e7 * 0.5): "1 per 6 months",
+        1 / (86400 * 3.2): "1 per 3.2 days",
+    }
+    for far, text in cases.items():
+        assert driver.execute_script("return GW.farText(arguments[0])", far) == text, far
+    assert driver.execute_script("return GW.farText(null)") is None
+    assert driver.execute_script("return GW.classificationText({BNS: 0.999997, Terrestrial: 2e-6})") == "BNS (>99.9%)"
+    assert driver.execute_script("return GW.classificationText({BBH: 0.62, Terrestrial: 0.38})") == "BBH (62%)"
+    assert driver.execute_script("return GW.distanceText(156.3, 41.2)") == "156 ± 41 Mpc"
+    assert driver.execute_script("return GW.areaText(1483.2)") == "1,480 deg²"
+
+
+def test_sample_alert_from_list_to_sky_map_with_a_source_in_the_region(driver, server, api, admin_token, member):
+    from conftest import unique
+    from uihelpers import private_source
+
+    alert = json.loads((GCN_DATA / "igwn_gwalert_preliminary.json").read_text())
+    status, body = api.post("/api/gcn_event", admin_token, json=alert)
+    assert status == 200, body
+    dateobs = body["data"]["dateobs"]
+    (ra_in, dec_in), (ra_out, dec_out) = skymap_extremes(alert)
+    inside, outside = unique(), unique()
+    private_source(api, member[1], inside, ra_in, dec_in)
+    private_source(api, member[1], outside, ra_out, dec_out)
+
+    login(driver, server, member[0])
+    open_page(driver, server, "/gcn_events")
+    row = f'tr[data-dateobs="{dateobs}"]'
+    wait_js(driver, f"return !!document.querySelector({row!r})")
+    far = years_text(alert["event"]["far"])
+    assert driver.find_element("css selector", row + " td.far").text == far
+    assert "BNS (>99.9%)" in driver.find_element("css selector", row).text
+    driver.find_element("css selector", row + " a.gcn-event-link").click()
+
+    wait_js(driver, "return document.querySelectorAll('#gw-skymap path.contour').length >= 2")
+    levels = driver.execute_script(
+        "return [...document.querySelectorAll('#gw-skymap path.contour')].map(p => [p.getAttribute('class'), p.getAttribute('d').length])")
+    assert {cls for cls, _ in levels} == {"contour contour-50", "contour contour-90"}, levels
+    assert all(n > 50 for _, n in levels), levels
+    assert driver.find_element("id", "gcn-far").text == far
+    assert driver.find_element("id", "gcn-event-title").text == alert["superevent_id"]
+    # The source at the densest tile is listed first with its density; the one at the emptiest is not listed.
+    wait_js(driver, f"return !!document.querySelector('#region-sources tr[data-obj-id=\"{inside}\"]')")
+    cell = driver.find_element("css selector", f'#region-sources tr[data-obj-id="{inside}"] td.probdensity').text
+    assert float(cell) > 0, cell
+    assert not driver.find_elements("css selector", f'#region-sources tr[data-obj-id="{outside}"]')
+    assert driver.find_elements("css selector", f'#gw-skymap circle[data-obj-id="{inside}"]')
+    link = driver.find_element("css selector", f'#region-sources tr[data-obj-id="{inside}"] a.region-link')
+    assert link.get_attribute("href").endswith("/source/" + inside)
+    assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+    # The retraction: the event is marked so on the list and on its page.
+    status, body = api.post("/api/gcn_event", admin_token, json=json.loads((GCN_DATA / "igwn_gwalert_retraction.json").read_text()))
+    assert status == 200, body
+    driver.refresh()
+    wait_js(driver, "return !!document.getElementById('retracted-alert')")
+    open_page(driver, server, "/gcn_events")
+    wait_js(driver, f"return !!document.querySelector({(row + ' .badge.retracted')!r})")
+
