@@ -3,41 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-from datetime import datetime, timezone
-
-from sqlalchemy import select
 
 from ...errors import ApiError
-from ...models import GcnEvent
+from ...gw import events
 from ...validate import shown
 from .common import PageHandler, login_required
-
-
-def parse_dateobs(text: str) -> datetime | None:
-    """The event time of a page address ("2019-04-25T08:18:05", with fractions, "Z" or an offset) as naive UTC.
-
-    None when the text is not a time (the page then answers 404, as for an unknown event).
-    """
-    text = (text or "").strip().replace(" ", "T")
-    if not text or len(text) > 40:
-        return None
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value
-
-
-def find_event(session, dateobs_text: str) -> GcnEvent | None:
-    """The event of this time, or None."""
-    dateobs = parse_dateobs(dateobs_text)
-    if dateobs is None:
-        return None
-    return session.scalar(select(GcnEvent).where(GcnEvent.dateobs == dateobs))
 
 
 def plans_available() -> bool:
@@ -55,11 +25,16 @@ class GcnEventsPage(PageHandler):
 class GcnEventPage(PageHandler):
     @login_required
     def get(self, dateobs: str) -> None:
-        """One event: notices, properties, sky map with the contours, sources in the region, the network."""
-        event = find_event(self.session, dateobs)
-        if event is None:
-            raise ApiError(404, f"There is no event at the time {shown(dateobs)}. The events list (/gcn_events) "
-                                "shows every event the portal has received.")
+        """One event (by its time, or an alias such as S190425z): notices, properties, the sky map with the
+        contours, the sources and candidates in the region, the network's telescopes."""
+        try:
+            event = events.find_event(self.session, dateobs)
+        except ApiError as exc:
+            if exc.status_code != 404:
+                raise
+            raise ApiError(404, f"There is no event {shown(dateobs)}: give its time (2019-04-25T08:18:05) or an alias "
+                                "(S190425z). The events list (/gcn_events) shows every event the portal has received."
+                           ) from None
         iso = event.dateobs.isoformat()
         self.render_page(
             "gcn_event.html",

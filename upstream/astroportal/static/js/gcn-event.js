@@ -122,6 +122,7 @@ Portal.ready(() => {
     contour = null;
     regionItems = { sources: [], candidates: [] };
     drawSkymap();
+    drawZoom();
     drawNetwork();
     if (!loc) return;
     const parts = [];
@@ -141,6 +142,7 @@ Portal.ready(() => {
     ]);
     if (contourResult.status === "rejected") Portal.flash("The contours could not be loaded: " + contourResult.reason.message, "error");
     drawSkymap();
+    drawZoom();
     drawNetwork();
   }
 
@@ -240,6 +242,14 @@ Portal.ready(() => {
 
   function drawContours() {
     for (const feature of contourFeatures()) {
+      if (feature.geometry && feature.geometry.type === "Point") {
+        // The densest place of the map: a small cross.
+        const [x, y] = skyXY(feature.geometry.coordinates[0], feature.geometry.coordinates[1]);
+        const mark = svg("path", { d: `M${x - 5} ${y}h10M${x} ${y - 5}v10`, class: "sky-centre" });
+        mark.appendChild(svg("title", {}, "the most probable position"));
+        skymap.appendChild(mark);
+        continue;
+      }
       const level = GW.featureLevel(feature);
       const cls = "contour " + (level !== null && level <= 50 ? "contour-50" : "contour-90");
       const d = GW.geometryLines(feature.geometry)
@@ -260,6 +270,108 @@ Portal.ready(() => {
         skymap.appendChild(dot);
       }
     }
+  }
+
+  // -- the region up close (gnomonic, around the most probable position) ------------------------------------
+  const zoom = $("gw-zoom");
+  const ZOOM = { c: 220, half: 200, maxRadius: 40 };
+
+  /** The contour lines' points and the centre of the map (the densest place, else the lines' mean). */
+  function contourGeometry() {
+    let centre = null;
+    const points = [];
+    for (const f of contourFeatures()) {
+      if (f.geometry && f.geometry.type === "Point") centre = f.geometry.coordinates;
+      else for (const line of GW.geometryLines(f.geometry)) points.push(...line);
+    }
+    if (!centre && points.length) {
+      // A mean of unit vectors, so that a region astride RA 0 is centred where it is.
+      let [x, y, z] = [0, 0, 0];
+      for (const [ra, dec] of points) {
+        const c = Math.cos(dec * Math.PI / 180);
+        x += c * Math.cos(ra * Math.PI / 180); y += c * Math.sin(ra * Math.PI / 180); z += Math.sin(dec * Math.PI / 180);
+      }
+      centre = [GW.wrapTo(Math.atan2(y, x) * 180 / Math.PI, 0), Math.atan2(z, Math.hypot(x, y)) * 180 / Math.PI];
+    }
+    return { centre, points };
+  }
+
+  function drawZoom() {
+    clear(zoom);
+    const { centre, points } = contourGeometry();
+    const radius = centre && points.length ? Math.max(...points.map(([ra, dec]) => GW.separation(ra, dec, centre[0], centre[1]))) : Infinity;
+    // A region spread over much of the sky is read on the all-sky map; a close-up would only distort it.
+    const show = Number.isFinite(radius) && radius <= ZOOM.maxRadius;
+    zoom.classList.toggle("hidden", !show);
+    skymap.classList.toggle("alone", !show);
+    if (!show) return;
+    const [ra0, dec0] = centre;
+    const extent = Math.max(Math.tan(Math.max(radius, 0.05) * Math.PI / 180) * 1.2, 1e-4);
+    const s = ZOOM.half / extent;
+    const xy = (ra, dec) => { const p = GW.gnomonic(ra, dec, ra0, dec0); return p && [ZOOM.c - s * p[0], ZOOM.c - s * p[1]]; };
+    const path = (pts) => {
+      let d = "";
+      let pen = false;
+      for (const [ra, dec] of pts) {
+        const p = xy(ra, dec);
+        if (!p || Math.abs(p[0] - ZOOM.c) > 4 * ZOOM.half || Math.abs(p[1] - ZOOM.c) > 4 * ZOOM.half) { pen = false; continue; }
+        d += (pen ? "L" : "M") + p[0].toFixed(1) + " " + p[1].toFixed(1);
+        pen = true;
+      }
+      return d;
+    };
+    const defs = svg("defs", {});
+    const clip = svg("clipPath", { id: "zoom-clip" });
+    clip.appendChild(svg("rect", { x: 0, y: 0, width: 440, height: 440 }));
+    defs.appendChild(clip);
+    zoom.appendChild(defs);
+    zoom.appendChild(svg("rect", { x: 0, y: 0, width: 440, height: 440, rx: 8, class: "sky-bg" }));
+    const g = svg("g", { "clip-path": "url(#zoom-clip)" });
+    zoom.appendChild(g);
+    // A grid of RA and Dec lines at a round step, two to six lines across.
+    const widthDeg = Math.atan(extent) * 180 / Math.PI;
+    const step = [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20].find((v) => widthDeg / v <= 3) || 20;
+    const raSpan = Math.min(180, (widthDeg * 1.5) / Math.max(Math.cos(Math.min(89, Math.abs(dec0) + widthDeg) * Math.PI / 180), 0.02));
+    const decLo = Math.max(-90, dec0 - widthDeg * 1.5);
+    const decHi = Math.min(90, dec0 + widthDeg * 1.5);
+    const digits = step < 1 ? (step < 0.1 ? 2 : 1) : 0;
+    for (let dec = Math.ceil(decLo / step) * step; dec <= decHi; dec += step) {
+      const pts = [];
+      for (let i = 0; i <= 60; i++) pts.push([ra0 - raSpan + (2 * raSpan * i) / 60, dec]);
+      g.appendChild(svg("path", { d: path(pts), class: "sky-grid" }));
+      const p = xy(ra0, dec);
+      if (p && p[1] > 12 && p[1] < 428) g.appendChild(svg("text", { x: 4, y: p[1] - 3, class: "zoom-label" }, (dec >= 0 ? "+" : "") + dec.toFixed(digits) + "°"));
+    }
+    const raStep = step / Math.max(Math.cos(dec0 * Math.PI / 180), 0.2) > 30 ? 30 : step;
+    for (let ra = Math.ceil((ra0 - raSpan) / raStep) * raStep; ra <= ra0 + raSpan; ra += raStep) {
+      const pts = [];
+      for (let i = 0; i <= 60; i++) pts.push([ra, decLo + ((decHi - decLo) * i) / 60]);
+      g.appendChild(svg("path", { d: path(pts), class: "sky-grid" }));
+      const p = xy(ra, dec0);
+      if (p && p[0] > 30 && p[0] < 410) g.appendChild(svg("text", { x: p[0] + 3, y: 434, class: "zoom-label" }, GW.wrapTo(ra, 0).toFixed(digits) + "°"));
+    }
+    for (const feature of contourFeatures()) {
+      if (feature.geometry && feature.geometry.type === "Point") continue;
+      const level = GW.featureLevel(feature);
+      const d = GW.geometryLines(feature.geometry).map(path).join("");
+      if (d) g.appendChild(svg("path", { d, class: "contour " + (level !== null && level <= 50 ? "contour-50" : "contour-90"), "data-level": level === null ? "" : level }));
+    }
+    const c = xy(ra0, dec0);
+    g.appendChild(svg("path", { d: `M${c[0] - 6} ${c[1]}h12M${c[0]} ${c[1] - 6}v12`, class: "sky-centre" }));
+    for (const [kind, items] of Object.entries(regionItems)) {
+      for (const item of items) {
+        const p = item.ra === null || item.ra === undefined ? null : xy(item.ra, item.dec);
+        if (!p) continue;
+        const dot = svg("circle", { cx: p[0].toFixed(1), cy: p[1].toFixed(1), r: 4, class: kind === "sources" ? "sky-dot dot-source" : "sky-dot dot-candidate", "data-obj-id": item.id });
+        dot.appendChild(svg("title", {}, `${item.id}, ${densityText(item.localization_probdensity)} deg⁻²`));
+        g.appendChild(dot);
+      }
+    }
+    // A scale bar one grid step long, and which way north and east are.
+    const bar = s * Math.tan(step * Math.PI / 180);
+    zoom.appendChild(svg("path", { d: `M${420 - bar} 24h${bar}`, class: "scale-bar" }));
+    zoom.appendChild(svg("text", { x: 420, y: 16, class: "zoom-label", "text-anchor": "end" }, `${step}°`));
+    zoom.appendChild(svg("text", { x: 424, y: 424, class: "zoom-label", "text-anchor": "end" }, "N ↑  E ←"));
   }
 
   // -- the network on the Earth, with night and day now --------------------------------------------------------------

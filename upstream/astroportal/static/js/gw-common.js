@@ -123,8 +123,12 @@ const GW = (() => {
     return best;
   }
 
-  /** The event's properties merged oldest to newest (a later notice's values win). */
+  /**
+   * The event's properties as one mapping: the API's `properties` (already the newest value of each), or a
+   * list of {data, created_at} merged oldest to newest (a later notice's values win).
+   */
   function mergedProperties(properties) {
+    if (properties && !Array.isArray(properties) && typeof properties === "object") return properties;
     const list = (properties || []).slice().sort((a, b) => String(a.created_at || "").localeCompare(String(b.created_at || "")));
     return Object.assign({}, ...list.map((p) => p.data || {}));
   }
@@ -149,6 +153,24 @@ const GW = (() => {
       }
     }
     return [(2 * Math.SQRT2 / Math.PI) * lam * Math.cos(theta), Math.SQRT2 * Math.sin(theta)];
+  }
+
+  /**
+   * Gnomonic (tangent-plane) projection around (ra0, dec0): [x, y] with x growing to the east (RA), y to the
+   * north, in units of the tangent plane (tan of the angle from the centre); null on the far hemisphere.
+   */
+  function gnomonic(ra, dec, ra0, dec0) {
+    const d = (ra - ra0) * DEG;
+    const [s, c, s0, c0] = [Math.sin(dec * DEG), Math.cos(dec * DEG), Math.sin(dec0 * DEG), Math.cos(dec0 * DEG)];
+    const cosc = s0 * s + c0 * c * Math.cos(d);
+    if (cosc <= 1e-6) return null;
+    return [(c * Math.sin(d)) / cosc, (c0 * s - s0 * c * Math.cos(d)) / cosc];
+  }
+
+  /** The angle (degrees) between two sky positions. */
+  function separation(ra1, dec1, ra2, dec2) {
+    const c = Math.sin(dec1 * DEG) * Math.sin(dec2 * DEG) + Math.cos(dec1 * DEG) * Math.cos(dec2 * DEG) * Math.cos((ra1 - ra2) * DEG);
+    return Math.acos(Math.max(-1, Math.min(1, c))) / DEG;
   }
 
   /**
@@ -248,7 +270,7 @@ const GW = (() => {
 
   return {
     SECONDS_PER_YEAR, farText, farOf, percent, topClass, classificationText, distanceText, timeText, areaText, humane, gracedbUrl,
-    newest, mergedProperties, mollweide, splitAtWrap, wrapTo, geometryLines, featureLevel, sunPosition,
+    newest, mergedProperties, mollweide, gnomonic, separation, splitAtWrap, wrapTo, geometryLines, featureLevel, sunPosition,
     subsolarPoint, sunAltitude, zenithPoint,
   };
 })();
