@@ -201,3 +201,36 @@ def test_sample_alert_from_list_to_sky_map_with_a_source_in_the_region(driver, s
     open_page(driver, server, "/gcn_events")
     wait_js(driver, f"return !!document.querySelector({(row + ' .badge.retracted')!r})")
 
+
+
+def test_sun_altitude_of_the_night_map_agrees_with_astropy(driver, server, member):
+    """The event page shades night from the Sun's altitude computed in the browser: within 0.3° of astropy's."""
+    import astropy.units as u
+    from astropy.coordinates import AltAz, EarthLocation, get_sun
+    from astropy.time import Time
+
+    import astroportal.domain.ephemeris  # noqa: F401  (astropy offline: the bundled IERS tables, as the portal)
+
+    login(driver, server, member[0])
+    open_page(driver, server, "/gcn_events")
+    sites = [(43.75, 6.92), (-29.26, -70.73), (-21.2, 55.41), (33.36, -116.86), (78.2, 15.6)]
+    for when in ("2026-03-20T12:00:00", "2026-06-21T03:30:00", "2026-11-26T21:10:00", "2030-01-01T00:00:00"):
+        t = Time(when, scale="utc")
+        for lat, lon in sites:
+            where = EarthLocation(lat=lat * u.deg, lon=lon * u.deg, height=0 * u.m)
+            # Geometric altitude (no refraction), as the page computes it.
+            expected = get_sun(t).transform_to(AltAz(obstime=t, location=where, pressure=0)).alt.deg
+            got = driver.execute_script("return GW.sunAltitude(arguments[0], arguments[1], new Date(arguments[2]))",
+                                        lat, lon, when + "Z")
+            assert abs(got - expected) < 0.3, (when, lat, lon, got, expected)
+
+
+def test_event_without_localization_says_so(driver, server, db, member):
+    dateobs = new_event(db, "S" + uuid.uuid4().hex[:6])
+    login(driver, server, member[0])
+    driver.get_log("browser")
+    open_page(driver, server, f"/gcn_events/{dateobs.isoformat()}")
+    wait_js(driver, "return document.querySelector('#region-sources .empty') !== null")
+    assert "no localization yet" in driver.find_element("id", "region-sources").text
+    assert driver.find_element("id", "localization-select").get_attribute("disabled") is not None
+    assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
