@@ -204,9 +204,10 @@ def test_sample_alert_from_list_to_sky_map_with_a_source_in_the_region(driver, s
 
 
 def test_sun_altitude_of_the_night_map_agrees_with_astropy(driver, server, member):
-    """The event page shades night from the Sun's altitude computed in the browser: within 0.3° of astropy's."""
+    """The event page shades night from the Sun's altitude computed in the browser, and gives the region's altitude
+    at each telescope: within 0.3° and 0.6° of astropy's."""
     import astropy.units as u
-    from astropy.coordinates import AltAz, EarthLocation, get_sun
+    from astropy.coordinates import AltAz, EarthLocation, SkyCoord, get_sun
     from astropy.time import Time
 
     import astroportal.domain.ephemeris  # noqa: F401  (astropy offline: the bundled IERS tables, as the portal)
@@ -223,6 +224,12 @@ def test_sun_altitude_of_the_night_map_agrees_with_astropy(driver, server, membe
             got = driver.execute_script("return GW.sunAltitude(arguments[0], arguments[1], new Date(arguments[2]))",
                                         lat, lon, when + "Z")
             assert abs(got - expected) < 0.3, (when, lat, lon, got, expected)
+            # and a star's altitude (the table's "Localization alt." column), from the same sidereal time
+            star = SkyCoord(307.86 * u.deg, 8.76 * u.deg).transform_to(AltAz(obstime=t, location=where, pressure=0))
+            got = driver.execute_script("return GW.altitude(307.86, 8.76, arguments[0], arguments[1], new Date(arguments[2]))",
+                                        lat, lon, when + "Z")
+            # The page takes J2000 coordinates as of date (no precession: up to 0.4° by 2030), plenty for "is it up".
+            assert abs(got - star.alt.deg) < 0.6, (when, lat, lon, got, star.alt.deg)
 
 
 def test_event_without_localization_says_so(driver, server, db, member):

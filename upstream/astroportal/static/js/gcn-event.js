@@ -144,6 +144,7 @@ Portal.ready(() => {
     drawSkymap();
     drawZoom();
     drawNetwork();
+    if (telescopes.length) renderTelescopes();
   }
 
   // -- sources and candidates in the credible region ----------------------------------------------------------
@@ -387,17 +388,25 @@ Portal.ready(() => {
     clear(netmap);
     netmap.appendChild(svg("rect", { x: 0, y: 0, width: 720, height: 360, class: "earth-bg" }));
     const sun = GW.subsolarPoint(now);
-    // Night: per 2° column of longitude, the runs of latitude where the Sun is below 0° and below -12°.
+    // Night: per 1° column of longitude, the runs of latitude (in 0.25° steps) where the Sun is below 0° and -12°.
+    const STEP = 0.25;
+    const lats = [];
+    for (let lat = 90 - STEP / 2; lat > -90; lat -= STEP) lats.push(lat);
+    const sinLat = lats.map((l) => Math.sin(l * Math.PI / 180));
+    const cosLat = lats.map((l) => Math.cos(l * Math.PI / 180));
+    const sinDec = Math.sin(sun.lat * Math.PI / 180);
+    const cosDec = Math.cos(sun.lat * Math.PI / 180);
     for (const [limit, cls] of [[0, "night"], [-12, "night dark"]]) {
+      const sinLimit = Math.sin(limit * Math.PI / 180);
       let d = "";
-      for (let lon = -180; lon < 180; lon += 2) {
+      for (let lon = -180; lon < 180; lon += 1) {
+        const cosH = Math.cos((lon + 0.5 - sun.lon) * Math.PI / 180);
         let start = null;
-        for (let lat = 90; lat >= -91; lat -= 1) {
-          const below = lat >= -90 && GW.sunAltitude(lat, lon + 1, now, sun) < limit;
-          if (below && start === null) start = lat;
+        for (let i = 0; i <= lats.length; i++) {
+          const below = i < lats.length && sinLat[i] * sinDec + cosLat[i] * cosDec * cosH < sinLimit;
+          if (below && start === null) start = i;
           if (!below && start !== null) {
-            const [x, y] = earthXY(lon, start + 0.5);
-            d += `M${x} ${Math.max(0, y)}h4V${Math.min(360, (90 - (lat + 0.5)) * 2)}h-4z`;
+            d += `M${(lon + 180) * 2} ${(start * STEP * 2).toFixed(1)}h2V${(i * STEP * 2).toFixed(1)}h-2z`;
             start = null;
           }
         }
@@ -419,6 +428,15 @@ Portal.ready(() => {
     netmap.appendChild(svg("circle", { cx: sx, cy: sy, r: 7, class: "sun" }, undefined)).appendChild(svg("title", {}, "the Sun is overhead here"));
     // The localization, drawn where it is at the zenith now.
     for (const feature of contourFeatures()) {
+      if (feature.geometry && feature.geometry.type === "Point") {
+        // A small region is a speck at this scale: ring where its densest place is overhead.
+        const p = GW.zenithPoint(feature.geometry.coordinates[0], feature.geometry.coordinates[1], now);
+        const [x, y] = earthXY(p.lon, p.lat);
+        const ring = svg("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 9, class: "zenith-ring" });
+        ring.appendChild(svg("title", {}, "the localization's most probable position is overhead here now"));
+        netmap.appendChild(ring);
+        continue;
+      }
       const level = GW.featureLevel(feature);
       const d = GW.geometryLines(feature.geometry)
         .map((line) => line.map(([ra, dec]) => { const p = GW.zenithPoint(ra, dec, now); return [p.lon, p.lat]; }))
@@ -455,8 +473,14 @@ Portal.ready(() => {
         { label: "Lon (°)", class: "num", cell: (t) => fmt(t.lon, 2) },
         { label: "Sun alt.", class: "num", cell: (t) => GW.sunAltitude(t.lat, t.lon, now).toFixed(1) + "°" },
         { label: "Now", cell: (t) => { const a = GW.sunAltitude(t.lat, t.lon, now); return el("span", { class: a < -12 ? "badge dark" : a < 0 ? "badge" : "badge warn" }, a < -12 ? "dark night" : a < 0 ? "twilight" : "day"); } },
-        { label: "Observation plan", cell: (t) => planLinks(t) },
-      ],
+        { label: "Localization alt.", class: "num region-altitude", cell: (t) => {
+          const c = contourGeometry().centre;
+          if (!c) return "—";
+          const a = GW.altitude(c[0], c[1], t.lat, t.lon, now);
+          return el("span", { title: "altitude of the most probable position now", class: a > 0 ? "" : "muted" }, a.toFixed(0) + "°");
+        } },
+        page.planAvailable ? { label: "Observation plan", cell: (t) => planLinks(t) } : null,
+      ].filter(Boolean),
       placed,
       { class: "network-telescopes", rowAttrs: (t) => ({ "data-telescope-id": t.id }) }
     ));

@@ -262,6 +262,14 @@ const GW = (() => {
     return Math.asin(Math.max(-1, Math.min(1, sinAlt))) / DEG;
   }
 
+  /** The altitude (degrees, geometric) of a sky position (RA, Dec) seen from (lat, lon east) at `date`. */
+  function altitude(ra, dec, lat, lon, date) {
+    const z = zenithPoint(ra, dec, date);
+    const h = (lon - z.lon) * DEG;
+    const sinAlt = Math.sin(lat * DEG) * Math.sin(dec * DEG) + Math.cos(lat * DEG) * Math.cos(dec * DEG) * Math.cos(h);
+    return Math.asin(Math.max(-1, Math.min(1, sinAlt))) / DEG;
+  }
+
   /** Where a sky position (RA, Dec) is at the zenith at `date`: {lat, lon} on Earth (lon east). */
   function zenithPoint(ra, dec, date) {
     const sun = sunPosition(date);
@@ -271,6 +279,6 @@ const GW = (() => {
   return {
     SECONDS_PER_YEAR, farText, farOf, percent, topClass, classificationText, distanceText, timeText, areaText, humane, gracedbUrl,
     newest, mergedProperties, mollweide, gnomonic, separation, splitAtWrap, wrapTo, geometryLines, featureLevel, sunPosition,
-    subsolarPoint, sunAltitude, zenithPoint,
+    subsolarPoint, sunAltitude, zenithPoint, altitude,
   };
 })();
