@@ -93,6 +93,8 @@ RULES: list[Rule] = [
     Rule("PATCH",  "/api/instrument/{id}",                "Manage telescopes", SITEWIDE, "change an instrument"),
     Rule("PUT",    "/api/instrument/{id}",                "Manage telescopes", SITEWIDE, "replace an instrument"),
     Rule("DELETE", "/api/instrument/{id}",                "Manage telescopes", SITEWIDE, "delete an instrument"),
+    # -- GCN events (public science alerts: everyone logged in reads them) ---------------------------------------------
+    Rule("POST",   "/api/gcn_event",                      "Manage GCNs",       SITEWIDE, "ingest a GCN notice (event, tags, sky maps)"),
     # -- groups, their members, streams and filters -------------------------------------------------------------------
     Rule("POST",   "/api/groups",                         "Manage groups",     SITEWIDE, "create a group (its creator becomes its admin)"),
     Rule("PATCH",  "/api/groups/{id}",                    LOGIN,               GROUP,    "rename a group, change its privacy"),

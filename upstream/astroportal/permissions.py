@@ -11,6 +11,7 @@ ACLS = [
     "Comment",
     "Annotate",
     "Post taxonomy",
+    "Manage GCNs",  # post GCN notices (gravitational-wave / GRB events, their sky maps)
 ]
 
 ROLES: dict[str, list[str]] = {

@@ -261,6 +261,18 @@ def _obj(w, g):
     return w.new_obj(g) if g else f"MTX{tag()}"
 
 
+def _grb_notice() -> str:
+    """The sample Swift notice (an error circle) with a trigger of its own: each call is a new event."""
+    from pathlib import Path
+    import random
+
+    text = (Path(__file__).parent / "data" / "gcn" / "SWIFT_1125809-092.xml").read_text()
+    trig = str(random.randrange(10**7, 10**8))
+    second = f"{random.randrange(60):02d}.{random.randrange(100):02d}"
+    return text.replace('value="1125809"', f'value="{trig}"').replace("2022-09-30T11:11:52.12",
+                                                                        f"2021-{random.randrange(1, 13):02d}-15T11:11:{second}")
+
+
 def _oid_point(w, g):
     return w.new_point(g) if g else (None, MISSING)
 
@@ -320,6 +332,7 @@ CALLS = {
         "filters": ["ztfg"]}, hidden=False),
     ("DELETE", "/api/instrument/{id}"): lambda w, r, g: Call(f"/api/instrument/{w.new_instrument() if g else MISSING}",
                                                              hidden=False),
+    ("POST", "/api/gcn_event"): lambda w, r, g: Call("/api/gcn_event", {"xml": _grb_notice()}, hidden=False),
     ("POST", "/api/groups"): lambda w, r, g: Call("/api/groups", {"name": f"matrix-new-{tag()}"}, hidden=False),
     ("PATCH", "/api/groups/{id}"): lambda w, r, g: Call(f"/api/groups/{g or MISSING}", {"nickname": f"n{tag()}"},
                                                         hidden=False),
@@ -383,7 +396,7 @@ World.member_of = _member_of
 PLACELESS = {
     ("POST", "/api/telescope"), ("POST", "/api/instrument"), ("POST", "/api/groups"), ("POST", "/api/streams"),
     ("POST", "/api/user"), ("POST", "/api/internal/tokens"), ("POST", "/api/service_tokens"),
-    ("POST", "/api/subscriptions"), ("POST", "/api/notifications/read"),
+    ("POST", "/api/subscriptions"), ("POST", "/api/notifications/read"), ("POST", "/api/gcn_event"),
 }
 
 

@@ -27,7 +27,7 @@ TELESCOPE_FIELDS = {
     "skycam_link",
     "weather_link",
 }
-INSTRUMENT_FIELDS = {"name", "type", "band", "telescope_id", "filters"}
+INSTRUMENT_FIELDS = {"name", "type", "band", "telescope_id", "filters", "field_of_view"}
 
 
 # -- telescopes -----------------------------------------------------------------------------------
@@ -170,6 +170,7 @@ def serialize_instrument(i: Instrument, *, with_telescope: bool = True) -> dict[
         "type": i.type,
         "band": i.band,
         "filters": list(i.filters or []),
+        "field_of_view": i.field_of_view,
         "telescope_id": i.telescope_id,
         "created_at": i.created_at,
         "modified": i.modified,
@@ -219,6 +220,39 @@ def _instrument_filters(data: dict) -> Any:
     return value
 
 
+# The sizes each field-of-view shape needs, in degrees.
+FOV_SHAPES = {"square": ("side_deg",), "rectangle": ("width_deg", "height_deg"), "circle": ("radius_deg",)}
+FOV_MAX_DEG = 180.0
+
+
+def _field_of_view(data: dict) -> Any:
+    """`field_of_view`: null, or a shape with its sizes in degrees (each > 0 and <= 180), nothing else."""
+    if "field_of_view" not in data:
+        return checks.MISSING
+    fov = data["field_of_view"]
+    if fov is None:
+        return None
+    example = 'for example {"shape": "square", "side_deg": 1.9}'
+    if not isinstance(fov, dict):
+        raise ApiError(400, f"`field_of_view` must be an object with a `shape` and its sizes in degrees ({example}), "
+                            f"got {shown(fov)}")
+    shape = fov.get("shape")
+    if shape not in FOV_SHAPES:
+        raise ApiError(400, f"`field_of_view.shape` must be one of {', '.join(FOV_SHAPES)}; got {shown(shape)}")
+    sizes = FOV_SHAPES[shape]
+    extra = sorted(set(fov) - {"shape", *sizes})
+    if extra:
+        raise ApiError(400, f"`field_of_view` of shape {shape} takes {', '.join(sizes)}; unknown: {', '.join(extra)}")
+    out: dict[str, Any] = {"shape": shape}
+    for key in sizes:
+        value = fov.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value <= FOV_MAX_DEG):
+            raise ApiError(400, f"`field_of_view.{key}` must be a number of degrees > 0 and <= {FOV_MAX_DEG:g} "
+                                f"(shape {shape} needs {', '.join(sizes)}); got {shown(value)}")
+        out[key] = float(value)
+    return out
+
+
 def _instrument_checks(creating: bool) -> dict[str, checks.Checker]:
     """How each instrument field is checked; whether its telescope exists needs the database (below)."""
     return {
@@ -227,6 +261,7 @@ def _instrument_checks(creating: bool) -> dict[str, checks.Checker]:
         "band": lambda d: checks.text(d, "band"),
         "telescope_id": lambda d: checks.ident(d, "telescope_id", required=creating),
         "filters": _instrument_filters,
+        "field_of_view": _field_of_view,
     }
 
 

@@ -16,12 +16,15 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    event,
     func,
+    inspect,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, Timestamped
+from ..gw.skymaps import healpix29
 from ..validate import NAME_MAX
 
 group_streams = Table(
@@ -30,6 +33,13 @@ group_streams = Table(
     Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
     Column("stream_id", ForeignKey("streams.id", ondelete="CASCADE"), primary_key=True),
 )
+
+
+def _healpix_default(context) -> int | None:
+    """objs.healpix of a row being inserted (ORM or Core, one row or many) from its ra and dec."""
+    params = context.get_current_parameters()
+    ra, dec = params.get("ra"), params.get("dec")
+    return None if ra is None or dec is None else healpix29(ra, dec)
 
 
 class Obj(Base, Timestamped):
@@ -41,10 +51,21 @@ class Obj(Base, Timestamped):
     id: Mapped[str] = mapped_column(String(NAME_MAX), primary_key=True)
     ra: Mapped[float] = mapped_column(Float, nullable=False)
     dec: Mapped[float] = mapped_column(Float, nullable=False)
+    # Depth-29 nested HEALPix index of (ra, dec): sky-map regions become index ranges joined to this btree.
+    # Set on insert by the column default, on an ORM change of ra/dec by the listener below.
+    healpix: Mapped[int | None] = mapped_column(BigInteger, index=True, default=_healpix_default)
     redshift: Mapped[float | None] = mapped_column(Float)
     origin: Mapped[str | None] = mapped_column(String(NAME_MAX))
     alias: Mapped[list[str] | None] = mapped_column(ARRAY(String))
     altdata: Mapped[dict | None] = mapped_column(JSONB)
+
+
+@event.listens_for(Obj, "before_update")
+def _healpix_follows_position(mapper, connection, obj: Obj) -> None:
+    """A moved object (ra or dec changed through the ORM) gets the depth-29 index of its new position."""
+    state = inspect(obj)
+    if state.attrs.ra.history.has_changes() or state.attrs.dec.history.has_changes():
+        obj.healpix = healpix29(obj.ra, obj.dec)
 
 
 class Stream(Base, Timestamped):

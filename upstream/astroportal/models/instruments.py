@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Enum, Float, ForeignKey, Integer, String
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, Timestamped
@@ -39,5 +39,8 @@ class Instrument(Base, Timestamped):
     band: Mapped[str | None] = mapped_column(String)
     filters: Mapped[list[str]] = mapped_column(ARRAY(String), nullable=False, server_default="{}")
     telescope_id: Mapped[int] = mapped_column(ForeignKey("telescopes.id", ondelete="CASCADE"), nullable=False, index=True)
+    # {"shape": "square", "side_deg": s} | {"shape": "rectangle", "width_deg": w, "height_deg": h} |
+    # {"shape": "circle", "radius_deg": r}; observation plans tile the sky with it.
+    field_of_view: Mapped[dict | None] = mapped_column(JSONB)
 
     telescope: Mapped[Telescope] = relationship(back_populates="instruments")

@@ -198,6 +198,19 @@ class InstrumentHandler(APIHandler):
                     description: >
                       Each filter once. On a change, a filter that photometry of this instrument uses cannot be left out.
                     items: {type: string, description: 'an sncosmo bandpass name such as ztfg'}
+                  field_of_view:
+                    type: object
+                    nullable: true
+                    description: >
+                      The imager's field of view, sizes in degrees (> 0, <= 180): {"shape": "square", "side_deg": s},
+                      {"shape": "rectangle", "width_deg": w, "height_deg": h} or {"shape": "circle", "radius_deg": r}.
+                    required: [shape]
+                    properties:
+                      shape: {type: string, enum: [square, rectangle, circle]}
+                      side_deg: {type: number}
+                      width_deg: {type: number}
+                      height_deg: {type: number}
+                      radius_deg: {type: number}
         responses:
           200:
             description: 'Created: `{"id": N}`.'
@@ -224,7 +237,7 @@ class InstrumentHandler(APIHandler):
             application/json:
               schema:
                 type: object
-                description: Any of name, type, band, telescope_id, filters.
+                description: Any of name, type, band, telescope_id, filters, field_of_view.
         responses:
           200:
             description: Changed.
