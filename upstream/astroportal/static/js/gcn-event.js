@@ -158,7 +158,14 @@ Portal.ready(() => {
       showError(box, err);
       return;
     }
-    const items = (data[kind] || []).filter((s) => s.localization_probdensity !== undefined);
+    const rows = data[kind] || [];
+    if (rows.length && rows.every((s) => s.localization_probdensity === undefined)) {
+      // This portal's list ignored the localization: saying "none in the region" would be wrong.
+      clear(box).appendChild(el("div", { class: "empty" }, `The ${kind} list of this portal cannot be filtered by a localization.`));
+      regionItems[kind] = [];
+      return;
+    }
+    const items = rows.filter((s) => s.localization_probdensity !== undefined && s.localization_probdensity !== null);
     // Densest first: the most probable places of the source on the sky.
     items.sort((a, b) => Number(b.localization_probdensity) - Number(a.localization_probdensity));
     regionItems[kind] = items;
