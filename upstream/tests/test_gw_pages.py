@@ -70,7 +70,7 @@ def test_event_page_renders_for_each_spelling_of_its_time(web, server, db):
         r = web.get(server.url + "/gcn_events/" + requests.utils.quote(spelling), timeout=30)
         assert r.status_code == 200, (spelling, r.text[:300])
         assert '<h1 id="gcn-event-title">S200105ae</h1>' in r.text
-        assert page_data(r.text) == {"dateobs": iso, "triggerId": "S200105ae", "planAvailable": False}
+        assert page_data(r.text) == {"dateobs": iso, "triggerId": "S200105ae", "planAvailable": True}
         assert 'id="gw-skymap"' in r.text and 'id="network-map"' in r.text
         assert r.headers["Content-Security-Policy"].startswith("default-src 'self'")
 

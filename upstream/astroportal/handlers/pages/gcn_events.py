@@ -11,8 +11,8 @@ from .common import PageHandler, login_required
 
 
 def plans_available() -> bool:
-    """Whether this portal has observation plans (the gw.plan module and its /api/gcn_event/.../plan routes)."""
-    return importlib.util.find_spec("astroportal.gw.plan") is not None
+    """Whether this portal serves observation plans (/api/gcn_event/DATEOBS/plan and /network_plan)."""
+    return importlib.util.find_spec("astroportal.handlers.api.gcn_plans") is not None
 
 
 class GcnEventsPage(PageHandler):

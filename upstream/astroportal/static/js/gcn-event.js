@@ -465,6 +465,7 @@ Portal.ready(() => {
   }
 
   function renderTelescopes() {
+    renderPlanLinks();
     const box = $("network-telescopes");
     const placed = telescopes.filter((t) => t.lat !== null && t.lon !== null && t.lat !== undefined);
     clear(box);
@@ -486,25 +487,37 @@ Portal.ready(() => {
           const a = GW.altitude(c[0], c[1], t.lat, t.lon, now);
           return el("span", { title: "altitude of the most probable position now", class: a > 0 ? "" : "muted" }, a.toFixed(0) + "°");
         } },
-        page.planAvailable ? { label: "Observation plan", cell: (t) => planLinks(t) } : null,
+        page.planAvailable && chosenLocalization() ? { label: "Tonight's plan", cell: (t) => planLinks(t) } : null,
       ].filter(Boolean),
       placed,
       { class: "network-telescopes", rowAttrs: (t) => ({ "data-telescope-id": t.id }) }
     ));
   }
 
-  /** Links to the plan of each of the telescope's instruments that has a field of view (when plans exist). */
+  /** The address of the network plan (the fields each telescope should observe tonight), or of one telescope's share. */
+  function planHref(format, telescopeId) {
+    return "/api/gcn_event/" + encodeURIComponent(page.dateobs) + "/network_plan" +
+      query({ format, telescope_id: telescopeId, localization_name: locSelect.value || null });
+  }
+
+  /** CSV and JSON links to the telescope's share of the network plan (when it has an instrument with a field of view). */
   function planLinks(t) {
-    if (!page.planAvailable) return el("span", { class: "muted" }, "—");
-    const mine = instruments.filter((i) => i.telescope_id === t.id && i.field_of_view);
-    if (!mine.length) return el("span", { class: "muted small" }, "no instrument with a field of view");
-    return mine.map((i) => {
-      const href = (format) => "/api/gcn_event/" + encodeURIComponent(page.dateobs) + "/plan" +
-        query({ instrument_ids: i.id, format, localizationName: locSelect.value || null });
-      return el("span", { class: "plan-links" }, i.name + ": ",
-        el("a", { href: href("csv"), class: "plan-csv" }, "CSV"), " · ",
-        el("a", { href: href("json"), class: "plan-json" }, "JSON"), " ");
-    });
+    const able = instruments.filter((i) => i.telescope_id === t.id && i.field_of_view);
+    if (!able.length) return el("span", { class: "muted small" }, "no instrument with a field of view");
+    return el("span", { class: "plan-links" },
+      el("a", { href: planHref("csv", t.id), class: "plan-csv" }, "CSV"), " · ",
+      el("a", { href: planHref("json", t.id), class: "plan-json" }, "JSON"));
+  }
+
+  /** Above the table: the whole network's plan, for the chosen localization. */
+  function renderPlanLinks() {
+    const box = $("network-plan");
+    clear(box);
+    if (!page.planAvailable || !chosenLocalization()) return;
+    box.append("Tonight's plan for the whole network (each field given to one telescope; computing it may take a "
+      + "minute): ", el("a", { href: planHref("csv", null), id: "network-plan-csv" }, "CSV"), " · ",
+      el("a", { href: planHref("json", null), id: "network-plan-json" }, "JSON"),
+      ". Each telescope's share is in the table's last column.");
   }
 
   async function loadNetwork() {
