@@ -166,6 +166,16 @@ def test_sample_alert_from_list_to_sky_map_with_a_source_in_the_region(driver, s
     inside, outside = unique(), unique()
     private_source(api, member[1], inside, ra_in, dec_in)
     private_source(api, member[1], outside, ra_out, dec_out)
+    # A telescope whose imager has a field of view: the page links to its share of tonight's plan.
+    status, body = api.post("/api/telescope", admin_token, json={
+        "name": f"gw-tel-{uuid.uuid4().hex[:6]}", "nickname": "gwtel", "lat": -29.26, "lon": -70.73, "elevation": 2400.0,
+        "diameter": 0.25, "robotic": True, "fixed_location": True})
+    assert status == 200, body
+    telescope_id = body["data"]["id"]
+    status, body = api.post("/api/instrument", admin_token, json={
+        "name": f"gw-cam-{uuid.uuid4().hex[:6]}", "type": "imager", "band": "optical", "telescope_id": telescope_id,
+        "filters": ["ztfg"], "field_of_view": {"shape": "square", "side_deg": 1.9}})
+    assert status == 200, body
 
     login(driver, server, member[0])
     open_page(driver, server, "/gcn_events")
@@ -191,6 +201,15 @@ def test_sample_alert_from_list_to_sky_map_with_a_source_in_the_region(driver, s
     assert driver.find_elements("css selector", f'#gw-skymap circle[data-obj-id="{inside}"]')
     link = driver.find_element("css selector", f'#region-sources tr[data-obj-id="{inside}"] a.region-link')
     assert link.get_attribute("href").endswith("/source/" + inside)
+    # The telescope's row links to its share of the network plan, an address the API answers.
+    plan_link = f'#network-telescopes tr[data-telescope-id="{telescope_id}"] a.plan-json'
+    wait_js(driver, f"return !!document.querySelector({plan_link!r})")
+    href = driver.find_element("css selector", plan_link).get_attribute("href")
+    assert "/network_plan?" in href and f"telescope_id={telescope_id}" in href
+    status, body = api.get(href[len(server.url):], admin_token)
+    assert status == 200 and "plans" in body["data"], body
+    assert driver.find_element("id", "network-plan-csv").get_attribute("href").endswith("format=csv&localization_name="
+                                                                                         "bayestar.multiorder.fits")
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
     # The retraction: the event is marked so on the list and on its page.
