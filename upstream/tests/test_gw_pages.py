@@ -193,6 +193,7 @@ def test_sample_alert_from_list_to_sky_map_with_a_source_in_the_region(driver, s
     assert all(n > 50 for _, n in levels), levels
     assert driver.find_element("id", "gcn-far").text == far
     assert driver.find_element("id", "gcn-event-title").text == alert["superevent_id"]
+    assert driver.find_element("id", "test-alert").text == "test alert"  # an MS... superevent of the MDC search
     # The source at the densest tile is listed first with its density; the one at the emptiest is not listed.
     wait_js(driver, f"return !!document.querySelector('#region-sources tr[data-obj-id=\"{inside}\"]')")
     cell = driver.find_element("css selector", f'#region-sources tr[data-obj-id="{inside}"] td.probdensity').text
@@ -259,4 +260,5 @@ def test_event_without_localization_says_so(driver, server, db, member):
     wait_js(driver, "return document.querySelector('#region-sources .empty') !== null")
     assert "no localization yet" in driver.find_element("id", "region-sources").text
     assert driver.find_element("id", "localization-select").get_attribute("disabled") is not None
+    assert not driver.find_elements("id", "test-alert")  # a real superevent id: no "test alert" badge
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]

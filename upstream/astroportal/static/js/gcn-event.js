@@ -37,6 +37,11 @@ Portal.ready(() => {
     const retracted = tags.includes("RETRACTED");
     tags.sort((a, b) => (b === "RETRACTED") - (a === "RETRACTED"));
     clear($("gcn-event-tags")).append(...tags.map((t) => el("span", { class: t === "RETRACTED" ? "badge danger retracted" : "badge" }, t)));
+    // Mock and test alerts (superevent MS..., search MDC) exercise the chain; nobody should observe for them.
+    const props = GW.mergedProperties(e.properties);
+    if (/^M/.test(e.trigger_id || "") || props.search === "MDC") {
+      $("gcn-event-tags").appendChild(el("span", { class: "badge warn", id: "test-alert", title: "a mock or test alert (MS... superevent or MDC search): not a real event" }, "test alert"));
+    }
     const url = GW.gracedbUrl(e.trigger_id);
     clear($("gcn-event-links"));
     if (url) $("gcn-event-links").appendChild(el("a", { href: url, rel: "noopener noreferrer", target: "_blank", class: "gracedb-link" }, "GraceDB ↗"));
