@@ -33,26 +33,28 @@ def n_events(db):
 
 
 def test_post_a_gwalert_then_read_the_event_and_its_localization(api, admin_token, role_tokens):
-    status, body = api.post("/api/gcn_event", admin_token, data=raw("igwn_gwalert_preliminary.json"),
-                            headers={"Content-Type": "application/json"})
+    # the sample alert under a name and time of its own (other test modules ingest the sample itself)
+    body = json.dumps(gwalert("MS260606api", "2026-06-06T11:57:26.395Z")).encode()
+    status, body = api.post("/api/gcn_event", admin_token, data=body, headers={"Content-Type": "application/json"})
     assert status == 200, body
     data = body["data"]
-    assert data["dateobs"] == "2026-06-05T11:57:26.395000" and len(data["localization_ids"]) == 1
+    assert data["dateobs"] == "2026-06-06T11:57:26.395000" and len(data["localization_ids"]) == 1
     # any logged-in user reads events
     reader = role_tokens["View only"]
-    status, body = api.get("/api/gcn_event/2026-06-05T11:57:26.395", reader)
+    status, body = api.get("/api/gcn_event/2026-06-06T11:57:26.395", reader)
     assert status == 200, body
     event = body["data"]
-    assert event["trigger_id"] == "MS260605l" and {"GW", "BNS", "Significant"} <= set(event["tags"])
+    assert event["trigger_id"] == "MS260606api" and {"GW", "BNS", "Significant"} <= set(event["tags"])
     assert event["properties"]["classification"]["BNS"] > 0.99
+    assert event["properties"]["urls"]["gracedb"].startswith("https://gracedb.ligo.org/superevents/")
     assert [n["notice_type"] for n in event["notices"]] == ["PRELIMINARY"] and "content" not in event["notices"][0]
     (loc,) = event["localizations"]
     assert 1 < loc["area_90"] < 100 and loc["area_50"] < loc["area_90"]
     # by alias, and by the time to the second
-    assert api.get("/api/gcn_event/MS260605l", reader)[1]["data"]["id"] == event["id"]
-    assert api.get("/api/gcn_event/2026-06-05T11:57:26", reader)[1]["data"]["id"] == event["id"]
+    assert api.get("/api/gcn_event/MS260606api", reader)[1]["data"]["id"] == event["id"]
+    assert api.get("/api/gcn_event/2026-06-06T11:57:26", reader)[1]["data"]["id"] == event["id"]
 
-    status, body = api.get(f"/api/localization/MS260605l/name/{loc['localization_name']}", reader)
+    status, body = api.get(f"/api/localization/MS260606api/name/{loc['localization_name']}", reader)
     assert status == 200, body
     geo = body["data"]["contour"]
     assert [f["properties"].get("credible_level") for f in geo["features"][1:]] == [50, 90]
@@ -60,7 +62,7 @@ def test_post_a_gwalert_then_read_the_event_and_its_localization(api, admin_toke
     # the download is a multi-order FITS file with the same tiles
     import requests
 
-    r = requests.get(f"{api.base}/api/localization/MS260605l/name/{loc['localization_name']}/download",
+    r = requests.get(f"{api.base}/api/localization/MS260606api/name/{loc['localization_name']}/download",
                      headers={"Authorization": f"token {reader}"}, timeout=60)
     assert r.status_code == 200 and r.headers["Content-Type"] == "application/fits"
     from astropy.table import Table
@@ -99,17 +101,20 @@ def test_the_same_notice_twice_changes_nothing_and_a_retraction_tags_the_event(a
 
 
 def test_voevents_as_xml_body_and_as_xml_field(api, admin_token):
-    status, body = api.post("/api/gcn_event", admin_token, data=raw("SWIFT_1125809-092.xml"),
-                            headers={"Content-Type": "application/xml"})
+    # the samples with triggers and times of their own (other test modules store the samples themselves)
+    swift_xml = raw("SWIFT_1125809-092.xml").replace(b'value="1125809"', b'value="7125809"').replace(
+        b"2022-09-30T11:11:52.12", b"2022-09-30T07:11:52.12")
+    status, body = api.post("/api/gcn_event", admin_token, data=swift_xml, headers={"Content-Type": "application/xml"})
     assert status == 200, body
     swift = api.get(f"/api/gcn_event/{body['data']['dateobs']}", admin_token)[1]["data"]
-    assert {"Swift", "GRB"} <= set(swift["tags"]) and "SWIFT#1125809" in swift["aliases"]
+    assert {"Swift", "GRB"} <= set(swift["tags"]) and "SWIFT#7125809" in swift["aliases"]
     assert swift["localizations"][0]["area_90"] < 0.1
-    status, body = api.post("/api/gcn_event", admin_token,
-                            json={"xml": raw("GRB180116A_Fermi_GBM_Gnd_Pos.xml").decode()})
+    fermi_xml = raw("GRB180116A_Fermi_GBM_Gnd_Pos.xml").replace(b"bn180116026", b"bn180116099").replace(
+        b"2018-01-16T00:36:52.81", b"2018-01-16T09:36:52.81").replace(b'value="537755817"', b'value="537755899"')
+    status, body = api.post("/api/gcn_event", admin_token, json={"xml": fermi_xml.decode()})
     assert status == 200, body
-    fermi = api.get("/api/gcn_event/FERMI#bn180116026".replace("#", "%23"), admin_token)[1]["data"]
-    assert fermi["dateobs"] == "2018-01-16T00:36:52.810000" and "Fermi" in fermi["tags"]
+    fermi = api.get("/api/gcn_event/FERMI%23bn180116099", admin_token)[1]["data"]
+    assert fermi["dateobs"] == "2018-01-16T09:36:52.810000" and "Fermi" in fermi["tags"]
 
 
 def test_the_list_is_newest_first_paged_and_filtered_by_date(api, admin_token):
@@ -138,7 +143,8 @@ def test_the_list_is_newest_first_paged_and_filtered_by_date(api, admin_token):
                "event": {"time": "2026-01-01T00:00:00Z", "skymap": "not base64!"}}}, "not valid base64"),
     ({"json": {"superevent_id": "S1", "alert_type": "PRELIMINARY", "time_created": "2026-01-01T00:00:00Z",
                "event": {"time": "2026-01-01T00:00:00Z", "skymap": "aGVsbG8="}}}, "not a FITS file"),
-    ({"data": raw("GW190425_initial.xml"), "headers": {"Content-Type": "application/xml"}}, "does not download"),
+    # (a byte more than the sample, which other tests store with its sky map read from test data)
+    ({"data": raw("GW190425_initial.xml") + b"\n", "headers": {"Content-Type": "application/xml"}}, "does not download"),
 ])
 def test_bad_posts_are_refused_with_a_reason_and_write_nothing(api, admin_token, db, kwargs, words):
     before = n_events(db)

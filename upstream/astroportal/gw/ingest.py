@@ -205,6 +205,8 @@ def ingest_notice(session: Session, notice: Notice, user: User | None = None, *,
                                                   for t in dict.fromkeys(notice.tags)])
                         .on_conflict_do_nothing(index_elements=["event_id", "text"]))
     data = dict(notice.properties)
+    if notice.urls:
+        data["urls"] = dict(notice.urls)  # e.g. the GraceDB page of the superevent
     if loaded:
         first = loaded[0][1]
         data.update({k: v for k, v in (("distmean", first.distmean), ("diststd", first.diststd)) if v is not None})
