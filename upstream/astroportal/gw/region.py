@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Float, Integer, bindparam, case, column, func, select, table, text, true
@@ -51,7 +51,6 @@ LOCALIZATIONS = table(
     column("localization_name"),
     column("created_at"),
 )
-EVENTS = table("gcnevents", column("id", Integer), column("dateobs"))
 
 
 @dataclass(frozen=True)
@@ -79,27 +78,6 @@ def cumprob_param():
 # Checking the request
 
 
-def parse_dateobs(raw: Any, field: str = "localizationDateobs") -> datetime:
-    """An event time (ISO 8601) as naive UTC, as events are keyed; 400 naming `field` otherwise."""
-    if isinstance(raw, datetime):
-        value = raw
-    else:
-        if not isinstance(raw, str) or not raw.strip():
-            raise ApiError(400, f"`{field}` must be an event time such as 2019-04-25T08:18:05, got {raw!r}")
-        text = raw.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            value = datetime.fromisoformat(text)
-        except ValueError:
-            raise ApiError(
-                400, f"`{field}` must be an ISO 8601 event time such as 2019-04-25T08:18:05, got {raw!r}"
-            ) from None
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value
-
-
 def check_cumprob(value: Any, field: str = "localizationCumprob") -> float:
     """A cumulative probability p in (0, 1]; 400 otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -110,38 +88,34 @@ def check_cumprob(value: Any, field: str = "localizationCumprob") -> float:
 
 
 def find_region(
-    session: Session, dateobs: Any, localization_name: str | None = None, cumprob: Any = DEFAULT_CUMPROB
+    session: Session, event_key: Any, localization_name: str | None = None, cumprob: Any = DEFAULT_CUMPROB
 ) -> Region:
-    """The p credible region of the event at `dateobs`: its localization named `localization_name`, or its
-    newest one. 404 when there is no such event or localization (the message lists the event's
-    localizations), 400 for a malformed time or p outside (0, 1]."""
+    """The p credible region of an event's localization named `localization_name`, or of its newest one.
+
+    The event is named as in its URL (GET /api/gcn_event/KEY): its dateobs (exactly, or to the second), or an
+    alias such as S190425z. 404 when there is no such event or localization (the message lists the event's
+    localizations), 400 for p outside (0, 1]."""
+    from .events import find_event
+
     p = check_cumprob(cumprob)
-    when = parse_dateobs(dateobs)
-    event_id = session.execute(select(EVENTS.c.id).where(EVENTS.c.dateobs == when)).scalar()
-    if event_id is None:
-        raise ApiError(
-            404, f"no GCN event at {when.isoformat()} (localizationDateobs must be an event's exact time, as "
-            "listed by GET /api/gcn_event)"
-        )
+    event = find_event(session, str(event_key).strip())
+    when = event.dateobs.isoformat()
     locs = session.execute(
         select(LOCALIZATIONS.c.id, LOCALIZATIONS.c.localization_name)
-        .where(LOCALIZATIONS.c.event_id == event_id)
+        .where(LOCALIZATIONS.c.event_id == event.id)
         .order_by(LOCALIZATIONS.c.created_at.desc(), LOCALIZATIONS.c.id.desc())
     ).all()
     if not locs:
-        raise ApiError(404, f"the GCN event at {when.isoformat()} has no localization yet")
+        raise ApiError(404, f"the GCN event at {when} has no localization yet")
     if localization_name is None:
         loc_id, name = locs[0]
     else:
         match = [row for row in locs if row.localization_name == localization_name]
         if not match:
             names = ", ".join(repr(row.localization_name) for row in locs)
-            raise ApiError(
-                404, f"the GCN event at {when.isoformat()} has no localization named {localization_name!r}; "
-                f"it has {names}"
-            )
+            raise ApiError(404, f"the GCN event at {when} has no localization named {localization_name!r}; it has {names}")
         loc_id, name = match[0]
-    return Region(localization_id=loc_id, dateobs=when, localization_name=name, cumprob=p)
+    return Region(localization_id=loc_id, dateobs=event.dateobs, localization_name=name, cumprob=p)
 
 
 # --------------------------------------------------------------------------------------------------
