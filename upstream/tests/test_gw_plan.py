@@ -490,7 +490,7 @@ def test_daytime_only_gives_an_empty_plan_with_the_reason(api, admin_token, netw
 ])
 def test_bad_requests_are_refused_with_the_reason(api, admin_token, network, gw190425, params, status, words):
     params = {k: (network[v][1] if k == "instrument_id" and v in network else v) for k, v in params.items()}
-    got, body = get_plan(api, admin_token, gw190425, date=GW190425_NIGHT, **params)
+    got, body = get_plan(api, admin_token, gw190425, **{"date": GW190425_NIGHT, **params})
     assert got == status, body
     assert words in body["message"]
 
