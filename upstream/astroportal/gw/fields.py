@@ -21,8 +21,9 @@ import numpy as np
 
 from .skymaps import MAX_DEPTH
 
-# Pixels per field the order is chosen for (within a factor 2): ~256 pixel centres put a field's contained probability within
-# about a percent of the true footprint's (measured against a direct integration in the tests).
+# Pixels per field the order is chosen for (within a factor 2): with ~256 pixel centres a field's area, hence
+# its contained probability, is the true footprint's within a few percent (std ~2%, no bias: measured against
+# a direct integration in the tests). Four times as many would halve that, at four times the build time.
 PIXELS_PER_FIELD = 256
 # Finest order a grid is built at (12.6 M pixels over the sky): bounds the memory and time of a build.
 MAX_GRID_ORDER = 10
