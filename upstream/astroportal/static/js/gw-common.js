@@ -106,6 +106,14 @@ const GW = (() => {
     return a === null ? null : `${a} deg²`;
   }
 
+  /** A probability density per steradian written per square degree, to three significant digits. */
+  function densityText(perSr) {
+    const v = Number(perSr) * (DEG * DEG);
+    if (perSr === null || perSr === undefined || !Number.isFinite(v)) return "—";
+    if (v === 0) return "0";
+    return v >= 0.01 ? v.toPrecision(3) : v.toExponential(2);
+  }
+
   /** The GraceDB page of a superevent id (S..., or MS... on the playground server that holds mock events). */
   function gracedbUrl(triggerId) {
     const id = String(triggerId || "");
@@ -277,7 +285,7 @@ const GW = (() => {
   }
 
   return {
-    SECONDS_PER_YEAR, farText, farOf, percent, topClass, classificationText, distanceText, timeText, areaText, humane, gracedbUrl,
+    SECONDS_PER_YEAR, farText, farOf, percent, topClass, classificationText, distanceText, timeText, areaText, densityText, humane, gracedbUrl,
     newest, mergedProperties, mollweide, gnomonic, separation, splitAtWrap, wrapTo, geometryLines, featureLevel, sunPosition,
     subsolarPoint, sunAltitude, zenithPoint, altitude,
   };
