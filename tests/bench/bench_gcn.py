@@ -143,6 +143,7 @@ def main() -> int:
     parser.add_argument("--baseline-timeout", type=float, default=60.0,
                         help="seconds after which a SkyPortal-form query is stopped (default 60)")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured, also into a file
 
     from astroportal import config as portal_config
     from astroportal.db import make_sessionmaker

@@ -425,3 +425,37 @@ def test_localization_details_without_the_event_time_are_refused(api, role_token
     for params in ({"localizationCumprob": 0.9}, {"localizationName": "x"}, {"sortBy": "localization_probdensity"}):
         status, body = api.get(path, role_tokens["Full user"], params=params)
         assert status == 400 and "localizationDateobs" in body["message"], body
+
+
+def plan_nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+@pytest.mark.parametrize("dateobs", [PRELIMINARY_DATEOBS, GW190425_DATEOBS])
+@pytest.mark.parametrize("sort_by", ["localization_probdensity", "saved_at"])
+def test_the_region_drives_the_plan_never_a_scan_of_every_object_or_save(regiondb, dateobs, sort_by):
+    """Whatever the region's size, objects are reached through ix_objs_healpix and saves through their obj_id
+    index: no sequential scan of objs or sources, in the count and in the page, for a member of one group."""
+    from sqlalchemy.dialects import postgresql
+
+    from astroportal.domain.sources import _region_list_statements
+    from astroportal.gw.region import find_region, without_jit
+
+    even = regiondb["groups"][0]
+    with regiondb["maker"]() as s:
+        region = find_region(s, regiondb["dateobs"][dateobs], None, 0.9)
+        params = {**region.params(), "lim": 100, "off": 0, "readable": [even], "selected": [even]}
+        without_jit(s)
+        for stmt in _region_list_statements(None, False, True, False, sort_by, "desc"):
+            sql = stmt.params(**params).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+            plan = s.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}").scalar()[0]["Plan"]
+            nodes = list(plan_nodes(plan))
+            scans = {(n["Node Type"], n.get("Relation Name"), n.get("Index Name")) for n in nodes
+                     if n.get("Relation Name") in ("objs", "sources")}
+            assert not any(kind == "Seq Scan" for kind, _, _ in scans), scans
+            assert any(n.get("Index Name") == "ix_objs_healpix" for n in nodes), scans
+            assert not any(n["Node Type"] == "Hash" for n in nodes
+                           if any(c.get("Relation Name") == "sources" for c in plan_nodes(n))), scans
+        s.rollback()
