@@ -104,6 +104,13 @@ def main() -> int:
             print(f"network: {len(targets)} instrument(s) with a field of view and a site: "
                   + ", ".join(t.instrument for t in targets))
             opts = lambda night: plan.options(args.n_fields, 2.0, night)  # noqa: E731
+            # astropy's one-time start-up (solar ephemeris, IERS tables, frame machinery), paid by a process's
+            # first plan; timed apart so that the plans below show their own cost.
+            from astroportal.gw import visibility as vis
+
+            seconds, _ = timed(lambda: vis.visibility(vis.Site(0.0, 0.0), vis.tonight(vis.Site(0.0, 0.0), "2026-01-01"),
+                                                      [0.0], [0.0], 2.0))
+            print(f"astropy start-up (once per process, before the first plan): {seconds:.2f} s")
             # Grids: built and stored on each instrument's first plan (a process builds a field of view once).
             for t in targets:
                 with sessions() as s:

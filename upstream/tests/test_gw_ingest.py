@@ -228,6 +228,16 @@ def test_unreadable_skymaps_are_refused_with_the_reason():
         with pytest.raises(skymaps.SkymapError) as err:
             skymaps.read_fits(data, "x")
         assert words in str(err.value)
+    # tiles that overlap: a repeated UNIQ, and a tile inside another
+    for uniq in ([4, 4, 5], [4, 16, 5]):
+        data = skymaps.to_multiorder_fits(np.array(uniq), np.ones(len(uniq)))
+        with pytest.raises(skymaps.SkymapError) as err:
+            skymaps.read_fits(data, "x")
+        assert "overlap" in str(err.value)
+    zero = skymaps.to_multiorder_fits(np.array([4, 5]), np.zeros(2))
+    with pytest.raises(skymaps.SkymapError) as err:
+        skymaps.read_fits(zero, "x")
+    assert "no probability" in str(err.value)
 
 
 # -- ingest --------------------------------------------------------------------------------------------------------
@@ -265,7 +275,8 @@ def test_preliminary_then_retraction_then_the_same_again(db):
                                  LocalizationTile.probdensity, LocalizationTile.distmu)
                           .where(LocalizationTile.localization_id == loc.id).order_by(LocalizationTile.lo)).all()
     assert len(tiles) == sky.uniq.size == 19200
-    lo = np.array([t[0] for t in tiles]); hi = np.array([t[1] for t in tiles])
+    lo = np.array([t[0] for t in tiles])
+    hi = np.array([t[1] for t in tiles])
     assert lo[0] == 0 and (hi[:-1] == lo[1:]).all() and hi[-1] == 12 * 4**29
     # the tiles with cumprob < 0.9 are exactly the area_90 (the stated rule)
     size_deg2 = (hi - lo) / 4.0**29 * 4 * np.pi / 12 * SR_DEG2
@@ -371,3 +382,26 @@ def test_a_retraction_of_an_unknown_event_is_refused(db):
     with db() as s, pytest.raises(UnknownEvent) as err:
         ingest_notice(s, parse(json.dumps(body).encode()))
     assert "S000000nothing" in str(err.value)
+
+
+def test_a_ring_ordered_flat_map_reads_as_its_nested_twin(tmp_path):
+    """The same map written in RING order gives the same multi-order tiles as the NESTED original."""
+    from astropy.io import fits
+    from astropy_healpix.core import nested_to_ring
+
+    from astroportal.gw import skymaps
+
+    with fits.open(DATA / "bayestar.fits.gz") as hdus:
+        table = hdus[1]
+        nside = table.header["NSIDE"]
+        prob = np.asarray(table.data["PROB"], dtype=float)
+        ring = np.empty_like(prob)
+        ring[np.asarray(nested_to_ring(np.arange(prob.size), nside))] = prob
+        hdu = fits.BinTableHDU.from_columns([fits.Column("PROB", "D", array=ring)])
+        hdu.header.update({"PIXTYPE": "HEALPIX", "ORDERING": "RING", "NSIDE": nside})
+        path = tmp_path / "ring.fits"
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+    nested = skymaps.read_fits((DATA / "bayestar.fits.gz").read_bytes(), "n")
+    ringed = skymaps.read_fits(path.read_bytes(), "r")
+    assert (ringed.uniq == nested.uniq).all()
+    assert np.allclose(ringed.probdensity, nested.probdensity)

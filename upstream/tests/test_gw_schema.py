@@ -76,6 +76,16 @@ def test_single_source_and_candidate_posts_set_healpix(api, db, writer, admin_to
     check(db, ids)
 
 
+def test_an_object_added_through_the_orm_gets_its_index(db):
+    from astroportal.models import Obj
+
+    obj_id = unique()
+    with db() as s:
+        s.add(Obj(id=obj_id, ra=123.456, dec=-33.3))
+        s.commit()
+    check(db, [obj_id])
+
+
 def test_batch_forms_set_healpix(api, db, writer):
     ra, dec = random_points(50, 3)
     src = [unique() for _ in range(25)]

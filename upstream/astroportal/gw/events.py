@@ -10,7 +10,7 @@ from sqlalchemy import any_, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from ..errors import ApiError
-from ..models import GcnEvent, GcnNotice, GcnProperty, GcnTag, Localization, LocalizationTile
+from ..models import GcnEvent, GcnProperty, GcnTag, Localization, LocalizationTile
 from ..validate import shown
 from . import skymaps
 

@@ -122,6 +122,17 @@ def credible_area_deg2(skymap: Skymap, p: float, cumprob: np.ndarray | None = No
     return float(skymap.areas_sr[cumprob < p].sum() * SR_TO_DEG2)
 
 
+def densest_position(skymap: Skymap) -> tuple[float, float]:
+    """(ra, dec) in degrees of the centre of the densest tile."""
+    from astropy_healpix import healpix_to_lonlat
+    import astropy.units as u
+
+    k = int(np.argmax(skymap.probdensity))
+    order = int(uniq_orders(skymap.uniq[k:k + 1])[0])
+    lon, lat = healpix_to_lonlat(int(skymap.uniq[k]) - (4 << (2 * order)), 1 << order, order="nested")
+    return float(lon.to_value(u.deg)) % 360.0, float(lat.to_value(u.deg))
+
+
 # -- reading -----------------------------------------------------------------------------------------------------
 def _open_fits(data: bytes):
     from astropy.io import fits
@@ -203,7 +214,7 @@ def _flat(table, name: str, *, nested: bool) -> Skymap:
         raise SkymapError(f"the flat HEALPix sky map has {npix} pixels, not 12 * nside**2 for a power-of-two nside")
     layers = {k: _column(table, k.upper()) for k in ("distmu", "distsigma", "distnorm")}
     if not nested:
-        from astropy_healpix import nested_to_ring
+        from astropy_healpix.core import nested_to_ring
 
         # Pixel i of the nested map is ring pixel nested_to_ring(i).
         idx = np.asarray(nested_to_ring(np.arange(npix), nside), dtype=np.int64)
@@ -274,9 +285,10 @@ def _normalised(sky: Skymap) -> Skymap:
     if not total > 0:
         raise SkymapError("the sky map holds no probability (PROB / PROBDENSITY all zero or invalid)")
     sky.probdensity = density / total
-    covered = float(sky.areas_sr.sum())
-    if covered > 4 * math.pi * (1 + 1e-9):
-        raise SkymapError("the sky map's tiles overlap (they cover more than the whole sky)")
+    lo, hi = uniq_to_ranges(sky.uniq)
+    order = np.argsort(lo, kind="stable")
+    if (hi[order][:-1] > lo[order][1:]).any():
+        raise SkymapError("the sky map's tiles overlap (a UNIQ repeated, or a tile inside another)")
     return sky
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from ...errors import ApiError
 from ...gw import events
 from ...gw.ingest import UnknownEvent, ingest_notice
 from ...gw.notices import NoticeError, parse
 from ...gw.skymaps import SkymapError
+from ...validate import parse_json_body
 from ..base import APIHandler, auth_required, rule
 
 
@@ -19,11 +18,10 @@ def notice_content(body: bytes, content_type: str) -> bytes:
                             "XML sent as application/xml")
     if "xml" in content_type.lower() or body.lstrip()[:1] == b"<":
         return body
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"the body is neither JSON nor XML: {str(exc)[:200]}; send an igwn.gwalert JSON notice, "
-                            f"{{\"xml\": VOEvent}}, or VOEvent XML as application/xml") from None
+    if body.lstrip()[:1] not in (b"{", b"["):
+        raise ApiError(400, "the body is neither JSON nor XML; send an igwn.gwalert JSON notice, {\"xml\": VOEvent}, "
+                            "or VOEvent XML as application/xml")
+    data = parse_json_body(body)  # the portal's JSON checks: syntax, NUL, lone surrogates, nesting depth
     if not isinstance(data, dict):
         raise ApiError(400, "the JSON body must be an object: an igwn.gwalert notice or {\"xml\": VOEvent}")
     if "xml" in data:
@@ -134,10 +132,10 @@ class GcnEventHandler(APIHandler):
 
 class LocalizationHandler(APIHandler):
     @auth_required
-    def get(self, key: str, name: str, download: str | None = None) -> None:
+    def get(self, key: str, name: str) -> None:
         """
         ---
-        summary: Get a localization of an event (with its 50/90% contours), or download it as multi-order FITS
+        summary: Get a localization of an event, with its 50/90% contours
         tags: [gcn]
         parameters:
           - {in: path, name: key, required: true, description: 'The event''s dateobs or an alias.',
@@ -147,22 +145,42 @@ class LocalizationHandler(APIHandler):
           200:
             description: >
               The localization: id, localization_name, area_50, area_90 (deg2), distmean, diststd, contour (GeoJSON
-              FeatureCollection: the centre, then the 50% and 90% lines); with /download, a multi-order FITS file.
+              FeatureCollection: the centre, then the 50% and 90% lines).
           404:
             description: No such event or localization.
         """
-        if download:
-            filename, data = events.localization_fits(self.session, key, name)
-            self.set_header("Content-Type", "application/fits")
-            self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
-            self.finish(data)
-            return
         self.success(events.get_localization(self.session, key, name))
+
+
+class LocalizationDownloadHandler(APIHandler):
+    @auth_required
+    def get(self, key: str, name: str) -> None:
+        """
+        ---
+        summary: Download a localization as a multi-order FITS file
+        tags: [gcn]
+        parameters:
+          - {in: path, name: key, required: true, description: 'The event''s dateobs or an alias.',
+             schema: {type: string}}
+          - {in: path, name: name, required: true, schema: {type: string}}
+        responses:
+          200:
+            description: A multi-order FITS file (UNIQ, PROBDENSITY and the distance columns).
+            content:
+              application/fits:
+                schema: {type: string, format: binary}
+          404:
+            description: No such event or localization.
+        """
+        filename, data = events.localization_fits(self.session, key, name)
+        self.set_header("Content-Type", "application/fits")
+        self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
+        self.finish(data)
 
 
 ROUTES = [
     (r"/api/gcn_event/?", GcnEventHandler),
     (r"/api/gcn_event/([^/]+)/?", GcnEventHandler),
+    (r"/api/localization/([^/]+)/name/([^/]+)/download/?", LocalizationDownloadHandler),
     (r"/api/localization/([^/]+)/name/([^/]+)/?", LocalizationHandler),
-    (r"/api/localization/([^/]+)/name/([^/]+)/(download)/?", LocalizationHandler),
 ]
