@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 import uuid
@@ -324,7 +323,8 @@ def test_a_plan_has_distinct_fields_observable_tonight_with_their_probability(ap
     ids = [r["field_id"] for r in rows]
     assert len(set(ids)) == 25
     # No chosen field overlaps another beyond the grid's margins: no field's centre lies in another field.
-    ra = np.array([r["ra"] for r in rows]); dec = np.array([r["dec"] for r in rows])
+    ra = np.array([r["ra"] for r in rows])
+    dec = np.array([r["dec"] for r in rows])
     inside = inside_square(ra[:, None], dec[:, None], ra[None, :], dec[None, :])
     assert inside.sum() == len(rows)  # each contains only its own centre
     # probabilities: what each adds, greedy order, cumulative
@@ -380,7 +380,8 @@ def test_the_network_plan_gives_each_field_to_one_telescope(api, role_tokens, ne
     both = [(r["ra"], r["dec"]) for p in (plans[a], plans[b]) for r in p["fields"]]
     assert len(both) == len(set(both)) and len(both) > 15
     # No field of the plan has its centre in another field of the same camera type.
-    ra = np.array([x for x, _ in both]); dec = np.array([y for _, y in both])
+    ra = np.array([x for x, _ in both])
+    dec = np.array([y for _, y in both])
     assert inside_square(ra[:, None], dec[:, None], ra[None, :], dec[None, :]).sum() == len(both)
     total = sum(r["probability"] for p in data["plans"] for r in p["fields"])
     assert data["probability"] == pytest.approx(total)
