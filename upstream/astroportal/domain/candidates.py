@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, exists, false, func, or_, select
+from sqlalchemy import and_, exists, false, func, or_, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,7 @@ from ..errors import ApiError, forbidden, not_found
 from ..events import Event, record
 from ..models import Candidate, Filter, Group, Listing, Obj, Source, User
 from . import access
+from ..gw import region as gwr
 from .sources import (
     DEFAULT_PER_PAGE,
     active_in,
@@ -28,6 +29,7 @@ from .sources import (
     check_paging,
     ensure_obj,
     obj_dict,
+    localization_region,
     resolve_read_groups,
 )
 from ..validate import shown
@@ -204,16 +206,28 @@ def list_candidates(
     filter_ids: list[int] | None = None,
     saved_status: str = "all",
     include_rejected: bool = False,
+    localization_dateobs: str | None = None,
+    localization_name: str | None = None,
+    localization_cumprob: float | None = None,
+    sort_by: str | None = None,
 ) -> dict:
     """A page of candidate objects, the most recent pass first.
 
     Only passes through filters of `group_ids` (default: every group the user reads) and, when given,
     through `filter_ids` count. `saved_status` narrows to objects saved, or not, to any selected group or
     to any readable group. The user's rejected candidates are left out unless `include_rejected`.
+    With `localization_dateobs` (and optionally `localization_name`, `localization_cumprob`, default 0.95),
+    only objects in that credible region count, each with `localization_probdensity`; `sort_by=
+    "localization_probdensity"` then lists the densest first.
     """
     check_paging(page_number, num_per_page)
     if saved_status not in SAVED_STATUSES:
         raise ApiError(400, f"`savedStatus` must be one of {list(SAVED_STATUSES)}, got {shown(saved_status)}")
+    region = localization_region(session, localization_dateobs, localization_name, localization_cumprob)
+    if sort_by not in (None, "passed_at", "localization_probdensity"):
+        raise ApiError(400, f"`sortBy` must be passed_at or localization_probdensity, got {shown(sort_by)}")
+    if sort_by == "localization_probdensity" and region is None:
+        raise ApiError(400, "`sortBy=localization_probdensity` needs a localization: give `localizationDateobs`")
     readable = access.accessible_group_ids(session, user)
     selected = resolve_read_groups(session, user, group_ids)
     _check_filter_ids(session, filter_ids)
@@ -240,8 +254,26 @@ def list_candidates(
         conds.append(~active_in(readable, obj_col))
     if not include_rejected:
         conds.append(~_rejected_clause(user, obj_col))
+    in_region = None
+    params: dict = {}
+    if region is not None:
+        # The region's objects, found from its tiles (each tile one index range scan of objs.healpix) with the
+        # tile's density and place in density order; the candidates are then joined to them.
+        o = Obj.__table__
+        tiles = gwr.region_tiles()
+        inside = gwr.objs_within(tiles, o.c.healpix, o.c.id)
+        in_region = (
+            select(inside.c.id, tiles.c.probdensity, tiles.c.cumprob, tiles.c.lo)
+            .select_from(tiles.join(inside, true()))
+            .cte("in_region")
+            .prefix_with("MATERIALIZED")
+        )
+        conds.append(obj_col == in_region.c.id)
+        params = region.params()
+        gwr.without_jit(session)
+    froms = (cand, filt) if in_region is None else (cand, filt, in_region)
 
-    total = session.scalar(select(func.count(obj_col.distinct())).select_from(cand, filt).where(*conds))
+    total = session.scalar(select(func.count(obj_col.distinct())).select_from(*froms).where(*conds), params)
     # An object's latest counting pass is the one no later counting pass outdoes: walking passes in time
     # order (the passed_at index) fills the first pages without aggregating every pass.
     later, later_filt = Candidate.__table__.alias("later"), Filter.__table__.alias("lf")
@@ -250,13 +282,19 @@ def list_candidates(
         *passing(later, later_filt),
         or_(later.c.passed_at > cand.c.passed_at, and_(later.c.passed_at == cand.c.passed_at, later.c.id > cand.c.id)),
     )
+    if sort_by == "localization_probdensity":
+        order = [in_region.c.cumprob, in_region.c.lo, cand.c.obj_id]  # densest first (see gw.region)
+    else:
+        order = [cand.c.passed_at.desc(), cand.c.obj_id]
+    extra = [] if in_region is None else [in_region.c.probdensity]
     page = session.execute(
-        select(cand.c.obj_id)
-        .select_from(cand, filt)
+        select(cand.c.obj_id, *extra)
+        .select_from(*froms)
         .where(*conds, ~outdone)
-        .order_by(cand.c.passed_at.desc(), cand.c.obj_id)
+        .order_by(*order)
         .limit(num_per_page)
-        .offset((page_number - 1) * num_per_page)
+        .offset((page_number - 1) * num_per_page),
+        params,
     ).all()
     pass_conds = []
     if selected is not None:
@@ -265,6 +303,9 @@ def list_candidates(
         pass_conds.append(Candidate.filter_id.in_(filter_ids))
     obj_ids = [row.obj_id for row in page]
     described = _describe(session, user, obj_ids, pass_conds, readable)
+    if region is not None:
+        for row in page:
+            described[row.obj_id]["localization_probdensity"] = row.probdensity
     return {
         "candidates": [described[oid] for oid in obj_ids],
         "totalMatches": total,

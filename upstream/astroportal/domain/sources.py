@@ -12,7 +12,9 @@ import functools
 import math
 from typing import Any, Iterable
 
-from sqlalchemy import Float, Integer, String, and_, bindparam, exists, false, func, literal, or_, select, update
+from sqlalchemy import (
+    BigInteger, Float, Integer, String, and_, bindparam, cast, exists, false, func, literal, null, or_, select, true, update,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
@@ -25,9 +27,12 @@ from ..validate import check_string, shown
 
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 100
-SORT_COLUMNS = ("id", "ra", "dec", "saved_at", "created_at")
-# Newest first is what people want for times; positions and names read naturally ascending.
-DEFAULT_ORDER = {"id": "asc", "ra": "asc", "dec": "asc", "saved_at": "desc", "created_at": "desc"}
+SORT_COLUMNS = ("id", "ra", "dec", "saved_at", "created_at", "localization_probdensity")
+# Newest first is what people want for times; positions and names read naturally ascending; the densest part
+# of a localization first.
+DEFAULT_ORDER = {
+    "id": "asc", "ra": "asc", "dec": "asc", "saved_at": "desc", "created_at": "desc", "localization_probdensity": "desc"
+}
 MAX_ID_LENGTH = 256
 OBJ_FIELDS = ("ra", "dec", "redshift", "origin", "alias")
 # A redshift below -0.1 is no object's (the bluest, in the Local Group, are about -0.001); above 20 none is known.
@@ -395,13 +400,26 @@ def list_sources(
     sort_by: str | None = None,
     sort_order: str | None = None,
     include_photometry: bool = False,
+    localization_dateobs: str | None = None,
+    localization_name: str | None = None,
+    localization_cumprob: float | None = None,
 ) -> dict:
-    """A page of the sources the user can see, with optional cone, id-substring and group filters."""
+    """A page of the sources the user can see, with optional cone, id-substring, group and credible-region
+    filters.
+
+    With `localization_dateobs` (an event's time; the localization `localization_name`, default its newest),
+    only objects in the `localization_cumprob` credible region (default 0.95; a tile is in it iff its cumprob
+    < p, see astroportal.gw.region) are listed, each with `localization_probdensity` (per steradian), and
+    `sort_by="localization_probdensity"` orders them densest first.
+    """
     cone = check_cone(ra, dec, radius)
     check_paging(page_number, num_per_page)
+    region = localization_region(session, localization_dateobs, localization_name, localization_cumprob)
     sort_by = sort_by or "saved_at"
     if sort_by not in SORT_COLUMNS:
         raise ApiError(400, f"`sortBy` must be one of {list(SORT_COLUMNS)}, got {shown(sort_by)}")
+    if sort_by == "localization_probdensity" and region is None:
+        raise ApiError(400, "`sortBy=localization_probdensity` needs a localization: give `localizationDateobs`")
     sort_order = (sort_order or DEFAULT_ORDER[sort_by]).lower()
     if sort_order not in ("asc", "desc"):
         raise ApiError(400, f"`sortOrder` must be asc or desc, got {shown(sort_order)}")
@@ -421,9 +439,15 @@ def list_sources(
     if selected is not None:
         params["selected"] = sorted(selected)
 
-    count_stmt, page_stmt = _list_statements(
-        ra_mode, bool(source_id), readable is not None, group_ids is not None, sort_by, sort_order
-    )
+    shape = (ra_mode, bool(source_id), readable is not None, group_ids is not None, sort_by, sort_order)
+    if region is None:
+        count_stmt, page_stmt = _list_statements(*shape)
+    else:
+        from ..gw.region import without_jit
+
+        count_stmt, page_stmt = _region_list_statements(*shape)
+        params.update(region.params())
+        without_jit(session)
     total = session.execute(count_stmt, params).scalar()
     rows = session.execute(page_stmt, params).all()
 
@@ -432,6 +456,8 @@ def list_sources(
         out = obj_dict(row)
         groups, saved_at, saved_by = _summarize_groups(row.groups)
         out.update(saved_at=saved_at, saved_by=saved_by, groups=groups)
+        if region is not None:
+            out["localization_probdensity"] = row.localization_probdensity
         if include_photometry:
             add_extras(session, user, out, include_photometry=True)
         sources.append(out)
@@ -513,6 +539,119 @@ def _list_statements(
     )
     outer_key = page.c.sort_key.desc() if desc else page.c.sort_key.asc()
     page_stmt = select(page, groups).order_by(outer_key, page.c.id)
+    return count_stmt, page_stmt
+
+
+def localization_region(
+    session: Session, dateobs: str | None, name: str | None, cumprob: float | None
+):
+    """The credible region asked for by `localizationDateobs`/`localizationName`/`localizationCumprob`, or
+    None when no localization is asked for (400 when only the name or p is given)."""
+    if dateobs is None:
+        if name is not None or cumprob is not None:
+            raise ApiError(
+                400, "`localizationName` and `localizationCumprob` need `localizationDateobs` (the event's time)"
+            )
+        return None
+    from ..gw import region  # the GW part of the portal is used only when a localization is asked for
+
+    return region.find_region(session, dateobs, name, region.DEFAULT_CUMPROB if cumprob is None else cumprob)
+
+
+@functools.lru_cache(maxsize=256)
+def _region_list_statements(
+    ra_mode: str | None, by_id: bool, limited: bool, group_filter: bool, sort_by: str, sort_order: str
+) -> tuple:
+    """The count and page statements of a source list restricted to a credible region (bind parameters as in
+    `_list_statements`, plus `loc_id` and `cumprob`).
+
+    The region drives every statement (see astroportal.gw.region): its merged ranges for the count and for
+    orders other than the density, its tiles in density order for that one (the first page then walks only the
+    densest tiles). Whether an object is a source the user sees is a LATERAL probe of its saves with LIMIT 1:
+    one index lookup per object in the region, never a hash of every save.
+    """
+    from ..gw import region as gwr
+
+    o, src = Obj.__table__, Source.__table__
+
+    def in_groups(col, name: str, on: bool) -> list:
+        return [col.in_(bindparam(name, expanding=True))] if on else []
+
+    obj_conds = []
+    if ra_mode is not None:
+        obj_conds.append(cone_condition(ra_mode))
+    if by_id:
+        obj_conds.append(o.c.id.ilike(bindparam("id_pattern", type_=String), escape="\\"))
+    cols = [o.c.id, o.c.ra, o.c.dec, o.c.redshift, o.c.origin, o.c.alias, o.c.created_at, o.c.healpix]
+
+    def visible(objs):
+        return (
+            select(literal(1).label("seen"))
+            .where(src.c.obj_id == objs.c.id, src.c.active.is_(True),
+                   *in_groups(src.c.group_id, "selected", limited or group_filter))
+            .limit(1)
+            .lateral("visible")
+        )
+
+    ranges = gwr.merged_ranges()
+    in_ranges = gwr.objs_within(ranges, o.c.healpix, o.c.id, conds=obj_conds)
+    count_stmt = select(func.count()).select_from(
+        ranges.join(in_ranges, true()).join(visible(in_ranges), true())
+    )
+
+    desc = sort_order == "desc"
+    if sort_by == "localization_probdensity":
+        tiles = gwr.region_tiles()
+        inside = gwr.objs_within(tiles, o.c.healpix, *cols, conds=obj_conds)
+        # Densest first is cumprob ascending (ties between tiles broken by lo, as cumprob itself is).
+        keys = [tiles.c.cumprob, tiles.c.lo, inside.c.id]
+        inner = select(
+            *[inside.c[c.name] for c in cols],
+            tiles.c.probdensity.label("sort_key"),
+            tiles.c.cumprob.label("k1"),
+            tiles.c.lo.label("k2"),
+        ).select_from(tiles.join(inside, true()).join(visible(inside), true()))
+        inner = inner.order_by(*[k.asc() if desc else k.desc() for k in keys])
+    else:
+        inside = gwr.objs_within(ranges, o.c.healpix, *cols, conds=obj_conds)
+        if sort_by == "saved_at":
+            later = src.alias("latest")
+            sort_col = (
+                select(func.max(later.c.saved_at))
+                .where(later.c.obj_id == inside.c.id, later.c.active.is_(True),
+                       *in_groups(later.c.group_id, "readable", limited))
+                .scalar_subquery()
+            )
+        else:
+            sort_col = inside.c[sort_by]
+        key = sort_col.label("sort_key")
+        inner = select(
+            *[inside.c[c.name] for c in cols], key,
+            cast(null(), Float).label("k1"), cast(null(), BigInteger).label("k2"),
+        ).select_from(ranges.join(inside, true()).join(visible(inside), true()))
+        inner = inner.order_by(key.desc() if desc else key.asc(), inside.c.id)
+    page = (
+        inner.limit(bindparam("lim", type_=Integer)).offset(bindparam("off", type_=Integer)).subquery("page")
+    )
+    s, g, u = src.alias("sg"), Group.__table__, User.__table__
+    entry = func.json_build_object(
+        "id", g.c.id, "name", g.c.name, "nickname", g.c.nickname, "saved_at", s.c.saved_at, "saved_by", u.c.username
+    )
+    groups = (
+        select(func.json_agg(aggregate_order_by(entry, s.c.saved_at, g.c.id)))
+        .select_from(s.join(g, g.c.id == s.c.group_id).outerjoin(u, u.c.id == s.c.saved_by_id))
+        .where(s.c.obj_id == page.c.id, s.c.active.is_(True), *in_groups(s.c.group_id, "readable", limited))
+        .scalar_subquery()
+        .label("groups")
+    )
+    if sort_by == "localization_probdensity":
+        density = page.c.sort_key
+        order = [page.c.k1, page.c.k2, page.c.id]
+        order = [k.asc() if desc else k.desc() for k in order]
+    else:
+        density = gwr.probdensity_at(page.c.healpix)  # looked up for the page's rows only
+        order = [page.c.sort_key.desc() if desc else page.c.sort_key.asc(), page.c.id]
+    page_stmt = select(page, groups, density.label("localization_probdensity")).order_by(*order)
     return count_stmt, page_stmt
 
 

@@ -4,6 +4,7 @@ from .annotations import Classification, Comment, Taxonomy, classification_group
 from .astro import Candidate, Filter, Obj, Source, Stream, group_streams
 from .base import Base
 from .gw import GcnEvent, GcnNotice, GcnProperty, GcnTag, Localization, LocalizationTile
+from .instrument_fields import InstrumentField
 from .instruments import INSTRUMENT_TYPES, Instrument, Telescope
 from .live import Delivery, LiveEvent, Notification, Subscription
 from .listings import LIST_NAMES, Listing

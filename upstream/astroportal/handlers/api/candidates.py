@@ -26,18 +26,30 @@ class CandidateListHandler(APIHandler):
               default: all
               enum: [all, savedToAnySelected, notSavedToAnySelected, savedToAnyAccessible, notSavedToAnyAccessible]
           - {in: query, name: includeRejected, description: Also list candidates you rejected., schema: {type: boolean, default: false}}
+          - in: query
+            name: localizationDateobs
+            description: >
+              A GCN event's time (ISO 8601): only candidates in the credible region of its localization, each
+              with `localization_probdensity` (per steradian). A tile is in the p credible region iff its cumprob
+              (the probability of all denser tiles) is below p: the tile that crosses p is included.
+            schema: {type: string}
+          - {in: query, name: localizationName, description: 'The localization (default: the event''s newest).', schema: {type: string}}
+          - {in: query, name: localizationCumprob, description: 'p of the credible region, in (0, 1].', schema: {type: number, default: 0.95}}
+          - {in: query, name: sortBy, description: 'passed_at (latest first) or localization_probdensity (densest first).', schema: {type: string, enum: [passed_at, localization_probdensity], default: passed_at}}
         responses:
           200:
             description: >
               `{"candidates": [...], "totalMatches": N, "pageNumber": p, "numPerPage": n}`; each candidate is
               the object with passed_at (latest pass), filter_ids, passing_alert_id, is_source, saved_groups
-              and rejected.
+              and rejected (and localization_probdensity with a localization).
           400:
-            description: An invalid argument, unknown group or unknown filter.
+            description: An invalid argument, unknown group or unknown filter, or localizationCumprob outside (0, 1].
           401:
             description: Not logged in.
           403:
             description: A groupIDs entry you do not belong to.
+          404:
+            description: No GCN event at localizationDateobs, or no localization of it named localizationName.
         """
         self.success(
             candidates.list_candidates(
@@ -49,6 +61,10 @@ class CandidateListHandler(APIHandler):
                 filter_ids=parse_id_csv(self.query("filterIDs"), "filterIDs"),
                 saved_status=self.query("savedStatus", "all"),
                 include_rejected=self.query("includeRejected", False, parse_bool),
+                localization_dateobs=self.query("localizationDateobs"),
+                localization_name=self.query("localizationName"),
+                localization_cumprob=self.query("localizationCumprob", None, float),
+                sort_by=self.query("sortBy"),
             )
         )
 

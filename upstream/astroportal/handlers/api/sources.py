@@ -23,24 +23,39 @@ class SourceListHandler(APIHandler):
           - {in: query, name: numPerPage, schema: {type: integer, minimum: 1, maximum: 500, default: 100}}
           - in: query
             name: sortBy
-            description: Sort column; saved_at is the latest save to a group you read.
-            schema: {type: string, enum: [id, ra, dec, saved_at, created_at], default: saved_at}
+            description: >
+              Sort column; saved_at is the latest save to a group you read; localization_probdensity (with a
+              localization; densest first by default).
+            schema: {type: string, enum: [id, ra, dec, saved_at, created_at, localization_probdensity], default: saved_at}
           - in: query
             name: sortOrder
             description: Default desc for saved_at and created_at, asc for the others.
             schema: {type: string, enum: [asc, desc]}
           - {in: query, name: includePhotometry, schema: {type: boolean, default: false}}
+          - in: query
+            name: localizationDateobs
+            description: >
+              A GCN event's time (ISO 8601, as GET /api/gcn_event lists it): only sources in the credible region
+              of its localization, each with `localization_probdensity` (per steradian). A tile is in the p
+              credible region iff its cumprob (the probability of all denser tiles) is below p, so the tile that
+              crosses p is included.
+            schema: {type: string}
+          - {in: query, name: localizationName, description: 'The localization (default: the event''s newest).', schema: {type: string}}
+          - {in: query, name: localizationCumprob, description: 'p of the credible region, in (0, 1].', schema: {type: number, default: 0.95}}
         responses:
           200:
             description: >
               `{"sources": [...], "totalMatches": N, "pageNumber": p, "numPerPage": n}`; each source has id,
-              ra, dec, redshift, origin, alias, created_at, saved_at, saved_by and groups.
+              ra, dec, redshift, origin, alias, created_at, saved_at, saved_by and groups (and
+              localization_probdensity with a localization).
           400:
-            description: An invalid argument (the message names it) or an unknown group.
+            description: An invalid argument (the message names it), an unknown group, or localizationCumprob outside (0, 1].
           401:
             description: Not logged in.
           403:
             description: A group_ids entry you do not belong to.
+          404:
+            description: No GCN event at localizationDateobs, or no localization of it named localizationName.
         """
         self.success(
             sources.list_sources(
@@ -56,6 +71,9 @@ class SourceListHandler(APIHandler):
                 sort_by=self.query("sortBy"),
                 sort_order=self.query("sortOrder"),
                 include_photometry=self.query("includePhotometry", False, sources.parse_bool),
+                localization_dateobs=self.query("localizationDateobs"),
+                localization_name=self.query("localizationName"),
+                localization_cumprob=self.query("localizationCumprob", None, float),
             )
         )
 
