@@ -57,10 +57,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_portal(cfg_path: Path, port: int, log_path: Path) -> subprocess.Popen:
+def start_portal(cfg_path: Path, port: int, log_path: Path, profile: Path | None = None) -> subprocess.Popen:
     log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "astroportal", "serve", "--config", str(cfg_path), "--port", str(port)],
-                            cwd=UPSTREAM, stdout=log, stderr=subprocess.STDOUT)
+    # Under cProfile the statistics are written when the portal stops (SIGTERM drains and returns from serve).
+    prof = ["-m", "cProfile", "-o", str(profile)] if profile else []
+    proc = subprocess.Popen([sys.executable, *prof, "-m", "astroportal", "serve", "--config", str(cfg_path),
+                             "--port", str(port)], cwd=UPSTREAM, stdout=log, stderr=subprocess.STDOUT)
     for _ in range(300):
         try:
             if requests.get(f"http://127.0.0.1:{port}/api/sysinfo", timeout=1).ok:
@@ -213,6 +215,7 @@ async def measure(port: int, token: str, arrivals: dict, stop: asyncio.Event) ->
         t = time.monotonic()
         frame = json.loads(msg)
         if frame["type"] == "events":
+            arrivals["__frames__"] = arrivals.get("__frames__", 0) + 1
             for e in frame["events"]:
                 arrivals.setdefault(e["ids"][0], t)
     conn.close()
@@ -268,7 +271,12 @@ def main() -> int:
     parser.add_argument("--inject", action="store_true",
                         help="write the events with SQL (INSERT + NOTIFY per transaction) instead of through the API: "
                              "the feed's own capacity, when this machine cannot take the API writes at --rate")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="run the app processes under cProfile and write DIR/portal0.prof (the socket process), "
+                             "DIR/portal1.prof, ... (read them with python -m pstats)")
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
 
     results = []
     med, p99, mean_found, linear = bench_matching(args.subscriptions, 20_000)
@@ -293,7 +301,8 @@ def main() -> int:
         token = (work / "var" / "admin_token").read_text().strip()
         ports = [free_port() for _ in range(1 + args.writers)]
         for i, port in enumerate(ports):
-            procs.append(start_portal(cfg_path, port, work / f"portal{i}.log"))
+            procs.append(start_portal(cfg_path, port, work / f"portal{i}.log",
+                                      args.profile / f"portal{i}.prof" if args.profile else None))
         socket_port = ports[0]
         write_urls = [f"http://127.0.0.1:{p}" for p in (ports[1:] or ports[:1])]
         r = requests.post(write_urls[0] + "/api/sources", headers={"Authorization": f"token {token}"},
@@ -359,8 +368,12 @@ def main() -> int:
             lmed, lp99 = statistics.median(lat), percentile(lat, 99)
             print(f"  latency from the write's {'commit' if args.inject else 'answer'} to the websocket: median {lmed:.1f} ms, p99 {lp99:.1f} ms, "
                   f"max {max(lat):.1f} ms (negative: the event arrived before the answer)")
+            # Every websocket gets the same frames (one per batch of events): the timed ones count them.
+            frames = statistics.mean(a.get("__frames__", 0) for a in arrivals) * args.sockets
             print(f"  socket process peak memory: {rss:.0f} MB; CPU used: socket process {cpu[0]:.1f} s "
-                  f"({cpu[0] / max(len(answers), 1) * 1000:.2f} ms per event for {args.sockets} sockets), "
+                  f"({cpu[0] / max(len(answers), 1) * 1000:.2f} ms per event for {args.sockets} sockets; "
+                  f"~{frames:,.0f} frames written, {cpu[0] / max(frames, 1) * 1e6:.1f} µs per frame, "
+                  f"{cpu[0] / max(len(answers) * args.sockets, 1) * 1e6:.2f} µs per event and socket), "
                   f"writer process(es) {sum(cpu[1:]):.1f} s ({sum(cpu[1:]) / max(len(answers), 1) * 1000:.2f} ms per write)")
             print(f"  machine load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
             results += [("events/s written", achieved, ">=", args.rate * 0.95, achieved >= args.rate * 0.95),
@@ -371,7 +384,7 @@ def main() -> int:
         for p in procs:
             p.terminate()
             try:
-                p.wait(10)
+                p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
         cluster.stop()
