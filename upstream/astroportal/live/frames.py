@@ -37,7 +37,7 @@ class FrameWriter:
     written through `IOStream.write` only (its socket must not be written to directly).
     """
 
-    __slots__ = ("stream", "socket", "unsent", "_queued", "__weakref__")
+    __slots__ = ("stream", "socket", "unsent", "_queued")
 
     def __init__(self, stream: IOStream) -> None:
         self.stream = stream
