@@ -204,21 +204,27 @@ async def measure(port: int, token: str, arrivals: dict, stop: asyncio.Event) ->
     req = tornado.httpclient.HTTPRequest(f"ws://127.0.0.1:{port}/api/live?types=comment.added",
                                          headers={"Authorization": f"token {token}"})
     conn = await tornado.websocket.websocket_connect(req)
-    while not stop.is_set():
-        try:
-            msg = await asyncio.wait_for(conn.read_message(), 0.5)
-        except asyncio.TimeoutError:
-            continue
+
+    async def close_at_stop() -> None:
+        await stop.wait()
+        conn.close()
+
+    # Read until the connection ends (closed here at the stop): a read abandoned on a timeout (asyncio.wait_for)
+    # may lose the frame arriving at that moment on Python 3.11, which would count as an event missing.
+    closer = asyncio.ensure_future(close_at_stop())
+    while True:
+        msg = await conn.read_message()
         if msg is None:
-            arrivals["__closed__"] = arrivals.get("__closed__", 0) + 1
-            return
+            if not stop.is_set():
+                arrivals["__closed__"] = arrivals.get("__closed__", 0) + 1
+            break
         t = time.monotonic()
         frame = json.loads(msg)
         if frame["type"] == "events":
             arrivals["__frames__"] = arrivals.get("__frames__", 0) + 1
             for e in frame["events"]:
                 arrivals.setdefault(e["ids"][0], t)
-    conn.close()
+    closer.cancel()
 
 
 # -- matching 10,000 region subscriptions ------------------------------------------------------------------------
