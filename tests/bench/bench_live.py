@@ -6,6 +6,7 @@ with a median latency under 50 ms and a p99 under 250 ms, measured from the writ
 arrival on a websocket; matching an alert position against 10,000 region subscriptions takes under 1 ms.
 
     .venv/bin/python tests/bench/bench_live.py [--sockets 1000] [--rate 300] [--seconds 20] [--writers 1]
+                                               [--inject] [--profile DIR]
 
 Set-up: its own PostgreSQL cluster; one "socket" app process that holds every websocket, and --writers app
 processes that take the writes (POST /api/sources/ID/comments, one event each) from a separate load process
@@ -15,6 +16,10 @@ with several processes or hosts (--writers 0 sends the writes to the socket proc
 their own, that do the websocket handshake and then read and discard what arrives every 100 ms (cheap, so that
 the bench's own processes do not become the bottleneck, yet the portal really writes every frame to each).
 Everything is stopped and removed at the end.
+
+Besides the latencies, it prints the socket process's CPU per frame written and per event and socket: on a
+shared machine the latencies mostly measure the other processes' load, the CPU cost much less so, and it is the
+figure to compare between builds. --profile runs the app processes under cProfile.
 """
 
 from __future__ import annotations
