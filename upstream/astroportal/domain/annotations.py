@@ -64,8 +64,10 @@ def _visible_clause(link_table, owner_column: str, owner_id_column, groups: set[
     return exists().where(link == owner_id_column, link_table.c.group_id.in_(groups))
 
 
-def _set_groups(session: Session, link_table, owner_column: str, owner_id: int, group_ids: list[int]) -> None:
-    session.execute(delete(link_table).where(link_table.c[owner_column] == owner_id))
+def _set_groups(session: Session, link_table, owner_column: str, owner_id: int, group_ids: list[int],
+                new: bool = False) -> None:
+    if not new:  # a record just made has no links to remove (one round trip less on every new comment)
+        session.execute(delete(link_table).where(link_table.c[owner_column] == owner_id))
     session.execute(insert(link_table), [{owner_column: owner_id, "group_id": g} for g in group_ids])
 
 
@@ -138,7 +140,7 @@ def create_classification(session: Session, user: User, data: dict) -> int:
     )
     session.add(row)
     session.flush()
-    _set_groups(session, classification_groups, "classification_id", row.id, group_ids)
+    _set_groups(session, classification_groups, "classification_id", row.id, group_ids, new=True)
     record(session, Event("classification.added", obj_ids=(obj.id,), ids=(row.id,), group_ids=tuple(sorted(group_ids)),
                           user_id=user.id))
     session.commit()
@@ -254,7 +256,7 @@ def create_comment(session: Session, user: User, obj_id: str, data: dict) -> int
     row = Comment(obj_id=obj.id, text=text, author_id=user.id, author_name=user.username)
     session.add(row)
     session.flush()
-    _set_groups(session, comment_groups, "comment_id", row.id, group_ids)
+    _set_groups(session, comment_groups, "comment_id", row.id, group_ids, new=True)
     record(session, Event("comment.added", obj_ids=(obj.id,), ids=(row.id,), group_ids=tuple(sorted(group_ids)),
                           user_id=user.id))
     session.commit()

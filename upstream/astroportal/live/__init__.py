@@ -3,6 +3,7 @@
     feed.py           events written in the transaction of the change, NOTIFY'd; reading them back with permissions
     bus.py            one LISTEN connection per app process on Tornado's IOLoop; hands events to the websockets
     sockets.py        the websocket clients' filters, batching and slow-client policy
+    frames.py         websocket frames built once and written straight to many connections
     subscriptions.py  creating, checking and listing subscriptions
     sky_index.py      cone subscriptions in a dec-band / ra-bucket grid (matching a position without a loop)
     matching.py       events -> notifications and deliveries, each event once across processes

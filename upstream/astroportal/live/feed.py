@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any, Iterable
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import String, cast, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from .. import events as portal_events
@@ -58,11 +58,10 @@ def event_as_json(row: Any) -> dict:
 def _insert(session: Session, rows: list[dict]) -> None:
     if not rows:
         return
-    ids = session.scalars(insert(LiveEvent).returning(LiveEvent.id), rows).all()
-    # One NOTIFY per event, in one round trip; PostgreSQL delivers them at commit, in order, and drops them on
-    # rollback.
-    session.execute(text("SELECT pg_notify(:channel, i::text) FROM unnest(CAST(:ids AS bigint[])) AS i"),
-                    {"channel": CHANNEL, "ids": list(ids)})
+    # The rows and one NOTIFY per event in one statement (one round trip on the write's path); PostgreSQL
+    # delivers the notifications at commit, in order, and drops them on rollback.
+    inserted = insert(LiveEvent).values(rows).returning(LiveEvent.id).cte("inserted")
+    session.execute(select(func.pg_notify(CHANNEL, cast(inserted.c.id, String))).order_by(inserted.c.id))
 
 
 def _rows_by_id(session: Session, model, ids) -> dict:

@@ -21,8 +21,10 @@ from .matching import Readers, SubscriptionIndex, claim_due, process_events, sen
 log = logging.getLogger("astroportal.live")
 
 # Wakes closer together than this fold into one round: every process hears every event, and a round per event
-# would spend on empty claims what the writes need; a notification a fraction of a second later is no loss.
-MIN_ROUND_GAP = 0.25
+# would spend on empty claims what the writes need; a round claims up to 500 events, so one a second keeps up
+# with hundreds of events a second, and a notification a second later is no loss. (Each round is several
+# queries, in every process, and runs in a thread of the process that also writes the websockets' frames.)
+MIN_ROUND_GAP = 1.0
 
 
 class Notifier:

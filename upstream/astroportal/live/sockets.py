@@ -8,12 +8,13 @@ beyond `live.max_unsent_kb` is closed (code 1008, "too slow") so that it never h
 from __future__ import annotations
 
 import logging
-import struct
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import ApiError
 from .feed import Cone, parse_cone
+from .frames import text_frame
 
 log = logging.getLogger("astroportal.live")
 
@@ -63,70 +64,94 @@ def parse_filter(get: Callable[[str], Any]) -> FeedFilter:
     return FeedFilter(frozenset(kinds or ()), group_id, cone)
 
 
-@dataclass(eq=False)
 class Client:
-    """One open websocket: `send(frame)` writes an encoded frame and returns a Future (or None),
-    `close(code, reason)` ends it."""
+    """One open websocket: `writer` sends encoded frames (`write(frame)`, raising once the connection is gone)
+    and counts the bytes it could not send yet (`unsent`); `close(code, reason)` ends it.
 
-    send: Callable[[bytes], Any]
-    close: Callable[[int, str], None]
-    user_id: int
-    groups: frozenset[int] | None  # None: a system admin, who sees every event
-    filter: FeedFilter = field(default_factory=FeedFilter)
-    unsent: int = 0
-    backlog: Callable[[], int] | None = None  # bytes written to the connection but not yet taken by the kernel
-    skip_ids: set[int] = field(default_factory=set)  # replayed at connection, not to be sent again live
+    Clients with the same `key` (readable groups and filter) receive the same frames: it is kept up to date
+    when either changes, for the hub to group clients without rebuilding it for every batch.
+    """
+
+    __slots__ = ("writer", "close", "user_id", "_groups", "_filter", "key", "skip_ids")
+
+    def __init__(self, writer: Any, close: Callable[[int, str], None], user_id: int,
+                 groups: frozenset[int] | None, filter: FeedFilter | None = None) -> None:
+        self.writer = writer
+        self.close = close
+        self.user_id = user_id
+        self._groups = groups  # None: a system admin, who sees every event
+        self._filter = filter or FeedFilter()
+        self.skip_ids: set[int] = set()  # replayed at connection, not to be sent again live
+        self.key = self._key()
+
+    def _key(self) -> tuple:
+        return (self._groups, self._filter.key())
+
+    @property
+    def groups(self) -> frozenset[int] | None:
+        return self._groups
+
+    @groups.setter
+    def groups(self, value: frozenset[int] | None) -> None:
+        self._groups = value
+        self.key = self._key()
+
+    @property
+    def filter(self) -> FeedFilter:
+        return self._filter
+
+    @filter.setter
+    def filter(self, value: FeedFilter) -> None:
+        self._filter = value
+        self.key = self._key()
 
     def may_see(self, event: dict) -> bool:
-        return self.groups is None or not self.groups.isdisjoint(event["group_ids"])
-
-    def key(self) -> tuple:
-        """Clients with the same key receive the same events."""
-        return (self.groups, self.filter.key())
-
-
-def text_frame(text: str) -> bytes:
-    """A complete, unmasked websocket text frame (RFC 6455 5.2), as a server sends it."""
-    data = text.encode()
-    n = len(data)
-    if n < 126:
-        head = struct.pack("!BB", 0x81, n)
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x81, 127, n)
-    return head + data
+        return self._groups is None or not self._groups.isdisjoint(event["group_ids"])
 
 
 class Hub:
     """The clients of this process and the fan-out of each batch of events to them.
 
-    Events arriving within `batch_seconds` of the first go out together (one frame per client instead of one per
-    event: with a thousand clients and hundreds of events a second, the number of frames is what costs); clients
-    that see the same events get the very same text.
+    Events arriving within a window of the first go out together (one frame per client instead of one per event:
+    with a thousand clients and hundreds of events a second, the number of frames is what costs, mostly the
+    kernel's work for each write); clients that see the same events get the very same bytes. The window is
+    `batch_seconds`, widened to FANOUT_PACE times what the last fan-out took (so that writing frames takes at
+    most about a third of the process's time however many clients there are), and never beyond
+    MAX_BATCH_SECONDS.
     """
+
+    FANOUT_PACE = 2.0
+    MAX_BATCH_SECONDS = 0.1
 
     def __init__(self, max_unsent: int = 1 << 20, batch_seconds: float = 0.02) -> None:
         self.clients: set[Client] = set()
         self.max_unsent = max_unsent
         self.batch_seconds = batch_seconds
         self.dropped = 0
+        self.last_fanout = 0.0  # seconds the last publish took
         self._pending: list[tuple[dict, str]] = []
         self._flush_scheduled = False
 
+    def window(self) -> float:
+        """How long events are gathered before the next fan-out."""
+        return min(max(self.batch_seconds, self.FANOUT_PACE * self.last_fanout),
+                   max(self.batch_seconds, self.MAX_BATCH_SECONDS))
+
     def enqueue(self, batch: list[tuple[dict, str]]) -> None:
-        """Publish `batch` with whatever else arrives within batch_seconds (on the running IOLoop)."""
+        """Publish `batch` with whatever else arrives within the window (on the running IOLoop)."""
         from tornado.ioloop import IOLoop
 
         self._pending.extend(batch)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            IOLoop.current().call_later(self.batch_seconds, self._flush)
+            IOLoop.current().call_later(self.window(), self._flush)
 
     def _flush(self) -> None:
         batch, self._pending, self._flush_scheduled = self._pending, [], False
         if batch:
+            start = time.perf_counter()
             self.publish(batch)
+            self.last_fanout = time.perf_counter() - start
 
     def add(self, client: Client) -> None:
         self.clients.add(client)
@@ -136,41 +161,46 @@ class Hub:
 
     def publish(self, batch: list[tuple[dict, str]]) -> None:
         """Send each client, in one frame, the events of `batch` ((event, its JSON)) it may see and wants."""
-        # Clients are grouped by what they may see and asked for: each group's frame is chosen and encoded once.
+        # Clients are grouped by what they may see and asked for: each group's frame is chosen and encoded once
+        # (the visibility and filter checks run per event and group of clients, not per client), and the very
+        # same bytes are written to each of its clients.
         by_key: dict[tuple, bytes | None] = {}
+        max_unsent = self.max_unsent
         for client in list(self.clients):
             if client.skip_ids:
                 frame = self._frame(client, batch)
                 if len(client.skip_ids) > 10_000 or (batch and batch[0][0]["id"] > max(client.skip_ids)):
                     client.skip_ids = set()  # the replay is behind us
             else:
-                key = client.key()
+                key = client.key
                 if key in by_key:
                     frame = by_key[key]
                 else:
                     frame = by_key[key] = self._frame(client, batch)
-            if frame is not None:
-                self.send(client, frame)
+            if frame is None:
+                continue
+            writer = client.writer
+            if writer.unsent > max_unsent:
+                self.drop(client)
+                continue
+            try:
+                writer.write(frame)
+            except Exception:  # noqa: BLE001 - a closed connection: forget it
+                self.remove(client)
 
     @staticmethod
     def _frame(client: Client, batch: list[tuple[dict, str]]) -> bytes | None:
+        flt, skip = client.filter, client.skip_ids
         parts = [text for event, text in batch
-                 if client.may_see(event) and client.filter.wants(event) and event["id"] not in client.skip_ids]
+                 if client.may_see(event) and flt.wants(event) and event["id"] not in skip]
         return text_frame('{"type":"events","events":[' + ",".join(parts) + "]}") if parts else None
 
-    def send(self, client: Client, frame: bytes) -> None:
-        if client.unsent > self.max_unsent:
-            self.dropped += 1
-            self.remove(client)
-            log.info("live: dropping user %s's websocket: %d bytes unsent", client.user_id, client.unsent)
-            client.close(1008, "too slow: frames were piling up unsent; reconnect with since=<last event id>")
-            return
-        try:
-            client.send(frame)
-        except Exception:  # noqa: BLE001 - a closed connection: forget it
-            self.remove(client)
-            return
-        client.unsent = client.backlog() if client.backlog else 0
+    def drop(self, client: Client) -> None:
+        """Close a client whose unsent frames pile up: it must not hold the others back (it reconnects with since=)."""
+        self.dropped += 1
+        self.remove(client)
+        log.info("live: dropping user %s's websocket: %d bytes unsent", client.user_id, client.writer.unsent)
+        client.close(1008, "too slow: frames were piling up unsent; reconnect with since=<last event id>")
 
     def update_groups(self, groups_by_user: dict[int, frozenset[int] | None]) -> None:
         """Apply current group memberships (a member removed from a group stops seeing its events)."""

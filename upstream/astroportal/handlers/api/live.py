@@ -11,6 +11,7 @@ from ...domain.access import accessible_group_ids
 from ...errors import ApiError
 from ...jsonutil import dumps
 from ...live.feed import recent_events
+from ...live.frames import FrameWriter
 from ...live.sockets import Client, parse_filter
 from ..base import APIHandler, BaseHandler, auth_required
 
@@ -95,8 +96,10 @@ class LiveSocket(BaseHandler, tornado.websocket.WebSocketHandler):
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         runtime = self.application.settings["live_runtime"]
-        self.client = Client(send=self._send_frame, close=self.close, backlog=self._backlog, user_id=self._user_id, groups=self._groups,
-                             filter=self._filter)
+        # ws_connection.stream: the connection's IOStream, which the hub's frames are written to (see live/frames.py).
+        assert self.ws_connection is not None
+        self.client = Client(writer=FrameWriter(self.ws_connection.stream), close=self.close, user_id=self._user_id,
+                             groups=self._groups, filter=self._filter)
         runtime.hub.add(self.client)
         runtime.start()  # an app built without cmd_serve (tests) starts its runtime with the first client
         last = max([e["id"] for e in self._replay], default=self._since)
@@ -106,20 +109,6 @@ class LiveSocket(BaseHandler, tornado.websocket.WebSocketHandler):
         if self._replay:
             self.write_message(dumps({"type": "events", "events": self._replay}))
         self._replay = []
-
-    def _send_frame(self, frame: bytes):
-        # The hub encodes each frame once for every client that gets it (text_frame) and writes the bytes to the
-        # connection's stream: building the same frame again for each of a thousand clients is what costs.
-        conn = self.ws_connection
-        if conn is None or conn.stream is None or conn.stream.closed():
-            raise tornado.websocket.WebSocketClosedError()
-        return conn.stream.write(frame)
-
-    def _backlog(self) -> int:
-        # Bytes accepted but not yet taken by the kernel, read from the stream's write buffer: waiting on a
-        # future per frame to count them cost more than the write itself with a thousand clients.
-        buffer = getattr(getattr(self.ws_connection, "stream", None), "_write_buffer", None)
-        return len(buffer) if buffer is not None else 0
 
     def on_message(self, message: str | bytes) -> None:
         try:
