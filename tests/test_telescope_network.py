@@ -182,3 +182,18 @@ def test_files_that_fail_validation_load_nothing(network, tmp_path):
     assert 'entry 56 (instrument "Somewhere Camera"): `filters`: unknown filter(s) \'cousins_r\'' in res.stderr
     assert "Somewhere" not in res.stdout  # the loader never ran
     assert (api(inst, token, "telescope"), api(inst, token, "instrument")) == before
+
+
+@pytest.mark.e2e
+def test_the_tarot_imagers_plan_an_alert_for_the_network(network):
+    """The fields of view of data/ reach the portal's plans: an alert's network plan gives fields to the
+    TAROT imagers (the instruments with a field of view), each piece of sky once."""
+    inst, token = network
+    alert = (CODE_ROOT / "upstream" / "tests" / "data" / "gcn" / "igwn_gwalert_preliminary.json").read_bytes()
+    r = requests.post(f"{inst.url}/api/gcn_event", data=alert, timeout=TIMEOUT,
+                      headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    plan = api(inst, token, "gcn_event/MS260605l/network_plan", date="2026-06-05", n_fields=5)
+    assert {p["instrument"] for p in plan["plans"]} == {"TAROT/TCA", "TAROT/TCH", "TAROT/TRE"}
+    given = [(f["ra"], f["dec"]) for p in plan["plans"] for f in p["fields"]]
+    assert given and len(given) == len(set(given)) and plan["probability"] > 0.5
