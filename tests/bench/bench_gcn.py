@@ -203,6 +203,10 @@ def main() -> int:
             alerts.append((f"Gaussian blob {k + 1}", gaussian_alert(
                 template, f"S260701{chr(97 + k)}", start + timedelta(hours=k), ra, dec, area)))
         events: list[tuple[str, str]] = []  # (label, dateobs)
+        # Warm-up, untimed: the first sky map read in this process imports astropy's FITS and HEALPix code.
+        from astroportal.gw.ingest import load_skymap
+
+        load_skymap(parse(alerts[0][1]).skymaps[0])
         print("\nalert received -> event and tiles stored:")
         for label, raw in alerts:
             t = time.perf_counter()
