@@ -75,10 +75,9 @@ def load_sources(url: str, n: int, group_id: int, admin_id: int) -> None:
 def gaussian_alert(template: dict, superevent: str, when: datetime, ra: float, dec: float, area90: float) -> bytes:
     """An igwn.gwalert JSON alert whose sky map is a Gaussian blob of about `area90` deg2 at 90%, built on a flat
     nested grid and merged into multi-order tiles where little probability is (as LVK's maps are)."""
-    from astropy_healpix import HEALPix
     import astropy.units as u
-
     from astroportal.gw import skymaps
+    from astropy_healpix import HEALPix
 
     # A 2-D Gaussian holds 90% within 2.146 sigma: area = pi (2.146 sigma)^2.
     sigma = math.sqrt(area90 / math.pi) / math.sqrt(-2 * math.log(0.1))
