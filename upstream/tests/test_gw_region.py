@@ -14,7 +14,7 @@ import astropy.units as u
 import numpy as np
 import pytest
 from astropy_healpix import healpix_to_lonlat, lonlat_to_healpix
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from conftest import free_port, portal, unique, write_config
 

@@ -593,11 +593,22 @@ def _region_list_statements(
             .lateral("visible")
         )
 
-    ranges = gwr.merged_ranges()
-    in_ranges = gwr.objs_within(ranges, o.c.healpix, o.c.id, conds=obj_conds)
-    count_stmt = select(func.count()).select_from(
-        ranges.join(in_ranges, true()).join(visible(in_ranges), true())
-    )
+    def matched(*columns):
+        """The region's objects (with `columns`) in id order, gathered once: probing their saves in id order
+        walks the saves' obj_id index forwards instead of jumping around it (about twice as fast for regions of
+        thousands of square degrees)."""
+        ranges = gwr.merged_ranges()
+        inside = gwr.objs_within(ranges, o.c.healpix, *columns, conds=obj_conds)
+        return (
+            select(*[inside.c[c.name] for c in columns])
+            .select_from(ranges.join(inside, true()))
+            .order_by(inside.c.id)
+            .cte("region_matched")
+            .prefix_with("MATERIALIZED")
+        )
+
+    in_region = matched(o.c.id)
+    count_stmt = select(func.count()).select_from(in_region.join(visible(in_region), true()))
 
     desc = sort_order == "desc"
     if sort_by == "localization_probdensity":
@@ -613,7 +624,7 @@ def _region_list_statements(
         ).select_from(tiles.join(inside, true()).join(visible(inside), true()))
         inner = inner.order_by(*[k.asc() if desc else k.desc() for k in keys])
     else:
-        inside = gwr.objs_within(ranges, o.c.healpix, *cols, conds=obj_conds)
+        inside = matched(*cols)
         if sort_by == "saved_at":
             later = src.alias("latest")
             sort_col = (
@@ -628,7 +639,7 @@ def _region_list_statements(
         inner = select(
             *[inside.c[c.name] for c in cols], key,
             cast(null(), Float).label("k1"), cast(null(), BigInteger).label("k2"),
-        ).select_from(ranges.join(inside, true()).join(visible(inside), true()))
+        ).select_from(inside.join(visible(inside), true()))
         inner = inner.order_by(key.desc() if desc else key.asc(), inside.c.id)
     page = (
         inner.limit(bindparam("lim", type_=Integer)).offset(bindparam("off", type_=Integer)).subquery("page")

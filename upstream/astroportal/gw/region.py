@@ -18,6 +18,11 @@ by one backward step of the tiles' primary key (localization_id, lo): the tile w
 When a list is ordered by probability density, the tiles themselves drive in cumprob order (their index), so
 the first page is found after walking only the densest tiles.
 
+What it costs (tests/bench/bench_gcn.py, 2,000,000 sources): the work grows with the objects in the region, not
+with the table; lists for a user also probe each matched object's saves (visibility), which dominates for regions
+of thousands of square degrees. Indexes that cover those reads (objs (healpix) INCLUDE (id) and sources (obj_id,
+group_id) WHERE active) make them index-only and about twice as fast; the queries use them when present.
+
 The bind parameters of every statement built here are `loc_id` (localizations.id) and `cumprob` (p).
 """
 
