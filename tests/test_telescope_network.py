@@ -197,3 +197,6 @@ def test_the_tarot_imagers_plan_an_alert_for_the_network(network):
     assert {p["instrument"] for p in plan["plans"]} == {"TAROT/TCA", "TAROT/TCH", "TAROT/TRE"}
     given = [(f["ra"], f["dec"]) for p in plan["plans"] for f in p["fields"]]
     assert given and len(given) == len(set(given)) and plan["probability"] > 0.5
+    # a request that names no limits gets the network's planning defaults (config.defaults.yaml, gw.plan)
+    default = api(inst, token, "gcn_event/MS260605l/network_plan", date="2026-06-05")
+    assert (default["n_fields"], default["airmass"]) == (20, 2.5)

@@ -129,6 +129,9 @@ def make_app(cfg: Config) -> tornado.web.Application:
     from .live.runtime import attach
 
     attach(settings, cfg)
+    from .gw.plan import configured_defaults
+
+    settings["plan_defaults"] = configured_defaults(cfg)
     routes = collect_routes(cfg) + [(r"/api/.*", NoSuchRoute)]
     return PortalApplication(routes, **settings)
 

@@ -155,6 +155,23 @@ def test_field_of_view_refusals_say_what_to_do():
         fields.build_grid({"shape": "square", "side_deg": 0.1})
 
 
+
+def test_a_sites_planning_defaults_fill_what_a_request_leaves_out():
+    from astroportal.config import Config, ConfigError
+    from astroportal.gw import plan
+
+    site = plan.configured_defaults(Config({"gw": {"plan": {"n_fields": 20, "airmass": 2.5}}}))
+    chosen = plan.options(defaults=site)
+    assert (chosen.n_fields, chosen.airmass) == (20, 2.5)
+    # what the request says wins over the site's default
+    asked = plan.options(n_fields=3, airmass=1.5, defaults=site)
+    assert (asked.n_fields, asked.airmass) == (3, 1.5)
+    # no configuration at all: upstream's own defaults
+    bare = plan.configured_defaults(Config({}))
+    assert (bare.n_fields, bare.airmass) == (plan.DEFAULT_N_FIELDS, plan.DEFAULT_AIRMASS)
+    with pytest.raises(ConfigError, match="gw.plan.*config.yaml"):
+        plan.configured_defaults(Config({"gw": {"plan": {"airmass": 0.5}}}))
+
 # -- contained probability -------------------------------------------------------------------------------------
 def test_contained_probability_matches_a_direct_integration_of_the_map(tarot_grid):
     from astroportal.gw import plan, skymaps

@@ -25,6 +25,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from ..config import ConfigError
 from ..errors import ApiError
 from ..models import Instrument, Localization, LocalizationTile
 from ..validate import shown
@@ -259,12 +260,15 @@ class Options:
     when: object = None  # a date (that evening), a time, or None (now)
 
 
-def options(n_fields: int | None = None, airmass: float | None = None, when: str | None = None) -> Options:
-    """Checked plan options; 400 naming the bad one."""
-    n = DEFAULT_N_FIELDS if n_fields is None else n_fields
+def options(n_fields: int | None = None, airmass: float | None = None, when: str | None = None,
+            defaults: Options | None = None) -> Options:
+    """Checked plan options; 400 naming the bad one. `defaults` (from `gw.plan.*` in the configuration) fill what
+    the request leaves out."""
+    defaults = defaults or Options()
+    n = defaults.n_fields if n_fields is None else n_fields
     if not 1 <= n <= MAX_N_FIELDS:
         raise ApiError(400, f"`n_fields` must be between 1 and {MAX_N_FIELDS}, got {n}")
-    a = DEFAULT_AIRMASS if airmass is None else airmass
+    a = defaults.airmass if airmass is None else airmass
     if not AIRMASS_RANGE[0] < a <= AIRMASS_RANGE[1]:
         raise ApiError(400, f"`airmass` must be above {AIRMASS_RANGE[0]:g} and at most {AIRMASS_RANGE[1]:g} "
                             f"(the highest airmass a field may be observed at), got {a:g}")
@@ -282,6 +286,20 @@ def options(n_fields: int | None = None, airmass: float | None = None, when: str
             vis.ephemeris.as_time(text)  # 400 for what is not a time
         when = text
     return Options(n, a, when)
+
+
+def configured_defaults(cfg) -> Options:
+    """The site's planning defaults (`gw.plan.n_fields`, `gw.plan.airmass`); a value out of range is a
+    configuration error, said at start-up rather than on the night's first plan."""
+    n = cfg.get("gw.plan.n_fields")
+    a = cfg.get("gw.plan.airmass")
+    n = DEFAULT_N_FIELDS if n is None else int(n)
+    a = DEFAULT_AIRMASS if a is None else float(a)
+    if not 1 <= n <= MAX_N_FIELDS or not AIRMASS_RANGE[0] < a <= AIRMASS_RANGE[1]:
+        raise ConfigError(f"gw.plan: n_fields must be 1-{MAX_N_FIELDS} and airmass in "
+                         f"({AIRMASS_RANGE[0]:g}, {AIRMASS_RANGE[1]:g}], got n_fields={n}, airmass={a:g}; "
+                         "fix them in config.yaml")
+    return Options(n, a)
 
 
 @dataclass

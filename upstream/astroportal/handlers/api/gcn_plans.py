@@ -19,7 +19,8 @@ def _ids(raw: str | None, name: str) -> list[int]:
 
 class _PlanHandler(APIHandler):
     def _options(self) -> plan.Options:
-        return plan.options(self.query("n_fields", None, int), self.query("airmass", None, float), self.query("date"))
+        return plan.options(self.query("n_fields", None, int), self.query("airmass", None, float), self.query("date"),
+                            defaults=self.settings["plan_defaults"])
 
     def _answer(self, result: dict, name: str) -> None:
         fmt = (self.query("format") or "json").lower()
@@ -55,9 +56,9 @@ class PlanHandler(_PlanHandler):
         parameters:
           - {in: path, name: key, required: true, description: 'The event''s dateobs (ISO time) or an alias.',
              schema: {type: string}}
-          - {in: query, name: n_fields, description: 'Fields per instrument (1-1000, default 10).',
+          - {in: query, name: n_fields, description: 'Fields per instrument (1-1000, default `gw.plan.n_fields`, 10 unless configured).',
              schema: {type: integer}}
-          - {in: query, name: airmass, description: 'Highest airmass a field may be observed at (default 2).',
+          - {in: query, name: airmass, description: 'Highest airmass a field may be observed at (default `gw.plan.airmass`, 2 unless configured).',
              schema: {type: number}}
           - {in: query, name: date, description: 'YYYY-MM-DD: that evening''s night at each site; an ISO time: the
              night in progress then or the next; default now.', schema: {type: string}}
@@ -106,9 +107,9 @@ class NetworkPlanHandler(_PlanHandler):
         parameters:
           - {in: path, name: key, required: true, description: 'The event''s dateobs (ISO time) or an alias.',
              schema: {type: string}}
-          - {in: query, name: n_fields, description: 'Fields per instrument (1-1000, default 10).',
+          - {in: query, name: n_fields, description: 'Fields per instrument (1-1000, default `gw.plan.n_fields`, 10 unless configured).',
              schema: {type: integer}}
-          - {in: query, name: airmass, description: 'Highest airmass a field may be observed at (default 2).',
+          - {in: query, name: airmass, description: 'Highest airmass a field may be observed at (default `gw.plan.airmass`, 2 unless configured).',
              schema: {type: number}}
           - {in: query, name: date, description: 'YYYY-MM-DD: that evening''s night at each site; an ISO time: the
              night in progress then or the next; default now.', schema: {type: string}}
