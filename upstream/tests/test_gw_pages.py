@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from test_browser import artifacts_on_failure, driver, login, open_page, wait_js  # noqa: F401 - fixtures
 from test_pages import browser_session, page_data
 
 
@@ -99,7 +100,6 @@ def test_event_page_by_alias(web, server, db):
 
 
 # -- in a real browser -----------------------------------------------------------------------------------------------
-from test_browser import artifacts_on_failure, driver, login, open_page, wait_js  # noqa: E402,F401  (fixtures)
 
 GCN_DATA = Path(__file__).resolve().parent / "data" / "gcn"
 
