@@ -16,6 +16,7 @@ tests/data/fink-alerts (new objectIds, candids and positions; light curves grown
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,27 @@ class PeakRss:
             self.peak = max(self.peak, rss_mb(self.pid), rss_mb(self.pid, "VmHWM"))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (from /proc; less noisy than wall time on a shared
+    machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu_seconds(portal: BrokerPortal) -> float:
+    """CPU seconds of the cluster's server processes alive now (the app's pooled connections live through a run)."""
+    postmaster = int((portal.pg.datadir / "postmaster.pid").read_text().split()[0])
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            if int(text.rsplit(")", 1)[1].split()[1]) == postmaster:
+                total += cpu_seconds(int(stat.parent.name))
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
 def backfill(portal: BrokerPortal, token_file: Path, work: Path, n: int, batch_size: int) -> dict:
     files = work / "alerts"
     files.mkdir()
@@ -79,11 +101,14 @@ def backfill(portal: BrokerPortal, token_file: Path, work: Path, n: int, batch_s
     cfg = service_config(portal, work / "state", group_names=[GROUP], batch_size=batch_size)
     cmd = [PYTHON, "-m", "broker_client", "replay", str(files), "--config", str(cfg), "--token-file",
            str(token_file), "--url", portal.url]
+    app_cpu0, db_cpu0 = cpu_seconds(portal.proc.pid), database_cpu_seconds(portal)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=SERVICE_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rss = PeakRss(proc.pid)
     out, err = proc.communicate()
     seconds = time.monotonic() - t0
+    app_cpu = cpu_seconds(portal.proc.pid) - app_cpu0
+    db_cpu = database_cpu_seconds(portal) - db_cpu0
     rss.done.set()
     if proc.returncode != 0:
         raise SystemExit(f"the replay failed ({proc.returncode}):\n{out}\n{err[-3000:]}")
@@ -91,7 +116,7 @@ def backfill(portal: BrokerPortal, token_file: Path, work: Path, n: int, batch_s
     assert counts["objs"] == n and counts["candidates"] == n and counts["photometry"] == expected, counts
     timings = [line for line in err.splitlines() if "time per call" in line]
     return {"seconds": seconds, "rate": n / seconds, "rss": rss.peak, "points": expected, "mb": size_mb,
-            "summary": out.strip(), "timings": timings[-1].split("time per call: ")[-1] if timings else ""}
+            "summary": out.strip(), "app_cpu": app_cpu, "db_cpu": db_cpu, "timings": timings[-1].split("time per call: ")[-1] if timings else ""}
 
 
 def one_at_a_time(portal: BrokerPortal, token: str, n: int) -> dict:
@@ -148,6 +173,8 @@ def main() -> int:
         print(f"  time per portal call: {b['timings']}")
         print(f"batched:        {b['rate']:8.1f} alerts/s  ({b['seconds']:.1f} s)   target >= 300 alerts/s  "
               f"{'OK' if b['rate'] >= 300 else 'MISSED'}")
+        print(f"app CPU:        {b['app_cpu'] / args.alerts * 1000:8.2f} s per 1000 alerts (user + system)")
+        print(f"database CPU:   {b['db_cpu'] / args.alerts * 1000:8.2f} s per 1000 alerts (its server processes)")
         print(f"service memory: {b['rss']:8.1f} MB peak resident   target < 200 MB  "
               f"{'OK' if b['rss'] < 200 else 'MISSED'}")
         s = one_at_a_time(portal, token_file.read_text().strip(), args.baseline)
