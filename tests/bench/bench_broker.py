@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -102,6 +103,7 @@ def backfill(portal: BrokerPortal, token_file: Path, work: Path, n: int, batch_s
     cmd = [PYTHON, "-m", "broker_client", "replay", str(files), "--config", str(cfg), "--token-file",
            str(token_file), "--url", portal.url]
     app_cpu0, db_cpu0 = cpu_seconds(portal.proc.pid), database_cpu_seconds(portal)
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=SERVICE_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rss = PeakRss(proc.pid)
@@ -109,6 +111,8 @@ def backfill(portal: BrokerPortal, token_file: Path, work: Path, n: int, batch_s
     seconds = time.monotonic() - t0
     app_cpu = cpu_seconds(portal.proc.pid) - app_cpu0
     db_cpu = database_cpu_seconds(portal) - db_cpu0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the replay, once it has been waited for
+    service_cpu = (children.ru_utime + children.ru_stime) - (children0.ru_utime + children0.ru_stime)
     rss.done.set()
     if proc.returncode != 0:
         raise SystemExit(f"the replay failed ({proc.returncode}):\n{out}\n{err[-3000:]}")
@@ -116,7 +120,7 @@ def backfill(portal: BrokerPortal, token_file: Path, work: Path, n: int, batch_s
     assert counts["objs"] == n and counts["candidates"] == n and counts["photometry"] == expected, counts
     timings = [line for line in err.splitlines() if "time per call" in line]
     return {"seconds": seconds, "rate": n / seconds, "rss": rss.peak, "points": expected, "mb": size_mb,
-            "summary": out.strip(), "app_cpu": app_cpu, "db_cpu": db_cpu, "timings": timings[-1].split("time per call: ")[-1] if timings else ""}
+            "summary": out.strip(), "app_cpu": app_cpu, "db_cpu": db_cpu, "service_cpu": service_cpu, "timings": timings[-1].split("time per call: ")[-1] if timings else ""}
 
 
 def one_at_a_time(portal: BrokerPortal, token: str, n: int) -> dict:
@@ -175,6 +179,7 @@ def main() -> int:
               f"{'OK' if b['rate'] >= 300 else 'MISSED'}")
         print(f"app CPU:        {b['app_cpu'] / args.alerts * 1000:8.2f} s per 1000 alerts (user + system)")
         print(f"database CPU:   {b['db_cpu'] / args.alerts * 1000:8.2f} s per 1000 alerts (its server processes)")
+        print(f"service CPU:    {b['service_cpu'] / args.alerts * 1000:8.2f} s per 1000 alerts (the replay process)")
         print(f"service memory: {b['rss']:8.1f} MB peak resident   target < 200 MB  "
               f"{'OK' if b['rss'] < 200 else 'MISSED'}")
         s = one_at_a_time(portal, token_file.read_text().strip(), args.baseline)
