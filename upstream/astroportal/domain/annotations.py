@@ -15,7 +15,7 @@ from ..models import (Annotation, Classification, Comment, User, annotation_grou
                       comment_groups)
 from .access import accessible_group_ids, get_visible_obj, may_manage_record, target_group_ids
 from .taxonomies import check_no_nul, get_visible_taxonomy, groups_by_owner, taxonomy_classes
-from ..validate import NAME_MAX, check_string, shown
+from ..validate import check_string, shown
 
 MAX_COMMENT_LENGTH = 10_000
 CLASSIFICATION_FIELDS = {"obj_id", "classification", "taxonomy_id", "probability", "group_ids"}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from ...domain import bulk, thumbnails
 from ..base import APIHandler, rule
+from ..offload import offload
 
 
 class ThumbnailHandler(APIHandler):
     @rule("POST", "/api/thumbnail")
-    def post(self) -> None:
+    async def post(self) -> None:
         """Upload an object's thumbnail, or a list of them.
         ---
         summary: Upload thumbnails
@@ -41,7 +42,9 @@ class ThumbnailHandler(APIHandler):
         if isinstance(body, dict):
             self.success({"id": thumbnails.post_thumbnail(self.session, self.current_user, body, root)})
             return
-        ids = bulk.post_thumbnails(self.session, self.current_user, body, root)
+        # A list is megabytes of files to write: in the worker pool, so that the IOLoop reads the next request
+        # (a broker sends its photometry meanwhile) while the disk works.
+        ids = await offload(bulk.post_thumbnails, self.session, self.current_user, body, root, release=self.session)
         self.success({"ids": ids})
 
 
