@@ -162,7 +162,14 @@ def main() -> int:
     parser.add_argument("--alerts", type=int, default=10_000)
     parser.add_argument("--baseline", type=int, default=300, help="alerts sent one per request")
     parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--tmp", type=Path, default=None,
+                        help="folder for the portal's project (its var/, where the cutouts go), its database and the "
+                             "alert files (default: the system's temporary folder). File creation costs differ "
+                             "much between file systems: give one like the deployment's.")
     args = parser.parse_args()
+    if args.tmp is not None:
+        args.tmp.mkdir(parents=True, exist_ok=True)
+        tempfile.tempdir = str(args.tmp.resolve())
 
     work = Path(tempfile.mkdtemp(prefix="bench-broker-"))
     portal = BrokerPortal()

@@ -121,8 +121,9 @@ class Pipeline:
             for method, path, body, _ in rest:
                 self.portal.request(method, path, Encoded(body))
         else:
-            # Largest first, so that the long photometry request is not left to run alone at the end.
-            rest.sort(key=lambda r: -len(r[2]))
+            # The photometry first: the database writes it while the portal stores the cutouts (two cutout
+            # requests at once would only contend for the disk and leave the photometry to run alone at the end).
+            rest.sort(key=lambda r: r[1] != "/api/photometry")
             futures = [self._executor().submit(self.portal.request, m, p, Encoded(b)) for m, p, b, _ in rest]
             errors = [f.exception() for f in futures]
             failed = [e for e in errors if e is not None]

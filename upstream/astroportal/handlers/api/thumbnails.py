@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from ...domain import bulk, thumbnails
 from ..base import APIHandler, rule
-from ..offload import offload
 
 
 class ThumbnailHandler(APIHandler):
     @rule("POST", "/api/thumbnail")
-    async def post(self) -> None:
+    def post(self) -> None:
         """Upload an object's thumbnail, or a list of them.
         ---
         summary: Upload thumbnails
@@ -42,9 +41,7 @@ class ThumbnailHandler(APIHandler):
         if isinstance(body, dict):
             self.success({"id": thumbnails.post_thumbnail(self.session, self.current_user, body, root)})
             return
-        # A list is megabytes of files to write: in the worker pool, so that the IOLoop reads the next request
-        # (a broker sends its photometry meanwhile) while the disk works.
-        ids = await offload(bulk.post_thumbnails, self.session, self.current_user, body, root, release=self.session)
+        ids = bulk.post_thumbnails(self.session, self.current_user, body, root)
         self.success({"ids": ids})
 
 
