@@ -87,6 +87,23 @@ def write_avro(path: Path, schema: dict, records: list[dict]) -> Path:
     return path
 
 
+def expected_scores(alert: dict) -> dict:
+    """The Fink scores of an alert that its annotation holds: the present, finite ones."""
+    import sys
+
+    if str(SERVICE_DIR) not in sys.path:
+        sys.path.insert(0, str(SERVICE_DIR))
+    from broker_client.mapping import SCORE_FIELDS
+
+    out = {}
+    for name in SCORE_FIELDS:
+        value = alert.get(name)
+        if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                      and value == value and abs(value) != float("inf")):
+            out[name] = value
+    return out
+
+
 def expected_points(record: dict) -> int:
     """How many photometry points an alert's light curve holds (detections and upper limits, distinct times)."""
     keys = set()
@@ -159,6 +176,14 @@ class BrokerPortal(PatchedPortal):
             "classifications": q("SELECT count(*) FROM classifications WHERE obj_id LIKE %s"),
             "thumbnails": q("SELECT count(*) FROM thumbnails WHERE obj_id LIKE %s"),
         }
+
+    def annotations(self, prefix: str) -> dict[str, list[tuple[str, dict]]]:
+        """{obj_id: [(origin, data), ...]} of the objects whose id starts with `prefix`."""
+        out: dict[str, list] = {}
+        for obj_id, origin, data in self.query("SELECT obj_id, origin, data FROM annotations WHERE obj_id LIKE %s "
+                                               "ORDER BY obj_id, origin", prefix + "%"):
+            out.setdefault(obj_id, []).append((origin, data))
+        return out
 
     def points_by_obj(self, prefix: str) -> dict[str, int]:
         return dict(self.query("SELECT obj_id, count(*) FROM photometry WHERE obj_id LIKE %s GROUP BY obj_id",

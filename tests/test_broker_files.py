@@ -15,6 +15,7 @@ from broker_support import (
     Service,
     admin_setup,
     expected_points,
+    expected_scores,
     real_alerts,
     service_config,
     service_token,
@@ -46,6 +47,8 @@ def snapshot(portal: BrokerPortal, prefix: str) -> list:
         portal.query("SELECT obj_id, filter, mjd, flux, fluxerr, alert_id FROM photometry WHERE obj_id LIKE %s "
                      "ORDER BY 1, 2, 3", like),
         portal.query("SELECT obj_id, type, size, modified FROM thumbnails WHERE obj_id LIKE %s ORDER BY 1, 2", like),
+        portal.query("SELECT id, obj_id, origin, data, modified FROM annotations WHERE obj_id LIKE %s ORDER BY 2, 3",
+                     like),
     ]
 
 
@@ -69,6 +72,10 @@ def test_replay_of_the_real_alerts_writes_each_once_and_shows_cutouts(portal):
     assert {p["filter"] for p in phot} <= {"ztfg", "ztfr", "ztfi"}
     cand = portal.api("GET", "/api/candidates/ZTF19acihgng")
     assert cand["passing_alert_id"] == 1060135832015015002
+    # Fink's scores: one annotation per object, from the broker, with the alert's present values
+    scored = {a["objectId"]: expected_scores(a) for a in alerts if expected_scores(a)}
+    assert scored, "the real alerts carry some of Fink's scores"
+    assert portal.annotations("ZTF1") == {o: [("Fink", s)] for o, s in scored.items()}
 
     # the source page shows the three cutouts side by side, rendered to PNG when first viewed
     page = requests.get(f"{portal.url}/source/ZTF19acihgng", headers=portal.headers, timeout=30)
@@ -97,6 +104,7 @@ def test_replaying_the_same_files_again_changes_nothing(portal):
     assert forced.returncode == 0, forced.stderr
     assert "replayed 15 alerts (0 new sources" in forced.stdout
     assert snapshot(portal, "ZTF1") == before
+    assert all(len(found) == 1 for found in portal.annotations("ZTF1").values())
 
 
 def test_malformed_files_go_to_the_dead_letters_and_the_rest_lands(portal, tmp_path):
@@ -111,6 +119,7 @@ def test_malformed_files_go_to_the_dead_letters_and_the_rest_lands(portal, tmp_p
     records2 = synth(1, "NAN")[1]
     records2[0]["candidate"]["magpsf"] = float("nan")
     records2[0]["candidate"]["diffmaglim"] = None
+    records2[0]["rfscore"] = float("nan")  # a NaN score is left out of the annotation; the others stay
     write_avro(tmp_path / "nan.avro", schema, records2)
 
     res = portal.run("broker", "replay", str(tmp_path))
@@ -123,6 +132,8 @@ def test_malformed_files_go_to_the_dead_letters_and_the_rest_lands(portal, tmp_p
     assert portal.counts("ZTFMAL")["objs"] == 3
     nan_counts = portal.counts("ZTFNAN")
     assert nan_counts["objs"] == 1 and nan_counts["photometry"] == expected_points(records2[0]) - 1
+    [(origin, scores)] = portal.annotations("ZTFNAN")[records2[0]["objectId"]]
+    assert "rfscore" not in scores and scores == expected_scores(records2[0]) and scores
     status = portal.run("broker", "status")
     assert "dead letters:  2" in status.stdout
 
@@ -144,3 +155,6 @@ def test_a_replay_killed_mid_batch_resumes_and_every_alert_lands_once(portal, tm
     assert counts["objs"] == 400 and counts["candidates"] == 400 and counts["sources"] == 400
     assert counts["thumbnails"] == 1200
     assert counts["photometry"] == sum(map(expected_points, records))
+    annotations = portal.annotations("ZTFKIL")
+    assert len(annotations) == 400 and all(found == [("Fink", expected_scores(r))]
+                                           for r, found in zip(records, (annotations[r["objectId"]] for r in records)))

@@ -16,6 +16,8 @@ tests/data/fink-alerts (new objectIds, candids and positions; light curves grown
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -65,6 +67,27 @@ class PeakRss:
             self.peak = max(self.peak, rss_mb(self.pid), rss_mb(self.pid, "VmHWM"))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (from /proc; less noisy than wall time on a shared
+    machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu_seconds(portal: BrokerPortal) -> float:
+    """CPU seconds of the cluster's server processes alive now (the app's pooled connections live through a run)."""
+    postmaster = int((portal.pg.datadir / "postmaster.pid").read_text().split()[0])
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            if int(text.rsplit(")", 1)[1].split()[1]) == postmaster:
+                total += cpu_seconds(int(stat.parent.name))
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
 def backfill(portal: BrokerPortal, token_file: Path, work: Path, n: int, batch_size: int) -> dict:
     files = work / "alerts"
     files.mkdir()
@@ -79,11 +102,17 @@ def backfill(portal: BrokerPortal, token_file: Path, work: Path, n: int, batch_s
     cfg = service_config(portal, work / "state", group_names=[GROUP], batch_size=batch_size)
     cmd = [PYTHON, "-m", "broker_client", "replay", str(files), "--config", str(cfg), "--token-file",
            str(token_file), "--url", portal.url]
+    app_cpu0, db_cpu0 = cpu_seconds(portal.proc.pid), database_cpu_seconds(portal)
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=SERVICE_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rss = PeakRss(proc.pid)
     out, err = proc.communicate()
     seconds = time.monotonic() - t0
+    app_cpu = cpu_seconds(portal.proc.pid) - app_cpu0
+    db_cpu = database_cpu_seconds(portal) - db_cpu0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the replay, once it has been waited for
+    service_cpu = (children.ru_utime + children.ru_stime) - (children0.ru_utime + children0.ru_stime)
     rss.done.set()
     if proc.returncode != 0:
         raise SystemExit(f"the replay failed ({proc.returncode}):\n{out}\n{err[-3000:]}")
@@ -91,7 +120,7 @@ def backfill(portal: BrokerPortal, token_file: Path, work: Path, n: int, batch_s
     assert counts["objs"] == n and counts["candidates"] == n and counts["photometry"] == expected, counts
     timings = [line for line in err.splitlines() if "time per call" in line]
     return {"seconds": seconds, "rate": n / seconds, "rss": rss.peak, "points": expected, "mb": size_mb,
-            "summary": out.strip(), "timings": timings[-1].split("time per call: ")[-1] if timings else ""}
+            "summary": out.strip(), "app_cpu": app_cpu, "db_cpu": db_cpu, "service_cpu": service_cpu, "timings": timings[-1].split("time per call: ")[-1] if timings else ""}
 
 
 def one_at_a_time(portal: BrokerPortal, token: str, n: int) -> dict:
@@ -133,7 +162,14 @@ def main() -> int:
     parser.add_argument("--alerts", type=int, default=10_000)
     parser.add_argument("--baseline", type=int, default=300, help="alerts sent one per request")
     parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--tmp", type=Path, default=None,
+                        help="folder for the portal's project (its var/, where the cutouts go), its database and the "
+                             "alert files (default: the system's temporary folder). File creation costs differ "
+                             "much between file systems: give one like the deployment's.")
     args = parser.parse_args()
+    if args.tmp is not None:
+        args.tmp.mkdir(parents=True, exist_ok=True)
+        tempfile.tempdir = str(args.tmp.resolve())
 
     work = Path(tempfile.mkdtemp(prefix="bench-broker-"))
     portal = BrokerPortal()
@@ -148,6 +184,9 @@ def main() -> int:
         print(f"  time per portal call: {b['timings']}")
         print(f"batched:        {b['rate']:8.1f} alerts/s  ({b['seconds']:.1f} s)   target >= 300 alerts/s  "
               f"{'OK' if b['rate'] >= 300 else 'MISSED'}")
+        print(f"app CPU:        {b['app_cpu'] / args.alerts * 1000:8.2f} s per 1000 alerts (user + system)")
+        print(f"database CPU:   {b['db_cpu'] / args.alerts * 1000:8.2f} s per 1000 alerts (its server processes)")
+        print(f"service CPU:    {b['service_cpu'] / args.alerts * 1000:8.2f} s per 1000 alerts (the replay process)")
         print(f"service memory: {b['rss']:8.1f} MB peak resident   target < 200 MB  "
               f"{'OK' if b['rss'] < 200 else 'MISSED'}")
         s = one_at_a_time(portal, token_file.read_text().strip(), args.baseline)

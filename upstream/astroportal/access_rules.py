@@ -84,6 +84,10 @@ RULES: list[Rule] = [
     Rule("POST",   "/api/sources/{id}/comments",          "Comment",           MEMBER,   "comment on a visible object"),
     Rule("PUT",    "/api/sources/{id}/comments/{id}",     "Comment",           OWNER,    "change a comment"),
     Rule("DELETE", "/api/sources/{id}/comments/{id}",     "Comment",           OWNER,    "delete a comment"),
+    Rule("POST",   "/api/sources/{id}/annotations",       "Annotate",          MEMBER,   "annotate a visible object (one per origin)"),
+    Rule("PUT",    "/api/sources/{id}/annotations/{id}",  "Annotate",          OWNER,    "change an annotation"),
+    Rule("DELETE", "/api/sources/{id}/annotations/{id}",  "Annotate",          OWNER,    "delete an annotation"),
+    Rule("POST",   "/api/annotations",                    "Annotate",          MEMBER,   "annotate many visible objects (upsert per origin)"),
     # -- telescopes and instruments: shared by everyone -------------------------------------------------------------
     Rule("POST",   "/api/telescope",                      "Manage telescopes", SITEWIDE, "create a telescope"),
     Rule("PATCH",  "/api/telescope/{id}",                 "Manage telescopes", SITEWIDE, "change a telescope"),

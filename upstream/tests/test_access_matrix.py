@@ -35,7 +35,7 @@ def tag() -> str:
 @dataclass
 class Call:
     url: str
-    body: dict | None = None
+    body: dict | list | None = None
     # The thing is hidden in "other": its refusal must be the absent thing's (404, or 400 for a body field).
     hidden: bool = True
 
@@ -185,7 +185,8 @@ class World:
                 "magerr": 0.1, "limiting_mag": 21.0, "magsys": "ab", "group_ids": [group]}
 
     def new_annotation(self, kind: str, group: int) -> tuple[str, int]:
-        from astroportal.models import Classification, Comment, classification_groups, comment_groups
+        from astroportal.models import (Annotation, Classification, Comment, annotation_groups, classification_groups,
+                                        comment_groups)
 
         oid = self.new_obj(group)
         with self.db() as s:
@@ -193,6 +194,10 @@ class World:
                 row = Classification(obj_id=oid, taxonomy_id=self.taxonomy, classification="SN", author_id=self.author,
                                      author_name="author")
                 link, col = classification_groups, "classification_id"
+            elif kind == "annotation":
+                row = Annotation(obj_id=oid, origin="matrix", data={"score": 0.5}, author_id=self.author,
+                                 author_name="author")
+                link, col = annotation_groups, "annotation_id"
             else:
                 row = Comment(obj_id=oid, text="hello", author_id=self.author, author_name="author")
                 link, col = comment_groups, "comment_id"
@@ -312,6 +317,15 @@ CALLS = {
         {"text": "edited"}),
     ("DELETE", "/api/sources/{id}/comments/{id}"): lambda w, r, g: Call(
         "/api/sources/{}/comments/{}".format(*(w.new_annotation("comment", g) if g else (f"MTX{tag()}", MISSING)))),
+    ("POST", "/api/sources/{id}/annotations"): lambda w, r, g: Call(f"/api/sources/{_obj(w, g)}/annotations", {
+        "origin": "matrix", "data": {"score": 0.5}, "group_ids": [w.home[r]]}),
+    ("PUT", "/api/sources/{id}/annotations/{id}"): lambda w, r, g: Call(
+        "/api/sources/{}/annotations/{}".format(*(w.new_annotation("annotation", g) if g else (f"MTX{tag()}", MISSING))),
+        {"data": {"score": 0.7}}),
+    ("DELETE", "/api/sources/{id}/annotations/{id}"): lambda w, r, g: Call(
+        "/api/sources/{}/annotations/{}".format(*(w.new_annotation("annotation", g) if g else (f"MTX{tag()}", MISSING)))),
+    ("POST", "/api/annotations"): lambda w, r, g: Call("/api/annotations", [{
+        "obj_id": _obj(w, g), "origin": "matrix", "data": {"score": 0.5}, "group_ids": [w.home[r]]}]),
     ("POST", "/api/telescope"): lambda w, r, g: Call("/api/telescope", {
         "name": f"MtxTel {tag()}", "nickname": "t", "lat": 1.0, "lon": 2.0, "elevation": 3.0, "diameter": 1.0,
         "robotic": False, "fixed_location": True}, hidden=False),

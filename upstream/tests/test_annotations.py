@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -462,3 +463,141 @@ def test_change_and_delete_comment(api, db, people):
     assert api.delete(url, people["a"])[0] == 200
     assert api.get(url, people["a"])[0] == 404
     assert api.get(f"/api/sources/{obj}/comments/abc", people["a"])[0] == 404
+
+
+# -- annotations --------------------------------------------------------------------------------------
+def as_json(payload) -> dict:
+    """Request arguments sending `payload` as JSON text even with NaN or Infinity in it (Python's json writes
+    them; requests' json= refuses to), as a careless client would."""
+    return {"data": json.dumps(payload), "headers": {"Content-Type": "application/json"}}
+
+
+def test_annotation_round_trip_one_per_origin(api, db, people):
+    obj = new_obj(db, people["shared"])
+    url = f"/api/sources/{obj}/annotations"
+    data = {"rf_kn_vs_nonkn": 0.82, "cdsxmatch": "Unknown", "nalerthist": 7, "flagged": True}
+    status, body = api.post(url, people["a"], json={"origin": "fink", "data": data})
+    assert status == 200, body
+    aid = body["data"]["annotation_id"]
+    status, body = api.get(url, people["b"])
+    assert status == 200 and [(a["id"], a["origin"], a["data"]) for a in body["data"]] == [(aid, "fink", data)]
+    assert body["data"][0]["author_id"] == people["a_id"]
+    # SkyPortal's rule: one annotation per object and origin; the second says what to do instead
+    status, body = api.post(url, people["b"], json={"origin": "fink", "data": {"x": 1}})
+    assert status == 400 and "already has an annotation" in body["message"] and "PUT" in body["message"]
+    assert api.post(url, people["b"], json={"origin": "alerce", "data": {"x": 1}})[0] == 200
+    assert [a["origin"] for a in api.get(url, people["a"])[1]["data"]] == ["alerce", "fink"]
+    assert api.get(f"{url}/{aid}", people["a"])[1]["data"]["data"] == data
+
+
+@pytest.mark.parametrize("payload,words", [
+    ({"origin": "fink", "data": {"score": float("nan")}}, "`data.score` is nan"),
+    ({"origin": "fink", "data": {"score": float("inf")}}, "finite"),
+    ({"origin": "fink", "data": {"score": float("-inf")}}, "finite"),
+    ({"origin": "fink", "data": {"nested": {"a": 1}}}, "flat"),
+    ({"origin": "fink", "data": {"list": [1, 2]}}, "flat"),
+    ({"origin": "fink", "data": {"none": None}}, "must be a number, a string or a boolean"),
+    ({"origin": "fink", "data": {}}, "empty"),
+    ({"origin": "fink", "data": "0.5"}, "`data` must be an object"),
+    ({"origin": "fink", "data": {f"k{i}": i for i in range(101)}}, "at most 100"),
+    ({"origin": "fink", "data": {"s": "x" * 1001}}, "at most 1000"),
+    ({"origin": "fink"}, "missing required field `data`"),
+    ({"data": {"a": 1}}, "missing required field `origin`"),
+    ({"origin": "", "data": {"a": 1}}, "non-empty"),
+    ({"origin": "-fink", "data": {"a": 1}}, "must begin with"),
+    ({"origin": "fink", "data": {"a": 1}, "score": 2}, "unknown field"),
+])
+def test_bad_annotation_refused_nothing_written(api, db, people, payload, words):
+    from astroportal.models import Annotation
+
+    obj = new_obj(db, people["shared"])
+    status, body = api.post(f"/api/sources/{obj}/annotations", people["a"], **as_json(payload))
+    assert status == 400 and words in body["message"], body
+    assert count(db, Annotation, obj_id=obj) == 0
+
+
+def test_annotation_permission_and_unknown_object(api, db, people):
+    obj = new_obj(db, people["shared"], people["sitewide"])
+    body = {"origin": "fink", "data": {"a": 1}}
+    status, answer = api.post(f"/api/sources/{obj}/annotations", people["viewer"], json=body)
+    assert status == 403 and "Annotate" in answer["message"]
+    assert api.post(f"/api/sources/{obj}/annotations", None, json=body)[0] == 401
+    assert api.post(f"/api/sources/{unique()}/annotations", people["a"], json=body)[0] == 404
+    hidden = new_obj(db, people["shared"])
+    assert api.post(f"/api/sources/{hidden}/annotations", people["c"], json=body)[0] == 404
+    assert api.get(f"/api/sources/{obj}/annotations", people["viewer"])[0] == 200
+
+
+def test_annotations_visible_through_groups(api, db, people, admin_token):
+    obj = new_obj(db, people["shared"], people["sitewide"])
+    url = f"/api/sources/{obj}/annotations"
+    status, body = api.post(url, people["a"], json={"origin": "private", "data": {"a": 1},
+                                                    "group_ids": [people["shared"]]})
+    aid = body["data"]["annotation_id"]
+    assert api.post(url, people["c"], json={"origin": "public", "data": {"b": 2}})[0] == 200
+    origins = lambda tok: [a["origin"] for a in api.get(url, tok)[1]["data"]]  # noqa: E731
+    assert origins(people["b"]) == ["private", "public"]
+    assert origins(people["c"]) == ["public"]
+    assert origins(admin_token) == ["private", "public"]
+    assert api.get(f"{url}/{aid}", people["c"])[0] == 404
+    assert api.put(f"{url}/{aid}", people["c"], json={"data": {"a": 2}})[0] == 404
+    assert api.delete(f"{url}/{aid}", people["c"])[0] == 404
+
+
+def test_change_and_delete_annotation(api, db, people):
+    obj = new_obj(db, people["shared"])
+    other = new_obj(db, people["shared"])
+    status, body = api.post(f"/api/sources/{obj}/annotations", people["a"],
+                            json={"origin": "fink", "data": {"a": 1}, "group_ids": [people["shared"]]})
+    aid = body["data"]["annotation_id"]
+    url = f"/api/sources/{obj}/annotations/{aid}"
+    assert api.put(url, people["a"], json={"data": {"a": 2, "b": "x"}})[0] == 200
+    assert api.get(url, people["b"])[1]["data"]["data"] == {"a": 2, "b": "x"}
+    status, body = api.put(url, people["a"], **as_json({"data": {"a": float("nan")}}))
+    assert status == 400 and "nan" in body["message"]
+    status, body = api.put(url, people["b"], json={"data": {"a": 3}})
+    assert status == 403 and "author" in body["message"]
+    assert api.delete(url, people["b"])[0] == 403
+    assert api.get(f"/api/sources/{other}/annotations/{aid}", people["a"])[0] == 404
+    assert api.put(url, people["ga"], json={"data": {"a": 4}})[0] == 200  # "Manage sources" over its groups
+    assert api.get(url, people["a"])[1]["data"]["data"] == {"a": 4}
+    assert api.delete(url, people["a"])[0] == 200
+    assert api.get(url, people["a"])[0] == 404
+    assert api.get(f"/api/sources/{obj}/annotations/abc", people["a"])[0] == 404
+
+
+def test_annotation_list_form_upserts_per_origin(api, db, people):
+    from astroportal.models import Annotation
+
+    objs = [new_obj(db, people["shared"]) for _ in range(3)]
+    items = [{"obj_id": o, "origin": "fink", "data": {"score": i / 10, "cls": "KN"}} for i, o in enumerate(objs)]
+    status, body = api.post("/api/annotations", people["a"], json=items)
+    assert status == 200, body
+    ids = body["data"]["ids"]
+    assert len(set(ids)) == 3
+    # the same alerts again: the same ids, nothing added or changed
+    with db() as s:
+        before = {a.id: a.modified for a in s.scalars(select(Annotation).where(Annotation.obj_id.in_(objs)))}
+    assert api.post("/api/annotations", people["a"], json=items)[1]["data"]["ids"] == ids
+    with db() as s:
+        after = {a.id: a.modified for a in s.scalars(select(Annotation).where(Annotation.obj_id.in_(objs)))}
+    assert after == before
+    # new scores replace the old ones; groups stay
+    items[0]["data"] = {"score": 0.9}
+    assert api.post("/api/annotations", people["a"], json=items)[1]["data"]["ids"] == ids
+    got = api.get(f"/api/sources/{objs[0]}/annotations", people["b"])[1]["data"]
+    assert [(a["id"], a["data"]) for a in got] == [(ids[0], {"score": 0.9})]
+    # a bad item refuses the batch and names its index
+    bad = items + [{"obj_id": objs[1], "origin": "other", "data": {"score": float("nan")}}]
+    status, body = api.post("/api/annotations", people["a"], **as_json(bad))
+    assert status == 400 and "item 3" in body["message"] and "nan" in body["message"]
+    assert count(db, Annotation, obj_id=objs[1]) == 1
+    # someone else's annotation from that origin is not theirs to change
+    status, body = api.post("/api/annotations", people["b"], json=[{"obj_id": objs[2], "origin": "fink",
+                                                                    "data": {"score": 0}}])
+    assert status == 403 and "someone else" in body["message"]
+    status, body = api.post("/api/annotations", people["c"], json=items[:1])
+    assert status == 404
+    assert api.post("/api/annotations", people["viewer"], json=items[:1])[0] == 403
+    status, body = api.post("/api/annotations", people["a"], json=items[0])
+    assert status == 400 and "list" in body["message"]

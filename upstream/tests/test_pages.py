@@ -160,6 +160,26 @@ def test_source_page_counts_only_the_points_the_user_may_see(web, server, api, m
     assert len(points["data"]) == 4
 
 
+def test_source_page_shows_the_annotations_the_user_may_see(web, server, api, member, admin_token):
+    obj_id = unique()
+    private_source(api, member[1], obj_id, 30.0, 1.0)
+    r = web.get(f"{server.url}/source/{obj_id}", timeout=30)
+    assert 'id="annotations"' not in r.text  # no annotations, no empty table
+    data = {"rf_kn_vs_nonkn": 0.823456, "cdsxmatch": PAYLOAD, "flagged": True}
+    status, body = api.post(f"/api/sources/{obj_id}/annotations", member[1], json={"origin": "fink", "data": data})
+    assert status == 200, body
+    # The admin's annotation, shared with the admin alone, is not shown to the member.
+    status, body = api.post(f"/api/sources/{obj_id}/annotations", admin_token,
+                            json={"origin": "secret", "data": {"x": 1}, "group_ids": [own_group(api, admin_token)]})
+    assert status == 200, body
+    r = web.get(f"{server.url}/source/{obj_id}", timeout=30)
+    rows = re.findall(r'<tr class="annotation" data-origin="([^"]*)">(.*?)</tr>', r.text, re.S)
+    assert [origin for origin, _ in rows] == ["fink"] * 3
+    cells = [re.findall(r"<td>(.*?)</td>", row, re.S) for _, row in rows]
+    assert cells == [["cdsxmatch", html.escape(PAYLOAD, quote=True)], ["flagged", "true"], ["rf_kn_vs_nonkn", "0.8235"]]
+    assert "secret" not in r.text and "<script>window.__xss" not in r.text
+
+
 def test_user_text_is_escaped_in_pages(web, server, api, member):
     obj_id = unique()
     private_source(api, member[1], obj_id, 20.0, 21.0, alias=[PAYLOAD])

@@ -31,7 +31,7 @@ EXPECTED: dict[tuple[str, str], list[str] | str] = {
 
 # The API modules whose routes the table covers (a missing one is reported by name).
 CORE_MODULES = ["sources", "candidates", "listings", "photometry", "groups", "telescopes", "streams", "users",
-                 "taxonomy", "classifications", "comments", "service_tokens"]
+                 "taxonomy", "classifications", "comments", "annotations", "service_tokens"]
 
 
 def _load_routes():

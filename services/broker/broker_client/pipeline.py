@@ -5,14 +5,17 @@ others still land. Every write is idempotent, so sending an alert again never du
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .deadletter import DeadLetters
 from .mapping import AlertWrites, Context, MappingError, map_alert, photometry_body
-from .portal_client import Encoded, PortalClient, PortalError, Rejected, Unavailable, encode
+from .portal_client import AuthFailed, Encoded, PortalClient, PortalError, Rejected, Stopping, Unavailable, encode
 
 log = logging.getLogger("broker")
+#: Requests of one batch the portal is asked to write at once, after its sources.
+IN_FLIGHT = 2
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Pipeline:
         self.ctx = ctx
         self.dead_letters = dead_letters
         self.source = source
+        self._pool: ThreadPoolExecutor | None = None
 
     def prepare(self, items: list[Item]) -> "Prepared":
         """Map a batch (dead-lettering what cannot be mapped) and encode its request bodies; no portal call, so it
@@ -92,20 +96,48 @@ class Pipeline:
         classifications = [c for w in writes for c in w.classifications]
         if classifications:
             out.append(("POST", "/api/classification", encode(classifications), 0))
+        annotations = [{"obj_id": w.obj_id, "origin": self.ctx.origin, "data": w.annotations,
+                        "group_ids": self.ctx.group_ids} for w in writes if w.annotations]
+        if annotations:
+            # One per object and origin, updated in place: the latest alert's scores, never a duplicate.
+            out.append(("POST", "/api/annotations", encode(annotations), 0))
         thumbnails = [t for w in writes for t in w.thumbnails]
         for start in range(0, len(thumbnails), 300):  # ~5 MB a request
             out.append(("POST", "/api/thumbnail", encode(thumbnails[start:start + 300]), 0))
         return out
 
     def write(self, writes: list[AlertWrites], bodies: list | None = None) -> tuple[int, int]:
-        """Send the batch's requests in order; returns (new sources, points)."""
-        new_sources = points = 0
-        for method, path, body, n in bodies if bodies is not None else self.bodies(writes):
-            answer = self.portal.request(method, path, Encoded(body))
-            if path == "/api/sources":
-                new_sources = sum(1 for a in answer if isinstance(a, dict) and a.get("created"))
-            points += n
-        return new_sources, points
+        """Send the batch's requests; returns (new sources, points).
+
+        The sources go first (every other write names their objects); the rest depend on nothing but them and go
+        IN_FLIGHT at a time: the portal writes the photometry in a worker thread while it stores the cutouts, and
+        the database and the portal each get a core. A failure of any is raised once all have ended, so the
+        batch is either confirmed whole or sent again whole (every write is idempotent)."""
+        requests = list(bodies if bodies is not None else self.bodies(writes))
+        first, rest = requests[0], requests[1:]
+        answer = self.portal.request(first[0], first[1], Encoded(first[2]))
+        new_sources = sum(1 for a in answer if isinstance(a, dict) and a.get("created"))
+        if len(rest) <= 1 or IN_FLIGHT <= 1:
+            for method, path, body, _ in rest:
+                self.portal.request(method, path, Encoded(body))
+        else:
+            # The photometry first: the database writes it while the portal stores the cutouts (two cutout
+            # requests at once would only contend for the disk and leave the photometry to run alone at the end).
+            rest.sort(key=lambda r: r[1] != "/api/photometry")
+            futures = [self._executor().submit(self.portal.request, m, p, Encoded(b)) for m, p, b, _ in rest]
+            errors = [f.exception() for f in futures]
+            failed = [e for e in errors if e is not None]
+            if failed:
+                # What the caller can least fix decides: a refused alert is found by resending one by one.
+                order = (AuthFailed, Stopping, Unavailable, Rejected)
+                raise min(failed, key=lambda e: next((i for i, k in enumerate(order) if isinstance(e, k)),
+                                                     len(order)))
+        return new_sources, first[3] + sum(r[3] for r in rest)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="portal-write")
+        return self._pool
 
     def _send(self, pairs: list[tuple[Item, AlertWrites]], result: BatchResult, bodies: list | None = None) -> None:
         try:

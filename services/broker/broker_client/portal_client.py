@@ -103,10 +103,18 @@ class PortalClient:
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.stop = stop or threading.Event()
-        self.http = requests.Session()
+        self._local = threading.local()  # a requests.Session per thread: a batch's writes go two at a time
         self.requests_sent = 0
+        self._lock = threading.Lock()
         # Seconds spent per "METHOD path" (what the bench and the replay summary report).
         self.timings: dict[str, float] = {}
+
+    @property
+    def http(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Exponential backoff with full jitter; a server's Retry-After is a floor."""
@@ -149,7 +157,8 @@ class PortalClient:
                 last = Unavailable(f"{method} {path}: the portal at {self.url} is unreachable ({type(exc).__name__})")
                 continue
             key = f"{method} {path}"
-            self.timings[key] = self.timings.get(key, 0.0) + time.monotonic() - t0
+            with self._lock:
+                self.timings[key] = self.timings.get(key, 0.0) + time.monotonic() - t0
             status = resp.status_code
             try:
                 payload = resp.json()

@@ -1,4 +1,4 @@
-"""Classifications and comments on objects, each visible through the groups it is shared with."""
+"""Classifications, comments and annotations on objects, each visible through the groups it is shared with."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import math
 from typing import Any
 
 from sqlalchemy import delete, exists, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
 from ..events import Event, record
-from ..models import Classification, Comment, User, classification_groups, comment_groups
+from ..models import (Annotation, Classification, Comment, User, annotation_groups, classification_groups,
+                      comment_groups)
 from .access import accessible_group_ids, get_visible_obj, may_manage_record, target_group_ids
 from .taxonomies import check_no_nul, get_visible_taxonomy, groups_by_owner, taxonomy_classes
-from ..validate import shown
+from ..validate import check_string, shown
 
 MAX_COMMENT_LENGTH = 10_000
 CLASSIFICATION_FIELDS = {"obj_id", "classification", "taxonomy_id", "probability", "group_ids"}
@@ -307,3 +309,157 @@ def comments_for_obj(session: Session, user: User, obj_id: str) -> list[dict]:
     rows = list(session.scalars(query.order_by(Comment.created_at, Comment.id)))
     groups = groups_by_owner(session, comment_groups, "comment_id", [r.id for r in rows])
     return [serialize_comment(r, groups[r.id]) for r in rows]
+
+
+# -- annotations -----------------------------------------------------------------------------------------
+# Machine-made facts (a broker's scores): a flat object of numbers, strings and booleans, one per object and
+# origin as in SkyPortal. Flat and small, so that the source page can show it as a table and a filter can
+# compare its values.
+ANNOTATION_FIELDS = {"origin", "data", "group_ids"}
+MAX_ANNOTATION_KEYS = 100
+MAX_ANNOTATION_STRING = 1_000
+
+
+def annotation_origin(value: Any) -> str:
+    """The `origin` of an annotation: a non-empty name starting with a letter, digit or underscore (SkyPortal's
+    rule), at most NAME_MAX characters."""
+    if value is None:
+        raise ApiError(400, "missing required field `origin` (who made the annotation, e.g. a broker's name)")
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, f"`origin` must be a non-empty string, got {shown(value)}")
+    check_string(value, "origin")
+    if not (value[0].isalnum() or value[0] == "_"):
+        raise ApiError(400, f"`origin` must begin with a letter, a digit or an underscore, got {shown(value)}")
+    return value
+
+
+def annotation_data(value: Any) -> dict:
+    """The `data` of an annotation: a flat JSON object of finite numbers, strings and booleans."""
+    if value is None:
+        raise ApiError(400, "missing required field `data` (an object of key: number, string or boolean)")
+    if not isinstance(value, dict):
+        raise ApiError(400, f"`data` must be an object of key: number, string or boolean, got {shown(value)}")
+    if not value:
+        raise ApiError(400, "`data` is empty: give at least one key")
+    if len(value) > MAX_ANNOTATION_KEYS:
+        raise ApiError(400, f"`data` has {len(value)} keys; at most {MAX_ANNOTATION_KEYS} are allowed")
+    for key, v in value.items():
+        if not key.strip():
+            raise ApiError(400, "`data` has an empty key")
+        check_string(key, "data key")
+        label = f"`data.{key}`" if len(key) <= 60 else "a `data` value"
+        if isinstance(v, bool) or (isinstance(v, int) and -2**63 <= v < 2**63):
+            continue
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                raise ApiError(400, f"{label} is {v}: values must be finite numbers, strings or booleans; "
+                                    "leave out a value that is not known")
+            continue
+        if isinstance(v, str):
+            check_string(v, f"data.{key}", MAX_ANNOTATION_STRING)
+            continue
+        raise ApiError(400, f"{label} must be a number, a string or a boolean (data is flat), got {shown(v)}")
+    return value
+
+
+def serialize_annotation(a: Annotation, groups: list[dict]) -> dict:
+    return {
+        "id": a.id,
+        "obj_id": a.obj_id,
+        "origin": a.origin,
+        "data": a.data,
+        "author_id": a.author_id,
+        "author_name": a.author_name,
+        "groups": groups,
+        "created_at": a.created_at,
+        "modified": a.modified,
+    }
+
+
+def _visible_annotation(session: Session, user: User, obj_id: str, annotation_id: int) -> Annotation:
+    get_visible_obj(session, user, obj_id)
+    query = select(Annotation).where(Annotation.id == annotation_id, Annotation.obj_id == obj_id)
+    clause = _visible_clause(annotation_groups, "annotation_id", Annotation.id, accessible_group_ids(session, user))
+    if clause is not None:
+        query = query.where(clause)
+    row = session.scalar(query)
+    if row is None:
+        raise ApiError(404, f"annotation {annotation_id} on object {shown(obj_id)} not found")
+    return row
+
+
+def create_annotation(session: Session, user: User, obj_id: str, data: dict) -> int:
+    """Annotate a visible object; returns the annotation's id. An object has one annotation per origin: a
+    second one is refused (change the first with PUT, or send the list form, which updates it)."""
+    _check_fields(data, ANNOTATION_FIELDS)
+    origin = annotation_origin(data.get("origin"))
+    values = annotation_data(data.get("data"))
+    obj = get_visible_obj(session, user, obj_id)
+    group_ids = target_group_ids(session, user, data.get("group_ids"), default="all")
+    existing = session.scalar(select(Annotation.id).where(Annotation.obj_id == obj.id, Annotation.origin == origin))
+    if existing is not None:
+        raise ApiError(400, f"object {shown(obj.id)} already has an annotation from origin {shown(origin)}; "
+                            "change it with PUT /api/sources/{obj_id}/annotations/{id}, or delete it first")
+    row = Annotation(obj_id=obj.id, origin=origin, data=values, author_id=user.id, author_name=user.username)
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise ApiError(400, f"object {shown(obj.id)} already has an annotation from origin {shown(origin)} "
+                            "(posted a moment ago)") from None
+    _set_groups(session, annotation_groups, "annotation_id", row.id, group_ids)
+    session.commit()
+    return row.id
+
+
+def get_annotation(session: Session, user: User, obj_id: str, annotation_id: int) -> dict:
+    row = _visible_annotation(session, user, obj_id, annotation_id)
+    groups = groups_by_owner(session, annotation_groups, "annotation_id", [row.id])
+    return serialize_annotation(row, groups[row.id])
+
+
+def update_annotation(session: Session, user: User, obj_id: str, annotation_id: int, data: dict) -> None:
+    """Change an annotation's data, origin or groups (its author or "Manage sources"); `data` replaces the
+    previous object."""
+    row = _visible_annotation(session, user, obj_id, annotation_id)
+    if not may_manage(session, user, row.author_id, annotation_groups, "annotation_id", row.id):
+        raise ApiError(403, "only the annotation's author, a system admin, or a holder of \"Manage sources\" who "
+                       "administers every group it is shared with may change it")
+    _check_fields(data, ANNOTATION_FIELDS)
+    if not data:
+        raise ApiError(400, f"nothing to change: send one or more of {sorted(ANNOTATION_FIELDS)}")
+    origin = annotation_origin(data["origin"]) if "origin" in data else row.origin
+    values = annotation_data(data["data"]) if "data" in data else row.data
+    group_ids = target_group_ids(session, user, data["group_ids"], default="all") if "group_ids" in data else None
+    if origin != row.origin and session.scalar(select(Annotation.id).where(
+            Annotation.obj_id == row.obj_id, Annotation.origin == origin)) is not None:
+        raise ApiError(400, f"object {shown(row.obj_id)} already has an annotation from origin {shown(origin)}")
+    row.origin = origin
+    row.data = values
+    if group_ids is not None:
+        _set_groups(session, annotation_groups, "annotation_id", row.id, group_ids)
+    session.commit()
+
+
+def delete_annotation(session: Session, user: User, obj_id: str, annotation_id: int) -> None:
+    row = _visible_annotation(session, user, obj_id, annotation_id)
+    if not may_manage(session, user, row.author_id, annotation_groups, "annotation_id", row.id):
+        raise ApiError(403, "only the annotation's author, a system admin, or a holder of \"Manage sources\" who "
+                       "administers every group it is shared with may delete it")
+    session.delete(row)
+    session.commit()
+
+
+def annotations_for_obj(session: Session, user: User, obj_id: str) -> list[dict]:
+    """The object's annotations visible to `user`, by origin.
+
+    Only the annotations' groups are checked here: the caller has already found the object visible.
+    """
+    query = select(Annotation).where(Annotation.obj_id == obj_id)
+    clause = _visible_clause(annotation_groups, "annotation_id", Annotation.id, accessible_group_ids(session, user))
+    if clause is not None:
+        query = query.where(clause)
+    rows = list(session.scalars(query.order_by(Annotation.origin, Annotation.id)))
+    groups = groups_by_owner(session, annotation_groups, "annotation_id", [r.id for r in rows])
+    return [serialize_annotation(r, groups[r.id]) for r in rows]

@@ -14,16 +14,16 @@ import binascii
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import bindparam, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError, forbidden, not_found
 from ..events import Event, record
-from ..models import (THUMBNAIL_TYPES, Candidate, Classification, Filter, Obj, Source, Thumbnail, User,
-                      classification_groups)
+from ..models import (THUMBNAIL_TYPES, Annotation, Candidate, Classification, Filter, Obj, Source, Thumbnail, User,
+                      annotation_groups, classification_groups)
 from . import access
-from .annotations import CLASSIFICATION_FIELDS, _id_field, _probability
+from .annotations import CLASSIFICATION_FIELDS, _id_field, _probability, annotation_data, annotation_origin
 from .batch import check_items
 from .candidates import _alert_id, parse_time
 from .sources import OBJ_FIELDS, body_group_ids, can_manage_sources, check_obj_fields, check_obj_id
@@ -392,6 +392,87 @@ def post_thumbnails(session: Session, user: User, items: list[dict], root: Path)
                       "uploader_id": ex.uploader_id, "modified": func.now()},
             ).returning(table.c.id, table.c.obj_id, table.c.type)
             ids.update({(o, t): tid for tid, o, t in session.connection().execute(stmt, rows)})
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return [ids[(c[0], c[1])] for c in checked]
+
+
+def annotate_many(session: Session, user: User, items: list[dict]) -> list[int]:
+    """POST /api/annotations: each item as create_annotation (with its `obj_id`), except that an object's
+    annotation from the same origin is updated instead of refused: its data replaced (and its groups, when given),
+    a row left alone when nothing changed. So an alert sent again changes nothing. An existing annotation is
+    changed only as PUT would allow (its author, a system admin, or "Manage sources" over all its groups)."""
+    check_items(items, "annotation")
+    groups = _Groups(session, user, default="all")
+    allowed = {"obj_id", "origin", "data", "group_ids"}
+
+    def check(data: dict):
+        _unknown(data, allowed)
+        obj_id = check_obj_id(data.get("obj_id"), "obj_id")
+        origin = annotation_origin(data.get("origin"))
+        values = annotation_data(data.get("data"))
+        if obj_id not in visible:
+            raise not_found(f"object {shown(obj_id)}")
+        gids = groups(data.get("group_ids")) if data.get("group_ids") is not None else None
+        return obj_id, origin, values, gids
+
+    visible = _visible_among(session, user, items, "obj_id")
+    checked = _each(items, check)
+    latest: dict[tuple[str, str], tuple[int, dict, list[int] | None]] = {}
+    for i, (obj_id, origin, values, gids) in enumerate(checked):  # the same object and origin twice: the last wins
+        latest[(obj_id, origin)] = (i, values, gids)
+    try:
+        table = Annotation.__table__
+        known = {(o, org): (aid, author, data) for aid, o, org, author, data in session.execute(
+            select(table.c.id, table.c.obj_id, table.c.origin, table.c.author_id, table.c.data).where(
+                tuple_(table.c.obj_id, table.c.origin).in_(sorted(latest))))}
+        ids = {k: v[0] for k, v in known.items()}
+        links: dict[int, set[int]] = {}
+        if known:
+            for aid, gid in session.execute(select(annotation_groups.c.annotation_id, annotation_groups.c.group_id)
+                                            .where(annotation_groups.c.annotation_id.in_(list(ids.values())))):
+                links.setdefault(aid, set()).add(gid)
+        changed, regroup = [], []
+        for key, (aid, author, data) in known.items():
+            i, values, gids = latest[key]
+            if data == values and (gids is None or set(gids) == links.get(aid, set())):
+                continue  # the same annotation again: nothing to write
+            if not access.may_manage_record(session, user, author, links.get(aid, ())):
+                raise _at(i, forbidden(f"object {shown(key[0])} has an annotation from origin {shown(key[1])} by "
+                                       "someone else; only its author, a system admin, or a holder of \"Manage "
+                                       "sources\" who administers every group it is shared with may change it"))
+            if data != values:
+                changed.append({"aid": aid, "data": values})
+            if gids is not None and set(gids) != links.get(aid, set()):
+                regroup.append((aid, gids))
+        if changed:
+            session.connection().execute(
+                table.update().where(table.c.id == bindparam("aid")).values(data=bindparam("data"),
+                                                                           modified=func.now()), changed)
+        for aid, gids in regroup:
+            session.execute(annotation_groups.delete().where(annotation_groups.c.annotation_id == aid))
+            session.execute(annotation_groups.insert(), [{"annotation_id": aid, "group_id": g} for g in gids])
+        new = [(key, v) for key, v in latest.items() if key not in known]
+        if new:
+            rows = [{"obj_id": o, "origin": org, "data": values, "author_id": user.id, "author_name": user.username}
+                    for (o, org), (_, values, _) in new]
+            inserted = {(o, org): aid for aid, o, org in session.connection().execute(
+                pg_insert(table).on_conflict_do_nothing(index_elements=["obj_id", "origin"]).returning(
+                    table.c.id, table.c.obj_id, table.c.origin), rows)}
+            if len(inserted) < len(new):
+                raise ApiError(409, "an annotation of this batch was posted concurrently; nothing was written, send "
+                                    "the batch again")
+            ids.update(inserted)
+            default_groups = None
+            link_rows = []
+            for key, (_, _, gids) in new:
+                if gids is None:
+                    default_groups = default_groups or groups(None)
+                    gids = default_groups
+                link_rows += [{"annotation_id": inserted[key], "group_id": g} for g in gids]
+            session.execute(annotation_groups.insert(), link_rows)
         session.commit()
     except BaseException:
         session.rollback()

@@ -348,37 +348,58 @@ links AS (
 SELECT {_KEYS} FROM ins"""
 )
 
+# PUT looks up the points that exist already by probing the unique index once per input row (a LATERAL subquery
+# with a LIMIT is always a parameterised index scan: a join left to the planner read the whole photometry table, once per
+# batch, as soon as it held a few thousand points). Only the points not found are inserted, with a plain INSERT
+# (no speculative insertion: a point inserted meanwhile by another upload fails the statement, which answers
+# 409 "send it again"), and their group links need no conflict check; the points found are updated only where a
+# value changed, and linked to the groups they lack.
 _PUT_SQL = text(
     f"""WITH {_INPUT_CTE},
+old AS MATERIALIZED (
+    SELECT p.id, i.obj_id, i.instrument_id, i.filter, i.mjd, i.origin, i.flux, i.fluxerr, i.alert_id, i.ra, i.dec,
+           p.flux AS old_flux, p.fluxerr AS old_fluxerr, p.alert_id AS old_alert_id, p.ra AS old_ra,
+           p.dec AS old_dec
+    FROM input AS i CROSS JOIN LATERAL (
+        SELECT q.id, q.flux, q.fluxerr, q.alert_id, q.ra, q.dec FROM photometry AS q
+        WHERE q.obj_id = i.obj_id AND q.instrument_id = i.instrument_id AND q.filter = i.filter AND q.mjd = i.mjd
+          AND q.origin = i.origin
+        LIMIT 1  -- (one at most: the key is unique) keeps the planner from flattening this into a join
+    ) AS p
+),
+upd AS (
+    UPDATE photometry AS p SET
+        flux = o.flux,
+        fluxerr = o.fluxerr,
+        alert_id = COALESCE(o.alert_id, p.alert_id),
+        ra = COALESCE(o.ra, p.ra),
+        dec = COALESCE(o.dec, p.dec)
+    FROM old AS o
+    -- an unchanged point is left alone (no new row version)
+    WHERE p.id = o.id AND (
+           o.old_flux IS DISTINCT FROM o.flux
+        OR o.old_fluxerr IS DISTINCT FROM o.fluxerr
+        OR (o.alert_id IS NOT NULL AND o.old_alert_id IS DISTINCT FROM o.alert_id)
+        OR (o.ra IS NOT NULL AND o.old_ra IS DISTINCT FROM o.ra)
+        OR (o.dec IS NOT NULL AND o.old_dec IS DISTINCT FROM o.dec))
+),
 ins AS ({_INSERT}
-    ON CONFLICT ON CONSTRAINT uq_photometry_point DO UPDATE SET
-        flux = EXCLUDED.flux,
-        fluxerr = EXCLUDED.fluxerr,
-        alert_id = COALESCE(EXCLUDED.alert_id, photometry.alert_id),
-        ra = COALESCE(EXCLUDED.ra, photometry.ra),
-        dec = COALESCE(EXCLUDED.dec, photometry.dec)
-    -- an unchanged point is left alone (no new row version); it is found by the join below instead
-    WHERE photometry.flux IS DISTINCT FROM EXCLUDED.flux
-       OR photometry.fluxerr IS DISTINCT FROM EXCLUDED.fluxerr
-       OR (EXCLUDED.alert_id IS NOT NULL AND photometry.alert_id IS DISTINCT FROM EXCLUDED.alert_id)
-       OR (EXCLUDED.ra IS NOT NULL AND photometry.ra IS DISTINCT FROM EXCLUDED.ra)
-       OR (EXCLUDED.dec IS NOT NULL AND photometry.dec IS DISTINCT FROM EXCLUDED.dec)
+    WHERE NOT EXISTS (SELECT 1 FROM old AS o WHERE o.obj_id = input.obj_id AND o.instrument_id = input.instrument_id
+                      AND o.filter = input.filter AND o.mjd = input.mjd AND o.origin = input.origin)
     RETURNING {_KEYS}
 ),
-found AS (
-    SELECT {_KEYS} FROM ins
-    UNION
-    SELECT p.id, p.obj_id, p.instrument_id, p.filter, p.mjd, p.origin
-    FROM photometry AS p JOIN input AS i
-      ON p.obj_id = i.obj_id AND p.instrument_id = i.instrument_id AND p.filter = i.filter
-     AND p.mjd = i.mjd AND p.origin = i.origin
-),
-links AS (
+new_links AS (
     INSERT INTO photometry_groups (photometry_id, group_id)
-    SELECT found.id, g FROM found CROSS JOIN unnest(CAST(:group_ids AS integer[])) AS g
+    SELECT ins.id, g FROM ins CROSS JOIN unnest(CAST(:group_ids AS integer[])) AS g
+),
+old_links AS (
+    INSERT INTO photometry_groups (photometry_id, group_id)
+    SELECT old.id, g FROM old CROSS JOIN unnest(CAST(:group_ids AS integer[])) AS g
     ON CONFLICT DO NOTHING
 )
-SELECT {_KEYS} FROM found"""
+SELECT {_KEYS} FROM ins
+UNION ALL
+SELECT {_KEYS} FROM old"""
 )
 
 

@@ -53,9 +53,18 @@ def relative_path(obj_id: str, ttype: str, ext: str) -> str:
     return f"{shard}/{quote(obj_id, safe='')}_{ttype}.{ext}"
 
 
+_MADE_DIRS: set[Path] = set()  # the shard folders known to exist: a batch of cutouts makes one system call less each
+
+
 def _write_atomically(path: Path, raw: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+    if path.parent not in _MADE_DIRS:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _MADE_DIRS.add(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+    except FileNotFoundError:  # the folder was removed meanwhile (say, by hand): make it again
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)

@@ -1,6 +1,7 @@
 """The portal's data model. Every table here is created and changed by Alembic migrations only."""
 
-from .annotations import Classification, Comment, Taxonomy, classification_groups, comment_groups, taxonomy_groups
+from .annotations import (Annotation, Classification, Comment, Taxonomy, annotation_groups, classification_groups,
+                          comment_groups, taxonomy_groups)
 from .astro import Candidate, Filter, Obj, Source, Stream, group_streams
 from .base import Base
 from .gw import GcnEvent, GcnNotice, GcnProperty, GcnTag, Localization, LocalizationTile

@@ -1,8 +1,8 @@
-"""What people and programs say about objects: taxonomies, classifications, comments."""
+"""What people and programs say about objects: taxonomies, classifications, comments, annotations."""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, ForeignKey, Integer, String, Table
+from sqlalchemy import Boolean, Column, Float, ForeignKey, Integer, String, Table, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,6 +25,12 @@ comment_groups = Table(
     "comment_groups",
     Base.metadata,
     Column("comment_id", ForeignKey("comments.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+annotation_groups = Table(
+    "annotation_groups",
+    Base.metadata,
+    Column("annotation_id", ForeignKey("annotations.id", ondelete="CASCADE"), primary_key=True),
     Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True, index=True),
 )
 
@@ -57,5 +63,19 @@ class Comment(Base, Timestamped):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     obj_id: Mapped[str] = mapped_column(ForeignKey("objs.id", ondelete="CASCADE"), nullable=False, index=True)
     text: Mapped[str] = mapped_column(String, nullable=False)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    author_name: Mapped[str] = mapped_column(String, nullable=False)
+
+
+class Annotation(Base, Timestamped):
+    """Machine-made facts about an object (a broker's scores, a pipeline's measurements): a flat JSON object of
+    numbers, strings and booleans under an `origin`. As in SkyPortal, an object has at most one per origin."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (UniqueConstraint("obj_id", "origin"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    obj_id: Mapped[str] = mapped_column(ForeignKey("objs.id", ondelete="CASCADE"), nullable=False, index=True)
+    origin: Mapped[str] = mapped_column(String(NAME_MAX), nullable=False)
+    data: Mapped[dict] = mapped_column(JSONB, nullable=False)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     author_name: Mapped[str] = mapped_column(String, nullable=False)

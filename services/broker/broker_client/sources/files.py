@@ -14,6 +14,7 @@ import fastavro
 
 from ..cursor import Cursor
 from ..pipeline import Item
+from ..projection import reader_schema
 from . import Batch
 
 
@@ -72,6 +73,14 @@ class FileSource:
             except Exception as exc:  # noqa: BLE001 - fastavro raises several types for a non-Avro file
                 yield Item(where=str(path), error=f"not an Avro container file: {exc}", payload={"path": str(path)})
                 return
+            narrow = reader_schema(reader.writer_schema)
+            if narrow is not None:
+                try:  # only the fields the mapping reads; a schema that cannot be narrowed is read whole
+                    fh.seek(0)
+                    reader = fastavro.reader(fh, reader_schema=narrow)
+                except Exception:  # noqa: BLE001
+                    fh.seek(0)
+                    reader = fastavro.reader(fh)
             index = 0
             while True:
                 try:

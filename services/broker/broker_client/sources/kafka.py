@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from ..config import KafkaSettings
 from ..pipeline import Item
+from ..projection import reader_schema
 from . import Batch
 
 log = logging.getLogger("broker")
@@ -63,16 +64,23 @@ class Decoder:
         schema = self.schemas.get(digest)
         if schema is None:
             try:
-                schema = fastavro.parse_schema(json.loads(key))
+                writer = json.loads(key)
+                schema = (fastavro.parse_schema(writer), None)
             except Exception as exc:  # noqa: BLE001 - json and fastavro errors alike
                 raise ValueError(f"the message key is not an Avro schema: {exc}") from None
+            narrow = reader_schema(writer)
+            if narrow is not None:
+                try:  # only the fields the mapping reads; a schema that cannot be narrowed is read whole
+                    schema = (schema[0], fastavro.parse_schema(narrow))
+                except Exception:  # noqa: BLE001
+                    pass
             if len(self.schemas) > 100:
                 self.schemas.clear()
             self.schemas[digest] = schema
         if value is None:
             raise ValueError("the message has no value")
         try:
-            return fastavro.schemaless_reader(io.BytesIO(value), schema)
+            return fastavro.schemaless_reader(io.BytesIO(value), schema[0], schema[1])
         except Exception as exc:  # noqa: BLE001 - truncated or mismatched data
             raise ValueError(f"the message value is not an Avro record of its schema: {exc}") from None
 

@@ -12,6 +12,7 @@ from astropy.coordinates import Angle, SkyCoord
 from sqlalchemy import func, select
 
 from ...domain.access import accessible_group_ids, get_visible_obj
+from ...domain.annotations import annotations_for_obj
 from ...domain.thumbnails import thumbnails_for_obj
 from ...models import Group, Photometry, photometry_groups
 from .common import PageHandler, login_required
@@ -177,13 +178,15 @@ class SourcesPage(PageHandler):
 class SourcePage(PageHandler):
     @login_required
     def get(self, obj_id: str) -> None:
-        """One source: position, light curve, photometry, classifications, comments, groups, airmass."""
+        """One source: position, cutouts, annotations, light curve, photometry, classifications, comments, groups,
+        airmass."""
         obj = get_visible_obj(self.session, self.current_user, obj_id)
         self.render_page(
             "source.html",
             obj=obj,
             pos=positions(obj.ra, obj.dec),
             thumbnails=thumbnails_for_obj(self.session, obj.id),
+            annotations=annotations_for_obj(self.session, self.current_user, obj.id),
             page_data={
                 "objId": obj.id,
                 "ra": obj.ra,
