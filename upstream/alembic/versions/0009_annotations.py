@@ -1,14 +1,14 @@
 """annotations: machine-made facts about objects (one per object and origin), visible through their groups
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 """
 from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = '0009'
-down_revision = '0006'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
