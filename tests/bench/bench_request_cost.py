@@ -63,6 +63,8 @@ def count_statements(log_path: Path, start: int, dbname: str) -> tuple[int, int]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=500, help="requests per measured series")
+    parser.add_argument("--profile", type=Path, help="run the portal under cProfile and write its statistics here")
+    parser.add_argument("--show", action="store_true", help="also print the statements of one request of each kind")
     args = parser.parse_args()
 
     cluster = PgCluster().start()
@@ -83,7 +85,9 @@ def main() -> int:
         token = (work / "var" / "admin_token").read_text().strip()
 
         log = open(work / "server.log", "w")
-        proc = subprocess.Popen([*py, "serve", "--config", str(cfg_path)], cwd=UPSTREAM, stdout=log,
+        # Under cProfile the statistics are written when the portal stops (SIGTERM drains and returns from serve).
+        prof = ["-m", "cProfile", "-o", str(args.profile.resolve())] if args.profile else []
+        proc = subprocess.Popen([sys.executable, *prof, "-m", "astroportal", "serve", "--config", str(cfg_path)], cwd=UPSTREAM, stdout=log,
                                 stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         http = requests.Session()
@@ -123,6 +127,14 @@ def main() -> int:
             statements, _ = count_statements(pg_log, offset, "bench")
             n = args.requests
             print(f"{name:42s} {cpu / n * 1000:10.2f} {statements / n:16.2f} {wall / n * 1000:12.2f}")
+            if args.show:
+                set_statement_log(cluster.url(), True)
+                _, offset = count_statements(pg_log, 0, "bench")
+                call(0)
+                set_statement_log(cluster.url(), False)
+                for line in pg_log.read_bytes()[offset:].decode("utf-8", "replace").splitlines():
+                    if line.startswith("[bench] LOG:  statement:"):
+                        print("    ", line.split("statement:", 1)[1].strip()[:200])
     finally:
         if proc is not None:
             proc.terminate()
