@@ -58,6 +58,8 @@ def _socket_has_news(dbapi_connection: Any) -> bool:
         fd = dbapi_connection.fileno()
     except Exception:  # the driver already knows the connection is unusable
         return True
+    if not hasattr(select, "poll"):  # no poll() on this platform: always ping, as pre-ping did
+        return True
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLPRI)
     return bool(poller.poll(0))

@@ -61,7 +61,7 @@ def test_revoked_token_deleted_user_and_role_change_apply_at_once(api, db, admin
     assert api.get(f"/api/sources/{obj_id}", token2)[0] == 401
 
 
-def test_preloaded_groups_follow_changes_in_the_same_session(db, make_user, admin_token):
+def test_preloaded_groups_follow_changes_in_the_same_session(db, make_user):
     from astroportal.domain.access import user_group_ids
     from astroportal.domain.accounts import user_for_token
     from astroportal.models import Group, GroupUser
@@ -102,7 +102,7 @@ def test_connections_closed_by_the_server_are_replaced(own_server, pg):
     obj_id = unique()
     assert api.post("/api/sources", token, json={"id": obj_id, "ra": 5.0, "dec": 6.0})[0] == 200
     for round_ in range(2):
-        for i in range(8):  # more requests than the pool holds: every pooled connection is used
+        for _ in range(8):  # more requests than the pool holds: every pooled connection is used
             assert api.get(f"/api/sources/{obj_id}", token)[0] == 200
         # What a database restart or an idle timeout does to the pool: every connection ends under it.
         conn = psycopg2.connect(pg.url())
