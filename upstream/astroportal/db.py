@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import select
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,11 +35,54 @@ def get_engine(cfg: Config) -> Engine:
         _engines[url] = create_engine(
             url,
             pool_size=int(cfg.get("database.pool_size") or 5),
-            pool_pre_ping=True,
+            # Not SQLAlchemy's pre-ping (a `SELECT 1` round trip on every checkout, so on every request): a
+            # checkout asks the socket instead (_check_on_checkout), and pings only when it looks gone.
+            pool_pre_ping=False,
             # psycopg2's fast path for executemany with RETURNING.
             insertmanyvalues_page_size=1000,
         )
+        event.listen(_engines[url], "checkout", _check_on_checkout)
     return _engines[url]
+
+
+def _socket_has_news(dbapi_connection: Any) -> bool:
+    """Whether an idle connection's socket has something to read, or is closed.
+
+    Between transactions PostgreSQL sends nothing unprompted, except when the connection ends (a server restart
+    or shutdown, pg_terminate_backend, an idle timeout: an error message and then end of file) or for a
+    notification or notice; so an idle socket that is readable is probably dead. Costs a system call, no round
+    trip."""
+    if getattr(dbapi_connection, "closed", 0):
+        return True
+    try:
+        fd = dbapi_connection.fileno()
+    except Exception:  # the driver already knows the connection is unusable
+        return True
+    if not hasattr(select, "poll"):  # no poll() on this platform: always ping, as pre-ping did
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
+
+
+def _check_on_checkout(dbapi_connection: Any, connection_record: Any, connection_proxy: Any) -> None:
+    """Refuse a pooled connection that the server has closed, so that the pool hands out a fresh one (raising
+    DisconnectionError makes the pool discard it and try another).
+
+    A readable socket is confirmed with a real `SELECT 1` (a notification or notice also makes it readable,
+    and the connection is then fine). A connection lost without a word (a network cut with no reset) is not
+    seen here; the statement using it fails, as it would after a pre-ping that passed a moment earlier.
+    """
+    if not _socket_has_news(dbapi_connection):
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+    except Exception as e:
+        raise exc.DisconnectionError(f"pooled database connection is gone: {e}") from e
 
 
 def make_sessionmaker(cfg: Config) -> sessionmaker[Session]:

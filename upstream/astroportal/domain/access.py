@@ -16,7 +16,10 @@ from ..validate import shown
 
 
 def user_group_ids(session: Session, user: User) -> set[int]:
-    """The groups `user` is a member of."""
+    """The groups `user` is a member of (preloaded by authentication when it can be: no query then)."""
+    cached = user.__dict__.get("_group_ids_cache")
+    if cached is not None:
+        return set(cached)
     return set(session.scalars(select(GroupUser.group_id).where(GroupUser.user_id == user.id)))
 
 

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, event, func, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
@@ -33,22 +33,61 @@ def _acls_of(user_id_column):
     return select(func.array(via_roles.union(direct).scalar_subquery())).correlate(User).scalar_subquery()
 
 
+def _groups_of(user_id_column):
+    """A scalar subquery: the array of the ids of the groups a user is a member of."""
+    member_of = select(GroupUser.group_id).where(GroupUser.user_id == user_id_column).correlate(User)
+    return select(func.array(member_of.scalar_subquery())).correlate(User).scalar_subquery()
+
+
 # Built once: every API request runs it, and building the correlated statement costs more than running it.
+# The user's ACLs and groups come in the same round trip: nearly every request checks one or the other.
 _USER_BY_TOKEN = (
-    select(User, Token.id, Token.last_used, _acls_of(User.id))
+    select(User, Token.id, Token.last_used, _acls_of(User.id), _groups_of(User.id))
     .join(Token, Token.created_by_id == User.id)
     .where(Token.token_hash == bindparam("token_hash"))
 )
-_USER_BY_ID = select(User, _acls_of(User.id)).where(User.id == bindparam("user_id"))
+_USER_BY_ID = select(User, _acls_of(User.id), _groups_of(User.id)).where(User.id == bindparam("user_id"))
+
+
+def _preload(user: User, acls, group_ids) -> None:
+    """Keep what the authentication query brought on the user object, for this session (see User.acl_names and
+    access.user_group_ids); a change of memberships in the session drops it (_forget_groups_on_change)."""
+    user.__dict__["_acl_cache"] = set(acls or ())
+    user.__dict__["_group_ids_cache"] = frozenset(group_ids or ())
+
+
+def _forget_groups(session: Session) -> None:
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, User):
+            obj.__dict__.pop("_group_ids_cache", None)
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_groups_on_flush(session: Session, _context) -> None:
+    # A membership or a group added, changed or deleted in this session: the preloaded group ids may be stale.
+    # (In after_flush, new/dirty/deleted still list what the flush wrote.)
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, (GroupUser, Group)):
+            _forget_groups(session)
+            return
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _forget_groups_on_dml(state) -> None:
+    # The same for bulk statements (delete(GroupUser)..., update(Group)...), which bypass the unit of work.
+    if state.is_insert or state.is_update or state.is_delete:
+        table = getattr(state.statement, "table", None)
+        if getattr(table, "name", None) in (GroupUser.__tablename__, Group.__tablename__):
+            _forget_groups(state.session)
 
 
 def user_for_token(session: Session, token: str) -> User | None:
-    """The user owning `token`, with their ACLs preloaded (one query), or None when no such token exists."""
+    """The user owning `token`, with their ACLs and group ids preloaded (one query), or None when no such token exists."""
     found = session.execute(_USER_BY_TOKEN, {"token_hash": hash_token(token)}).first()
     if found is None:
         return None
-    user, token_id, last_used, acls = found
-    user.__dict__["_acl_cache"] = set(acls or ())
+    user, token_id, last_used, acls, group_ids = found
+    _preload(user, acls, group_ids)
     now = datetime.utcnow()
     # Coarse on purpose: one write per token per ten minutes keeps the hot path read-only.
     if last_used is None or now - last_used > timedelta(minutes=10):
@@ -58,12 +97,12 @@ def user_for_token(session: Session, token: str) -> User | None:
 
 
 def user_with_acls(session: Session, user_id: int) -> User | None:
-    """The user with id `user_id` and their ACLs preloaded (one query), or None."""
+    """The user with id `user_id` and their ACLs and group ids preloaded (one query), or None."""
     found = session.execute(_USER_BY_ID, {"user_id": user_id}).first()
     if found is None:
         return None
-    user, acls = found
-    user.__dict__["_acl_cache"] = set(acls or ())
+    user, acls, group_ids = found
+    _preload(user, acls, group_ids)
     return user
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from ..models import User, UserSession
-from .accounts import _acls_of
+from .accounts import _acls_of, _groups_of, _preload
 
 # last_seen is written at most this often per session: the hot path stays read-only between writes.
 TOUCH_EVERY = timedelta(seconds=60)
@@ -64,22 +64,23 @@ def end_session(session: Session, key: str) -> None:
 
 
 # Built once, like the token lookup: every request of a browser runs it (the user, the session and the ACLs in one
-# round trip).
+# round trip), and the groups.
 _USER_BY_SESSION = (
-    select(User, UserSession.id, UserSession.created_at, UserSession.last_seen, _acls_of(User.id))
+    select(User, UserSession.id, UserSession.created_at, UserSession.last_seen, _acls_of(User.id),
+           _groups_of(User.id))
     .join(UserSession, UserSession.user_id == User.id)
     .where(UserSession.key_hash == bindparam("key_hash"))
 )
 
 
 def user_for_session(session: Session, key: str, limits: Lifetimes, now: datetime | None = None) -> User | None:
-    """The user of a live session, with ACLs preloaded; None for an unknown, idle or too old session
+    """The user of a live session, with ACLs and group ids preloaded; None for an unknown, idle or too old session
     (which is then deleted)."""
     now = now or datetime.utcnow()
     found = session.execute(_USER_BY_SESSION, {"key_hash": _hash(key)}).first()
     if found is None:
         return None
-    user, sid, created_at, last_seen, acls = found
+    user, sid, created_at, last_seen, acls, group_ids = found
     if now - last_seen > limits.idle or now - created_at > limits.absolute:
         session.execute(delete(UserSession).where(UserSession.id == sid))
         session.commit()
@@ -87,7 +88,7 @@ def user_for_session(session: Session, key: str, limits: Lifetimes, now: datetim
     if now - last_seen > TOUCH_EVERY:
         session.execute(update(UserSession).where(UserSession.id == sid).values(last_seen=now))
         session.commit()
-    user.__dict__["_acl_cache"] = set(acls or ())
+    _preload(user, acls, group_ids)
     return user
 
 
