@@ -454,9 +454,12 @@ def list_sources(
     if region is not None and join_saves:
         # A large region: the region's objects are matched to the saves by one hash over the (index-only) scan
         # of the active saves, rather than one probe each; only the plan changes, not the answer.
+        # Memory enough to hash hundreds of thousands of ids in one batch (4 MB, the default, spills to disk).
         session.execute(text("SET LOCAL enable_nestloop = off"))
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
         total = session.execute(count_stmt, params).scalar()
-        session.execute(text("SET LOCAL enable_nestloop = on"))
+        session.execute(text("RESET enable_nestloop"))
+        session.execute(text("RESET work_mem"))
     else:
         total = session.execute(count_stmt, params).scalar()
     rows = session.execute(page_stmt, params).all()
@@ -610,7 +613,9 @@ def _region_list_statements(
         """The region's objects (with `columns`) in id order, gathered once: probing their saves in id order
         walks the saves' obj_id index forwards instead of jumping around it (about twice as fast for regions of
         thousands of square degrees)."""
-        ranges = gwr.merged_ranges()
+        # The tiles themselves (read from their (localization_id, cumprob) index), not their merged runs: a few
+        # thousand short index range scans cost less than merging the runs with window functions first.
+        ranges = gwr.region_tiles()
         inside = gwr.objs_within(ranges, o.c.healpix, *columns, conds=obj_conds)
         stmt = select(*[inside.c[c.name] for c in columns]).select_from(ranges.join(inside, true()))
         if ordered:
