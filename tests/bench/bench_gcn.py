@@ -141,9 +141,6 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="runs of each region query (median reported)")
     parser.add_argument("--baseline-timeout", type=float, default=60.0,
                         help="seconds after which a SkyPortal-form query is stopped (default 60)")
-    parser.add_argument("--covering-indexes", action="store_true",
-                        help="also create objs (healpix) INCLUDE (id) and sources (obj_id, group_id) WHERE active, so "
-                             "that the region's objects and their visibility are read from indexes alone")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured, also into a file
 
@@ -180,17 +177,6 @@ def main() -> int:
         t0 = time.perf_counter()
         load_sources(db_url, args.sources, group_id, admin_id)
         print(f"set-up: {args.sources:,} saved sources loaded in {time.perf_counter() - t0:.0f} s")
-        if args.covering_indexes:
-            conn = psycopg2.connect(db_url)
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute("CREATE INDEX bench_objs_healpix_id ON objs (healpix) INCLUDE (id)")
-                cur.execute("CREATE INDEX bench_sources_active ON sources (obj_id, group_id) WHERE active")
-                cur.execute("VACUUM ANALYZE objs")
-                cur.execute("VACUUM ANALYZE sources")
-            conn.close()
-            print("set-up: covering indexes created (objs (healpix) INCLUDE (id); sources (obj_id, group_id) WHERE "
-                  "active)")
 
         log = open(work / "server.log", "w")
         proc = subprocess.Popen([*py, "serve", "--config", str(cfg_path)], cwd=UPSTREAM, stdout=log,

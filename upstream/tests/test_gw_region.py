@@ -236,12 +236,19 @@ def test_a_source_in_the_crossing_tile_is_in_and_one_just_outside_is_out(regiond
         assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))  # adjacent tiles were merged
 
 
-def test_the_sources_list_counts_and_pages_only_what_a_member_of_one_group_sees(regiondb):
+@pytest.mark.parametrize("count_by", ["probing each object", "hashing the saves"])
+def test_the_sources_list_counts_and_pages_only_what_a_member_of_one_group_sees(regiondb, monkeypatch, count_by):
     """Of the 200,000 random sources, the even ones are in one group and the odd ones in another: a member of
-    the first sees, counts and pages only even ones, densest first, whatever the planner thinks."""
+    the first sees, counts and pages only even ones, densest first, whatever the planner thinks, and whichever
+    way the count is made (large regions hash the saves instead of probing each object's)."""
     from astroportal.domain.accounts import create_user
     from astroportal.domain.sources import list_sources
+    from astroportal.gw import region as gwr
     from astroportal.models import GroupUser
+
+    hashing = count_by == "hashing the saves"
+    monkeypatch.setattr(gwr, "SAVES_JOIN_RATIO", 0.0 if hashing else math.inf)
+    monkeypatch.setattr(gwr, "SAVES_JOIN_MIN_OBJECTS", 0)
 
     p = 0.9
     even, odd = regiondb["groups"]
@@ -251,6 +258,9 @@ def test_the_sources_list_counts_and_pages_only_what_a_member_of_one_group_sees(
         s.add(GroupUser(group_id=even, user_id=user.id))
         s.commit()
         loc = regiondb["localizations"][GW190425_DATEOBS]
+        region = gwr.find_region(s, GW190425_DATEOBS, None, p)
+        assert gwr.saves_drive_count(s, region) is hashing
+        s.rollback()
         tiles = Tiles(s, loc)
         at = tiles.lookup(ra, dec)
         inside = tiles.cumprob[at] < p
@@ -458,4 +468,28 @@ def test_the_region_drives_the_plan_never_a_scan_of_every_object_or_save(regiond
             assert any(n.get("Index Name") == "ix_objs_healpix" for n in nodes), scans
             assert not any(n["Node Type"] == "Hash" for n in nodes
                            if any(c.get("Relation Name") == "sources" for c in plan_nodes(n))), scans
+        s.rollback()
+
+
+@pytest.mark.parametrize("dateobs", [PRELIMINARY_DATEOBS, GW190425_DATEOBS])
+def test_a_count_that_hashes_the_saves_still_reaches_objects_through_the_region(regiondb, dateobs):
+    """The count for large regions (hashing the saves, nested loops off) still finds the region's objects by
+    index range scans of ix_objs_healpix, never by a sequential scan of objs."""
+    from sqlalchemy.dialects import postgresql
+
+    from astroportal.domain.sources import _region_list_statements
+    from astroportal.gw.region import find_region, without_jit
+
+    even = regiondb["groups"][0]
+    with regiondb["maker"]() as s:
+        region = find_region(s, regiondb["dateobs"][dateobs], None, 0.9)
+        params = {**region.params(), "lim": 100, "off": 0, "readable": [even], "selected": [even]}
+        without_jit(s)
+        s.execute(text("SET LOCAL enable_nestloop = off"))
+        count_stmt, _ = _region_list_statements(None, False, True, False, "localization_probdensity", "desc", True)
+        sql = count_stmt.params(**params).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+        plan = s.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}").scalar()[0]["Plan"]
+        nodes = list(plan_nodes(plan))
+        assert not any(n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "objs" for n in nodes)
+        assert any(n.get("Index Name") == "ix_objs_healpix" for n in nodes)
         s.rollback()

@@ -13,7 +13,7 @@ import math
 from typing import Any, Iterable
 
 from sqlalchemy import (
-    BigInteger, Float, Integer, String, and_, bindparam, cast, exists, false, func, literal, null, or_, select, true, update,
+    BigInteger, Float, Integer, String, and_, bindparam, cast, exists, false, func, literal, null, or_, select, text, true, update,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -445,10 +445,23 @@ def list_sources(
     else:
         from ..gw.region import without_jit
 
-        count_stmt, page_stmt = _region_list_statements(*shape)
+        from ..gw.region import saves_drive_count
+
         params.update(region.params())
+        join_saves = saves_drive_count(session, region)
+        count_stmt, page_stmt = _region_list_statements(*shape, join_saves)
         without_jit(session)
-    total = session.execute(count_stmt, params).scalar()
+    if region is not None and join_saves:
+        # A large region: the region's objects are matched to the saves by one hash over the (index-only) scan
+        # of the active saves, rather than one probe each; only the plan changes, not the answer.
+        # Memory enough to hash hundreds of thousands of ids in one batch (4 MB, the default, spills to disk).
+        session.execute(text("SET LOCAL enable_nestloop = off"))
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+        total = session.execute(count_stmt, params).scalar()
+        session.execute(text("RESET enable_nestloop"))
+        session.execute(text("RESET work_mem"))
+    else:
+        total = session.execute(count_stmt, params).scalar()
     rows = session.execute(page_stmt, params).all()
 
     sources = []
@@ -560,7 +573,8 @@ def localization_region(
 
 @functools.lru_cache(maxsize=256)
 def _region_list_statements(
-    ra_mode: str | None, by_id: bool, limited: bool, group_filter: bool, sort_by: str, sort_order: str
+    ra_mode: str | None, by_id: bool, limited: bool, group_filter: bool, sort_by: str, sort_order: str,
+    join_saves: bool = False,
 ) -> tuple:
     """The count and page statements of a source list restricted to a credible region (bind parameters as in
     `_list_statements`, plus `loc_id` and `cumprob`).
@@ -568,7 +582,9 @@ def _region_list_statements(
     The region drives every statement (see astroportal.gw.region): its merged ranges for the count and for
     orders other than the density, its tiles in density order for that one (the first page then walks only the
     densest tiles). Whether an object is a source the user sees is a LATERAL probe of its saves with LIMIT 1:
-    one index lookup per object in the region, never a hash of every save.
+    one index lookup per object in the region. With `join_saves` (regions holding many objects compared with the
+    saves, see astroportal.gw.region.saves_drive_count) the count is instead a semi-join the caller runs with
+    nested loops off, i.e. one hash of the region's objects probed by an index-only scan of the active saves.
     """
     from ..gw import region as gwr
 
@@ -587,28 +603,37 @@ def _region_list_statements(
     def visible(objs):
         return (
             select(literal(1).label("seen"))
-            .where(src.c.obj_id == objs.c.id, src.c.active.is_(True),
+            .where(src.c.obj_id == objs.c.id, src.c.active,
                    *in_groups(src.c.group_id, "selected", limited or group_filter))
             .limit(1)
             .lateral("visible")
         )
 
-    def matched(*columns):
+    def matched(*columns, ordered: bool = True):
         """The region's objects (with `columns`) in id order, gathered once: probing their saves in id order
         walks the saves' obj_id index forwards instead of jumping around it (about twice as fast for regions of
         thousands of square degrees)."""
-        ranges = gwr.merged_ranges()
+        # The tiles themselves (read from their (localization_id, cumprob) index), not their merged runs: a few
+        # thousand short index range scans cost less than merging the runs with window functions first.
+        ranges = gwr.region_tiles()
         inside = gwr.objs_within(ranges, o.c.healpix, *columns, conds=obj_conds)
-        return (
-            select(*[inside.c[c.name] for c in columns])
-            .select_from(ranges.join(inside, true()))
-            .order_by(inside.c.id)
-            .cte("region_matched")
-            .prefix_with("MATERIALIZED")
-        )
+        stmt = select(*[inside.c[c.name] for c in columns]).select_from(ranges.join(inside, true()))
+        if ordered:
+            stmt = stmt.order_by(inside.c.id)
+        return stmt.cte("region_matched").prefix_with("MATERIALIZED")
 
-    in_region = matched(o.c.id)
-    count_stmt = select(func.count()).select_from(in_region.join(visible(in_region), true()))
+    if join_saves:
+        in_region = matched(o.c.id, ordered=False)
+        saved = (
+            select(literal(1))
+            .where(src.c.obj_id == in_region.c.id, src.c.active,
+                   *in_groups(src.c.group_id, "selected", limited or group_filter))
+            .exists()
+        )
+        count_stmt = select(func.count()).select_from(in_region).where(saved)
+    else:
+        in_region = matched(o.c.id)
+        count_stmt = select(func.count()).select_from(in_region.join(visible(in_region), true()))
 
     desc = sort_order == "desc"
     if sort_by == "localization_probdensity":

@@ -19,6 +19,7 @@ from sqlalchemy import (
     event,
     func,
     inspect,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -46,14 +47,18 @@ class Obj(Base, Timestamped):
     """A position on the sky with a survey-style string id (for example ZTF21aaqjmps)."""
 
     __tablename__ = "objs"
-    # Cone searches bound dec first, then ra, inside one btree.
-    __table_args__ = (Index("ix_objs_dec_ra", "dec", "ra"),)
+    # Cone searches bound dec first, then ra, inside one btree. The healpix btree carries the id so that a
+    # credible region's objects are read from the index alone (astroportal.gw.region).
+    __table_args__ = (
+        Index("ix_objs_dec_ra", "dec", "ra"),
+        Index("ix_objs_healpix", "healpix", postgresql_include=["id"]),
+    )
     id: Mapped[str] = mapped_column(String(NAME_MAX), primary_key=True)
     ra: Mapped[float] = mapped_column(Float, nullable=False)
     dec: Mapped[float] = mapped_column(Float, nullable=False)
     # Depth-29 nested HEALPix index of (ra, dec): sky-map regions become index ranges joined to this btree.
     # Set on insert by the column default, on an ORM change of ra/dec by the listener below.
-    healpix: Mapped[int | None] = mapped_column(BigInteger, index=True, default=_healpix_default)
+    healpix: Mapped[int | None] = mapped_column(BigInteger, default=_healpix_default)
     redshift: Mapped[float | None] = mapped_column(Float)
     origin: Mapped[str | None] = mapped_column(String(NAME_MAX))
     alias: Mapped[list[str] | None] = mapped_column(ARRAY(String))
@@ -107,7 +112,12 @@ class Source(Base):
     """An object saved to a group."""
 
     __tablename__ = "sources"
-    __table_args__ = (UniqueConstraint("obj_id", "group_id"),)
+    __table_args__ = (
+        UniqueConstraint("obj_id", "group_id"),
+        # The saves that count (active ones), so that "may this user see this object" is read from the index alone
+        # for every object of a credible region (astroportal.gw.region).
+        Index("ix_sources_active_obj_id_group_id", "obj_id", "group_id", postgresql_where=text("active")),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     obj_id: Mapped[str] = mapped_column(ForeignKey("objs.id", ondelete="CASCADE"), nullable=False, index=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), nullable=False, index=True)
