@@ -1,13 +1,13 @@
 """credible-region indexes: objs (healpix) INCLUDE (id); sources (obj_id, group_id) WHERE active
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0010'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
