@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from sqlalchemy import any_, func, select
+from sqlalchemy import any_, func, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from ..errors import ApiError
@@ -43,8 +43,9 @@ def find_event(session: Session, key: str) -> GcnEvent:
             from None
     event = session.scalars(select(GcnEvent).where(GcnEvent.dateobs == when)).first()
     if event is None and when.microsecond == 0:
-        event = session.scalars(select(GcnEvent).where(GcnEvent.dateobs >= when,
-                                                       GcnEvent.dateobs < when + timedelta(seconds=1))
+        # the last second of year 9999 has no "next second" to bound it by
+        upper = GcnEvent.dateobs < when + timedelta(seconds=1) if when < datetime.max - timedelta(seconds=1) else true()
+        event = session.scalars(select(GcnEvent).where(GcnEvent.dateobs >= when, upper)
                                 .order_by(GcnEvent.dateobs)).first()
     if event is None:
         raise ApiError(404, f"no GCN event at {shown(key)}")
