@@ -144,6 +144,10 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
 
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if status < 400 and getattr(handler, "routine_answer", False):
+        # An empty answer to a poll that comes every few seconds (a worker asking for work): at INFO, a few idle
+        # workers would wear the log's history away in an hour and bury what a person reads it for.
+        level = logging.DEBUG
     request = handler.request
     logging.getLogger("tornado.access").log(
         level, "%d %s %s (%s) %.2fms", status, request.method, log_uri(request.uri or ""), request.remote_ip,

@@ -34,6 +34,7 @@ class Claim(APIHandler):
         job = queue.claim(self.session, worker, s["lease_seconds"], s["max_attempts"])
         if job is None:
             self.session.commit()
+            self.routine_answer = True  # nothing to do: not an access log line (app.log_request)
             self.success({"job": None})
             return
         sub = self.session.get(SolveSubmission, job.submission_id)

@@ -45,6 +45,9 @@ class BaseHandler(tornado.web.RequestHandler):
     session_key: str | None = None
     # Whether the state-changing methods of this handler read a JSON body (see handlers/forgery.py).
     json_body = False
+    # Set by a handler whose answer is a routine one (an empty answer to a frequent poll): its access log line
+    # is written at DEBUG, not INFO (app.log_request). Errors are always logged.
+    routine_answer = False
 
     # -- configuration and database -------------------------------------------------------
     @property
