@@ -448,7 +448,10 @@ def list_sources(
         from ..gw.region import saves_drive_count
 
         params.update(region.params())
-        join_saves = saves_drive_count(session, region)
+        # A user limited to some groups (or asking for some): the count reads the saves' (group_id, healpix)
+        # index directly, whatever the region's size; the other strategies remain for all-seeing users and
+        # for cone or id filters (conditions on the objects themselves).
+        join_saves = not _count_by_saves(*shape) and saves_drive_count(session, region)
         count_stmt, page_stmt = _region_list_statements(*shape, join_saves)
         without_jit(session)
     if region is not None and join_saves:
@@ -571,6 +574,14 @@ def localization_region(
     return region.find_region(session, dateobs, name, region.DEFAULT_CUMPROB if cumprob is None else cumprob)
 
 
+def _count_by_saves(
+    ra_mode: str | None, by_id: bool, limited: bool, group_filter: bool, sort_by: str = "", sort_order: str = ""
+) -> bool:
+    """Whether a region list of this shape is counted over the saves' healpix copy (migration 0011): when the
+    saves are restricted to some groups and no condition bears on the objects' own columns."""
+    return (limited or group_filter) and ra_mode is None and not by_id
+
+
 @functools.lru_cache(maxsize=256)
 def _region_list_statements(
     ra_mode: str | None, by_id: bool, limited: bool, group_filter: bool, sort_by: str, sort_order: str,
@@ -622,7 +633,20 @@ def _region_list_statements(
             stmt = stmt.order_by(inside.c.id)
         return stmt.cte("region_matched").prefix_with("MATERIALIZED")
 
-    if join_saves:
+    if _count_by_saves(ra_mode, by_id, limited, group_filter):
+        # Distinct objects among the active saves of the user's groups whose copied healpix lies in a merged
+        # range of the region: one index range scan of ix_sources_active_group_id_healpix per (group, range),
+        # index-only, no visit to the objects (an object saved to two groups counts once).
+        ranges = gwr.merged_ranges()
+        saves = (
+            select(src.c.obj_id)
+            .where(src.c.active, src.c.group_id.in_(bindparam("selected", expanding=True)),
+                   src.c.healpix >= ranges.c.lo, src.c.healpix < ranges.c.hi)
+            .offset(0)
+            .lateral("region_saves")
+        )
+        count_stmt = select(func.count(func.distinct(saves.c.obj_id))).select_from(ranges.join(saves, true()))
+    elif join_saves:
         in_region = matched(o.c.id, ordered=False)
         saved = (
             select(literal(1))
