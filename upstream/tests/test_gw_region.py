@@ -405,6 +405,41 @@ def test_the_api_lists_my_sources_in_the_region_densest_first_and_hides_other_gr
     assert status == 200 and ids["far"] in {s["id"] for s in body["data"]["sources"]}
 
 
+def test_a_moved_object_leaves_or_enters_my_region_count_and_batch_saves_count_at_once(api, db, make_user,
+                                                                                     admin_token, preliminary):
+    """The count reads the saves' copy of the object's healpix (migration 0011's triggers): sources saved by a
+    batch (POST /api/sources with a list) count at once, and moving an object (PATCH ra/dec) moves it in or out."""
+    me, my_token = make_user("Full user")
+    mine = new_group(db, me)
+    spots = densest_tiles(db, PRELIMINARY_DATEOBS)
+    ids = {name: unique("GWM") for name in ("a", "b", "far")}
+    far = ((spots[0][0] + 180) % 360, -spots[0][1])
+    batch = [{"id": ids["a"], "ra": spots[0][0], "dec": spots[0][1], "group_ids": [mine]},
+             {"id": ids["b"], "ra": spots[3][0], "dec": spots[3][1], "group_ids": [mine]},
+             {"id": ids["far"], "ra": far[0], "dec": far[1], "group_ids": [mine]}]
+    status, body = api.post("/api/sources", admin_token, json=batch)
+    assert status == 200, body
+    params = {"localizationDateobs": PRELIMINARY_DATEOBS, "localizationCumprob": 0.9, "group_ids": mine,
+              "sortBy": "id", "numPerPage": 10}
+
+    def listed() -> tuple[int, set[str]]:
+        status, body = api.get("/api/sources", my_token, params=params)
+        assert status == 200, body
+        return body["data"]["totalMatches"], {s["id"] for s in body["data"]["sources"]}
+
+    assert listed() == (2, {ids["a"], ids["b"]})
+    # The far one moves into the densest tile: it is counted and listed; "a" moves out: it no longer is.
+    assert api.patch(f"/api/sources/{ids['far']}", admin_token, json={"ra": spots[1][0], "dec": spots[1][1]})[0] == 200
+    assert listed() == (3, {ids["a"], ids["b"], ids["far"]})
+    assert api.patch(f"/api/sources/{ids['a']}", admin_token, json={"ra": far[0], "dec": far[1]})[0] == 200
+    assert listed() == (2, {ids["b"], ids["far"]})
+    # The copy equals the object's own index on every save of these objects.
+    with db() as s:
+        pairs = s.execute(text("SELECT s.healpix, o.healpix FROM sources s JOIN objs o ON o.id = s.obj_id "
+                               "WHERE s.obj_id = ANY(:ids)"), {"ids": list(ids.values())}).all()
+    assert len(pairs) == 3 and all(a == b and a is not None for a, b in pairs)
+
+
 def test_the_api_lists_candidates_in_the_region_with_their_density(api, db, make_user, admin_token, preliminary):
     me, my_token = make_user("Full user")
     mine = new_group(db, me)
