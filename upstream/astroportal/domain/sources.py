@@ -596,6 +596,9 @@ def _region_list_statements(
     one index lookup per object in the region. With `join_saves` (regions holding many objects compared with the
     saves, see astroportal.gw.region.saves_drive_count) the count is instead a semi-join the caller runs with
     nested loops off, i.e. one hash of the region's objects probed by an index-only scan of the active saves.
+    Both give way, for lists restricted to some groups without cone or id filters (_count_by_saves), to a count
+    over the saves' copy of healpix (migration 0011): one range scan of their (group_id, healpix) index per
+    (group, merged range of the region).
     """
     from ..gw import region as gwr
 
