@@ -286,7 +286,7 @@ def main() -> int:
             import astroportal.domain.sources as sources_module
 
             by_saves = sources_module._count_by_saves
-            sources_module._count_by_saves = lambda *shape: False
+            sources_module._count_by_saves = lambda *shape, **kw: False
             sources_module._region_list_statements.cache_clear()
             old_runs = []
             try:

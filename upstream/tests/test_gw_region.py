@@ -14,7 +14,7 @@ import astropy.units as u
 import numpy as np
 import pytest
 from astropy_healpix import healpix_to_lonlat, lonlat_to_healpix
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from conftest import free_port, portal, unique, write_config
 
@@ -244,7 +244,7 @@ def count_strategy(monkeypatch, request):
 
     sources._region_list_statements.cache_clear()
     if request.param != "the saves' healpix copy":
-        monkeypatch.setattr(sources, "_count_by_saves", lambda *shape: False)
+        monkeypatch.setattr(sources, "_count_by_saves", lambda *shape, **kw: False)
     yield request.param
     sources._region_list_statements.cache_clear()
 
@@ -260,7 +260,7 @@ def test_the_sources_list_counts_and_pages_only_what_a_member_of_one_group_sees(
     from astroportal.domain.accounts import create_user
     from astroportal.domain.sources import list_sources
     from astroportal.gw import region as gwr
-    from astroportal.models import GroupUser
+    from astroportal.models import GroupUser, User
 
     hashing = count_strategy == "hashing the saves"
     monkeypatch.setattr(gwr, "SAVES_JOIN_RATIO", 0.0 if hashing else math.inf)
@@ -310,6 +310,12 @@ def test_the_sources_list_counts_and_pages_only_what_a_member_of_one_group_sees(
         by_save = list_sources(s, user, localization_dateobs=GW190425_DATEOBS, localization_cumprob=p)
         s.rollback()
         assert by_save["totalMatches"] == int(mine.sum()) and {r["id"] for r in by_save["sources"]} <= set(expected)
+        # An all-seeing user counts both groups' sources (over every group's saves, or as forced above).
+        admin = s.scalars(select(User).where(User.username == "admin")).one()
+        everyone = list_sources(s, admin, localization_dateobs=GW190425_DATEOBS, localization_cumprob=p,
+                                sort_by="localization_probdensity", num_per_page=5)
+        s.rollback()
+        assert everyone["totalMatches"] == int(inside.sum()) > int(mine.sum())
 
 
 # -- through the API, on the shared test portal ----------------------------------------------------------------
