@@ -148,7 +148,10 @@ def main() -> int:
     from astroportal.db import make_sessionmaker
     from astroportal.gw.ingest import ingest_notice
     from astroportal.gw.notices import parse
+    from astroportal.domain.accounts import create_user
+    from astroportal.domain.sources import list_sources
     from astroportal.gw.region import find_region, objects_in_region
+    from astroportal.models import User
 
     cluster = PgCluster().start()
     work = Path(tempfile.mkdtemp(prefix="bench-gcn-"))
@@ -191,6 +194,10 @@ def main() -> int:
             except requests.ConnectionError:
                 time.sleep(0.1)
         maker = make_sessionmaker(portal_config.load(cfg_path))
+        with maker() as s:  # a member of the group every source is saved to (new users join the sitewide group)
+            member = create_user(s, "bench-member", ["Full user"])
+            s.commit()
+            member_id = member.id
 
         # 1. Alerts in: through the API (as the gcn service sends them; contours computed), and in-process
         # without contours (a twin alert under another superevent id).
@@ -262,6 +269,43 @@ def main() -> int:
                         raise SystemExit(f"GET /api/sources -> {r.status_code}: {r.text[:300]}")
                 return statistics.median(runs), runs[0], r.json()["data"]
 
+            # A member of the group (not an admin): the count is under group visibility, read from the saves'
+            # (group_id, healpix) index (migration 0011). In-process, the first page densest first with its count.
+            member_runs = []
+            for _ in range(args.repeat):
+                with maker() as s:
+                    who = s.get(User, member_id)
+                    t = time.perf_counter()
+                    page = list_sources(s, who, localization_dateobs=dateobs, localization_cumprob=P,
+                                        sort_by="localization_probdensity")
+                    member_runs.append((time.perf_counter() - t) * 1000)
+                    s.rollback()
+            member_ms = statistics.median(member_runs)
+            # The same with the count made as before migration 0011 (a visibility probe per object, or a hash
+            # over the saves for large regions), for comparison.
+            import astroportal.domain.sources as sources_module
+
+            by_saves = sources_module._count_by_saves
+            sources_module._count_by_saves = lambda *shape, **kw: False
+            sources_module._region_list_statements.cache_clear()
+            old_runs = []
+            try:
+                for _ in range(args.repeat):
+                    with maker() as s:
+                        who = s.get(User, member_id)
+                        t = time.perf_counter()
+                        old_page = list_sources(s, who, localization_dateobs=dateobs, localization_cumprob=P,
+                                                sort_by="localization_probdensity")
+                        old_runs.append((time.perf_counter() - t) * 1000)
+                        s.rollback()
+            finally:
+                sources_module._count_by_saves = by_saves
+                sources_module._region_list_statements.cache_clear()
+            old_ms = statistics.median(old_runs)
+            if old_page["totalMatches"] != page["totalMatches"]:
+                print(f"    (counts differ: {page['totalMatches']} over the saves' healpix, {old_page['totalMatches']} "
+                      "probing the objects)")
+
             query = {"localizationDateobs": dateobs, "localizationCumprob": P}
             dense_ms, dense_first, data = timed({**query, "sortBy": "localization_probdensity"})
             saved_ms, saved_first, _ = timed(query)
@@ -272,6 +316,8 @@ def main() -> int:
             print(f"  {label} ({area:,.0f} deg2, {total:,} sources): first page densest first {dense_ms:.0f} ms "
                   f"[{dense_first:.0f}], latest saved first {saved_ms:.0f} ms [{saved_first:.0f}]; "
                   f"all {len(everything):,} with their density in-process {all_ms:.0f} ms; "
+                  f"a group member's first page with its count (in-process) {member_ms:.0f} ms "
+                  f"[{member_runs[0]:.0f}] ({page['totalMatches']:,}), counted as before 0011 {old_ms:.0f} ms; "
                   f"SkyPortal form {shown}{'' if base_ms is None else f' ({base_n:,} matches)'}; "
                   f"ratio {'>' if base_ms is None else ''}{ratio:,.0f}x")
             if base_n is not None and base_n != total:
@@ -279,8 +325,41 @@ def main() -> int:
             target, what = (200, "<=") if area <= 1000 else (2000, "<=")
             results.append((f"region {label} ({area:,.0f} deg2), first page (ms)", dense_ms, what, target,
                             dense_ms <= target))
+            results.append((f"region {label} ({area:,.0f} deg2), a member's first page (ms)", member_ms, what,
+                            target, member_ms <= target))
+            if page["totalMatches"] != total:
+                print(f"    (counts differ: {page['totalMatches']} for the member, {total} for the admin)")
             results.append((f"region {label} ({area:,.0f} deg2), SkyPortal form / ours (x)", ratio, ">=", 1,
                             ratio >= 1))
+
+        # 3. Batch saves (the broker's path): 2 x 1,000 new sources per POST /api/sources list body, with the
+        # trigger that copies objs.healpix onto each save (migration 0011), then with it disabled.
+        print("\nbatch saves, 2 POSTs of 1,000 new sources each:")
+        rng = np.random.default_rng(7)
+
+        def batch_post(tag: str) -> float:
+            t = time.perf_counter()
+            for b in range(2):
+                body = [{"id": f"BATCH{tag}{b}{i:04d}", "ra": float(rng.uniform(0, 360)),
+                         "dec": float(rng.uniform(-80, 80)), "group_ids": [group_id]} for i in range(1000)]
+                r = http.post(base + "/api/sources", json=body, timeout=300)
+                if r.status_code != 200:
+                    raise SystemExit(f"POST /api/sources (batch) -> {r.status_code}: {r.text[:300]}")
+            return (time.perf_counter() - t) * 1000
+
+        batch_post("W")  # warm-up
+        timings = {}
+        for k in range(args.repeat):
+            timings.setdefault("with the trigger", []).append(batch_post(f"T{k}"))
+            conn = psycopg2.connect(db_url)
+            with conn, conn.cursor() as cur:
+                cur.execute("ALTER TABLE sources DISABLE TRIGGER sources_healpix_on_save")
+            timings.setdefault("trigger disabled", []).append(batch_post(f"N{k}"))
+            with conn, conn.cursor() as cur:
+                cur.execute("ALTER TABLE sources ENABLE TRIGGER sources_healpix_on_save")
+            conn.close()
+        for what, runs in timings.items():
+            print(f"  {what}: {statistics.median(runs):.0f} ms (runs {', '.join(f'{r:.0f}' for r in runs)})")
 
         print("\nsummary (figure, target):")
         for name, value, op, target, ok in results:

@@ -14,7 +14,7 @@ import astropy.units as u
 import numpy as np
 import pytest
 from astropy_healpix import healpix_to_lonlat, lonlat_to_healpix
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from conftest import free_port, portal, unique, write_config
 
@@ -236,17 +236,33 @@ def test_a_source_in_the_crossing_tile_is_in_and_one_just_outside_is_out(regiond
         assert all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))  # adjacent tiles were merged
 
 
-@pytest.mark.parametrize("count_by", ["probing each object", "hashing the saves"])
-def test_the_sources_list_counts_and_pages_only_what_a_member_of_one_group_sees(regiondb, monkeypatch, count_by):
+@pytest.fixture
+def count_strategy(monkeypatch, request):
+    """Force the count of a member's region list to probe each object, hash the saves, or (the default for a
+    member) read the saves' healpix copy; the cached statements are rebuilt before and after."""
+    from astroportal.domain import sources
+
+    sources._region_list_statements.cache_clear()
+    if request.param != "the saves' healpix copy":
+        monkeypatch.setattr(sources, "_count_by_saves", lambda *shape, **kw: False)
+    yield request.param
+    sources._region_list_statements.cache_clear()
+
+
+@pytest.mark.parametrize("count_strategy", ["the saves' healpix copy", "probing each object", "hashing the saves"],
+                         indirect=True)
+def test_the_sources_list_counts_and_pages_only_what_a_member_of_one_group_sees(regiondb, monkeypatch,
+                                                                                count_strategy):
     """Of the 200,000 random sources, the even ones are in one group and the odd ones in another: a member of
     the first sees, counts and pages only even ones, densest first, whatever the planner thinks, and whichever
-    way the count is made (large regions hash the saves instead of probing each object's)."""
+    way the count is made (over the saves' copy of healpix; or, as for all-seeing users, large regions hash the
+    saves instead of probing each object's)."""
     from astroportal.domain.accounts import create_user
     from astroportal.domain.sources import list_sources
     from astroportal.gw import region as gwr
-    from astroportal.models import GroupUser
+    from astroportal.models import GroupUser, User
 
-    hashing = count_by == "hashing the saves"
+    hashing = count_strategy == "hashing the saves"
     monkeypatch.setattr(gwr, "SAVES_JOIN_RATIO", 0.0 if hashing else math.inf)
     monkeypatch.setattr(gwr, "SAVES_JOIN_MIN_OBJECTS", 0)
 
@@ -294,6 +310,12 @@ def test_the_sources_list_counts_and_pages_only_what_a_member_of_one_group_sees(
         by_save = list_sources(s, user, localization_dateobs=GW190425_DATEOBS, localization_cumprob=p)
         s.rollback()
         assert by_save["totalMatches"] == int(mine.sum()) and {r["id"] for r in by_save["sources"]} <= set(expected)
+        # An all-seeing user counts both groups' sources (over every group's saves, or as forced above).
+        admin = s.scalars(select(User).where(User.username == "admin")).one()
+        everyone = list_sources(s, admin, localization_dateobs=GW190425_DATEOBS, localization_cumprob=p,
+                                sort_by="localization_probdensity", num_per_page=5)
+        s.rollback()
+        assert everyone["totalMatches"] == int(inside.sum()) > int(mine.sum())
 
 
 # -- through the API, on the shared test portal ----------------------------------------------------------------
@@ -389,6 +411,41 @@ def test_the_api_lists_my_sources_in_the_region_densest_first_and_hides_other_gr
     assert status == 200 and ids["far"] in {s["id"] for s in body["data"]["sources"]}
 
 
+def test_a_moved_object_leaves_or_enters_my_region_count_and_batch_saves_count_at_once(api, db, make_user,
+                                                                                     admin_token, preliminary):
+    """The count reads the saves' copy of the object's healpix (migration 0011's triggers): sources saved by a
+    batch (POST /api/sources with a list) count at once, and moving an object (PATCH ra/dec) moves it in or out."""
+    me, my_token = make_user("Full user")
+    mine = new_group(db, me)
+    spots = densest_tiles(db, PRELIMINARY_DATEOBS)
+    ids = {name: unique("GWM") for name in ("a", "b", "far")}
+    far = ((spots[0][0] + 180) % 360, -spots[0][1])
+    batch = [{"id": ids["a"], "ra": spots[0][0], "dec": spots[0][1], "group_ids": [mine]},
+             {"id": ids["b"], "ra": spots[3][0], "dec": spots[3][1], "group_ids": [mine]},
+             {"id": ids["far"], "ra": far[0], "dec": far[1], "group_ids": [mine]}]
+    status, body = api.post("/api/sources", admin_token, json=batch)
+    assert status == 200, body
+    params = {"localizationDateobs": PRELIMINARY_DATEOBS, "localizationCumprob": 0.9, "group_ids": mine,
+              "sortBy": "id", "numPerPage": 10}
+
+    def listed() -> tuple[int, set[str]]:
+        status, body = api.get("/api/sources", my_token, params=params)
+        assert status == 200, body
+        return body["data"]["totalMatches"], {s["id"] for s in body["data"]["sources"]}
+
+    assert listed() == (2, {ids["a"], ids["b"]})
+    # The far one moves into the densest tile: it is counted and listed; "a" moves out: it no longer is.
+    assert api.patch(f"/api/sources/{ids['far']}", admin_token, json={"ra": spots[1][0], "dec": spots[1][1]})[0] == 200
+    assert listed() == (3, {ids["a"], ids["b"], ids["far"]})
+    assert api.patch(f"/api/sources/{ids['a']}", admin_token, json={"ra": far[0], "dec": far[1]})[0] == 200
+    assert listed() == (2, {ids["b"], ids["far"]})
+    # The copy equals the object's own index on every save of these objects.
+    with db() as s:
+        pairs = s.execute(text("SELECT s.healpix, o.healpix FROM sources s JOIN objs o ON o.id = s.obj_id "
+                               "WHERE s.obj_id = ANY(:ids)"), {"ids": list(ids.values())}).all()
+    assert len(pairs) == 3 and all(a == b and a is not None for a, b in pairs)
+
+
 def test_the_api_lists_candidates_in_the_region_with_their_density(api, db, make_user, admin_token, preliminary):
     me, my_token = make_user("Full user")
     mine = new_group(db, me)
@@ -458,14 +515,20 @@ def test_the_region_drives_the_plan_never_a_scan_of_every_object_or_save(regiond
         region = find_region(s, regiondb["dateobs"][dateobs], None, 0.9)
         params = {**region.params(), "lim": 100, "off": 0, "readable": [even], "selected": [even]}
         without_jit(s)
-        for stmt in _region_list_statements(None, False, True, False, sort_by, "desc"):
+        count_stmt, page_stmt = _region_list_statements(None, False, True, False, sort_by, "desc")
+        for stmt in (count_stmt, page_stmt):
             sql = stmt.params(**params).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
             plan = s.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}").scalar()[0]["Plan"]
             nodes = list(plan_nodes(plan))
             scans = {(n["Node Type"], n.get("Relation Name"), n.get("Index Name")) for n in nodes
                      if n.get("Relation Name") in ("objs", "sources")}
             assert not any(kind == "Seq Scan" for kind, _, _ in scans), scans
-            assert any(n.get("Index Name") == "ix_objs_healpix" for n in nodes), scans
+            if stmt is count_stmt:
+                # The count reads the saves' copy of healpix by range scans of their (group_id, healpix) index.
+                assert any(n.get("Index Name") == "ix_sources_active_group_id_healpix" for n in nodes), scans
+                assert not any(n.get("Relation Name") == "objs" for n in nodes), scans
+            else:
+                assert any(n.get("Index Name") == "ix_objs_healpix" for n in nodes), scans
             assert not any(n["Node Type"] == "Hash" for n in nodes
                            if any(c.get("Relation Name") == "sources" for c in plan_nodes(n))), scans
         s.rollback()
@@ -483,10 +546,11 @@ def test_a_count_that_hashes_the_saves_still_reaches_objects_through_the_region(
     even = regiondb["groups"][0]
     with regiondb["maker"]() as s:
         region = find_region(s, regiondb["dateobs"][dateobs], None, 0.9)
-        params = {**region.params(), "lim": 100, "off": 0, "readable": [even], "selected": [even]}
+        params = {**region.params(), "lim": 100, "off": 0}
         without_jit(s)
         s.execute(text("SET LOCAL enable_nestloop = off"))
-        count_stmt, _ = _region_list_statements(None, False, True, False, "localization_probdensity", "desc", True)
+        # An all-seeing user's count (a member of some groups counts over the saves' healpix copy instead).
+        count_stmt, _ = _region_list_statements(None, False, False, False, "localization_probdensity", "desc", True)
         sql = count_stmt.params(**params).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
         plan = s.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}").scalar()[0]["Plan"]
         nodes = list(plan_nodes(plan))

@@ -448,8 +448,18 @@ def list_sources(
         from ..gw.region import saves_drive_count
 
         params.update(region.params())
-        join_saves = saves_drive_count(session, region)
-        count_stmt, page_stmt = _region_list_statements(*shape, join_saves)
+        # A user limited to some groups (or asking for some): the count reads the saves' (group_id, healpix)
+        # index directly, whatever the region's size. An all-seeing user's count does the same over every group
+        # (every save belongs to one) while the groups are few; the other strategies remain for many groups and
+        # for cone or id filters (conditions on the objects themselves).
+        every_group = False
+        if readable is None and group_ids is None and cone is None and not source_id:
+            all_ids = session.scalars(select(Group.id).order_by(Group.id).limit(EVERY_GROUP_COUNT_MAX + 1)).all()
+            if len(all_ids) <= EVERY_GROUP_COUNT_MAX:
+                every_group = True
+                params["selected"] = list(all_ids)
+        join_saves = not _count_by_saves(*shape, every_group=every_group) and saves_drive_count(session, region)
+        count_stmt, page_stmt = _region_list_statements(*shape, join_saves, every_group)
         without_jit(session)
     if region is not None and join_saves:
         # A large region: the region's objects are matched to the saves by one hash over the (index-only) scan
@@ -571,10 +581,25 @@ def localization_region(
     return region.find_region(session, dateobs, name, region.DEFAULT_CUMPROB if cumprob is None else cumprob)
 
 
+# An all-seeing user's region count goes over the saves' healpix copy group by group up to this many groups
+# (one index range scan per group and merged range); beyond, it probes or hashes as before migration 0011.
+EVERY_GROUP_COUNT_MAX = 50
+
+
+def _count_by_saves(
+    ra_mode: str | None, by_id: bool, limited: bool, group_filter: bool, sort_by: str = "", sort_order: str = "",
+    *, every_group: bool = False,
+) -> bool:
+    """Whether a region list of this shape is counted over the saves' healpix copy (migration 0011): when the
+    saves are restricted to some groups (or `every_group` lists all of them, bound as `selected`) and no
+    condition bears on the objects' own columns."""
+    return (limited or group_filter or every_group) and ra_mode is None and not by_id
+
+
 @functools.lru_cache(maxsize=256)
 def _region_list_statements(
     ra_mode: str | None, by_id: bool, limited: bool, group_filter: bool, sort_by: str, sort_order: str,
-    join_saves: bool = False,
+    join_saves: bool = False, every_group: bool = False,
 ) -> tuple:
     """The count and page statements of a source list restricted to a credible region (bind parameters as in
     `_list_statements`, plus `loc_id` and `cumprob`).
@@ -585,6 +610,9 @@ def _region_list_statements(
     one index lookup per object in the region. With `join_saves` (regions holding many objects compared with the
     saves, see astroportal.gw.region.saves_drive_count) the count is instead a semi-join the caller runs with
     nested loops off, i.e. one hash of the region's objects probed by an index-only scan of the active saves.
+    Both give way, for lists restricted to some groups without cone or id filters (_count_by_saves), to a count
+    over the saves' copy of healpix (migration 0011): one range scan of their (group_id, healpix) index per
+    (group, merged range of the region).
     """
     from ..gw import region as gwr
 
@@ -622,7 +650,20 @@ def _region_list_statements(
             stmt = stmt.order_by(inside.c.id)
         return stmt.cte("region_matched").prefix_with("MATERIALIZED")
 
-    if join_saves:
+    if _count_by_saves(ra_mode, by_id, limited, group_filter, every_group=every_group):
+        # Distinct objects among the active saves of the user's groups whose copied healpix lies in a merged
+        # range of the region: one index range scan of ix_sources_active_group_id_healpix per (group, range),
+        # index-only, no visit to the objects (an object saved to two groups counts once).
+        ranges = gwr.merged_ranges()
+        saves = (
+            select(src.c.obj_id)
+            .where(src.c.active, src.c.group_id.in_(bindparam("selected", expanding=True)),
+                   src.c.healpix >= ranges.c.lo, src.c.healpix < ranges.c.hi)
+            .offset(0)
+            .lateral("region_saves")
+        )
+        count_stmt = select(func.count(func.distinct(saves.c.obj_id))).select_from(ranges.join(saves, true()))
+    elif join_saves:
         in_region = matched(o.c.id, ordered=False)
         saved = (
             select(literal(1))

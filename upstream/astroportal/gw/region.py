@@ -25,6 +25,12 @@ WHERE active) make those reads index-only (the probes say `active`, not `active 
 use the partial index). When the region holds many objects compared with the saves (saves_drive_count), the count
 is a hash semi-join over one scan of the saves instead of a probe per object.
 
+A user limited to some groups is counted otherwise (migration 0011): each save carries a copy of its object's
+healpix (sources.healpix, kept right by PostgreSQL triggers when a save is written or an object moves), so the
+count is count(DISTINCT obj_id) over index range scans of sources (group_id, healpix) WHERE active, one per
+(group, merged range), without reading the objects at all (domain.sources._region_list_statements). The probing
+and hashing counts above remain for all-seeing users and for lists also filtered by cone or id.
+
 The bind parameters of every statement built here are `loc_id` (localizations.id) and `cumprob` (p).
 """
 

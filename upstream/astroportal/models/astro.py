@@ -117,6 +117,9 @@ class Source(Base):
         # The saves that count (active ones), so that "may this user see this object" is read from the index alone
         # for every object of a credible region (astroportal.gw.region).
         Index("ix_sources_active_obj_id_group_id", "obj_id", "group_id", postgresql_where=text("active")),
+        # A user's sources in a credible region: one range scan per (group, range of the region).
+        Index("ix_sources_active_group_id_healpix", "group_id", "healpix", postgresql_include=["obj_id"],
+              postgresql_where=text("active")),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     obj_id: Mapped[str] = mapped_column(ForeignKey("objs.id", ondelete="CASCADE"), nullable=False, index=True)
@@ -127,5 +130,7 @@ class Source(Base):
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
     unsaved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     unsaved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # A copy of objs.healpix, written only by the database's triggers (migration 0011), never by the portal.
+    healpix: Mapped[int | None] = mapped_column(BigInteger, deferred=True)
 
     obj: Mapped[Obj] = relationship()
