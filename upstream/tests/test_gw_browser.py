@@ -4,7 +4,10 @@ classification, the night map's Sun against astropy, an event without a localiza
 from __future__ import annotations
 
 import json
+import random
+import string
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -71,6 +74,12 @@ def test_sample_alert_from_list_to_sky_map_with_a_source_in_the_region(driver, s
     from uihelpers import private_source
 
     alert = json.loads((GCN_DATA / "igwn_gwalert_preliminary.json").read_text())
+    # an event of this test's own (a mock MS... id, as the sample's), so other modules' use of the sample and this
+    # one do not meet in the shared database
+    alert["superevent_id"] = "MS" + "".join(random.choice(string.ascii_lowercase) for _ in range(8))
+    alert["event"]["time"] = (datetime(2026, 6, 5) + timedelta(seconds=random.randrange(86_400),
+                                                               milliseconds=random.randrange(1000))
+                              ).isoformat(timespec="milliseconds") + "Z"
     status, body = api.post("/api/gcn_event", admin_token, json=alert)
     assert status == 200, body
     dateobs = body["data"]["dateobs"]
@@ -131,7 +140,9 @@ def test_sample_alert_from_list_to_sky_map_with_a_source_in_the_region(driver, s
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
     # The retraction: the event is marked so on the list and on its page.
-    status, body = api.post("/api/gcn_event", admin_token, json=json.loads((GCN_DATA / "igwn_gwalert_retraction.json").read_text()))
+    retraction = json.loads((GCN_DATA / "igwn_gwalert_retraction.json").read_text())
+    retraction["superevent_id"] = alert["superevent_id"]
+    status, body = api.post("/api/gcn_event", admin_token, json=retraction)
     assert status == 200, body
     driver.refresh()
     wait_js(driver, "return !!document.getElementById('retracted-alert')")
