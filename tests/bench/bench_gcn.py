@@ -146,10 +146,10 @@ def main() -> int:
 
     from astroportal import config as portal_config
     from astroportal.db import make_sessionmaker
-    from astroportal.gw.ingest import ingest_notice
-    from astroportal.gw.notices import parse
     from astroportal.domain.accounts import create_user
     from astroportal.domain.sources import list_sources
+    from astroportal.gw.ingest import ingest_notice
+    from astroportal.gw.notices import parse
     from astroportal.gw.region import find_region, objects_in_region
     from astroportal.models import User
 

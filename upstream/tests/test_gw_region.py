@@ -543,7 +543,6 @@ def test_a_count_that_hashes_the_saves_still_reaches_objects_through_the_region(
     from astroportal.domain.sources import _region_list_statements
     from astroportal.gw.region import find_region, without_jit
 
-    even = regiondb["groups"][0]
     with regiondb["maker"]() as s:
         region = find_region(s, regiondb["dateobs"][dateobs], None, 0.9)
         params = {**region.params(), "lim": 100, "off": 0}
