@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import queue
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
+
+from service_common.process import alive as pid_alive
+from service_common.process import command_line, install_stop_signals
 
 from . import config as configmod
 from . import status as statusmod
@@ -176,24 +177,9 @@ def run_pipeline(source, pipeline: Pipeline, status: statusmod.Status, dead: Dea
     return totals
 
 
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
-
-
-def install_sigterm(stop: threading.Event) -> None:
-    def handler(signum, frame):  # noqa: ARG001
-        log.info("signal %d: finishing the batch in hand, then exiting", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
 def cmd_run(s: configmod.Settings, args: argparse.Namespace) -> int:
     stop = threading.Event()
-    install_sigterm(stop)
+    install_stop_signals(stop, log, "the batch in hand")
     status = statusmod.Status(s.state_dir, s.source)
     try:
         configmod.check_source(s)
@@ -238,7 +224,7 @@ def cmd_replay(s: configmod.Settings, args: argparse.Namespace) -> int:
         print("replay: give Avro files or folders of them", file=sys.stderr)
         return 2
     stop = threading.Event()
-    install_sigterm(stop)
+    install_stop_signals(stop, log, "the batch in hand")
     s.group_names = s.group_names or []
     if not s.group_names:
         print("error: services.broker.group_names is empty: name the portal group(s) alerts are saved to",
@@ -292,7 +278,7 @@ def cmd_status(s: configmod.Settings, args: argparse.Namespace) -> int:
         print("state:         never started (no var/broker/status.json yet)")
         print(f"dead letters:  {dead}")
         return 3
-    alive = st.get("pid") and _alive(int(st["pid"])) and st.get("state") != "stopped"
+    alive = st.get("pid") and pid_alive(int(st["pid"])) and st.get("state") != "stopped"
     print(f"state:         {st.get('state')}{'' if alive else ' (not running)'}  (pid {st.get('pid')}, "
           f"updated {st.get('updated_at')})")
     pos = st.get("position") or {}
@@ -321,29 +307,9 @@ def cmd_status(s: configmod.Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    setup_logging()
-    try:
-        s = configmod.load(args.config)
-    except configmod.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.command == "status":
-        return cmd_status(s, args)
-    if args.command == "replay":
-        return cmd_replay(s, args)
-    return cmd_run(s, args)
+    return command_line(sys.argv[1:] if argv is None else argv, parse_args, configmod.load,
+                        {"run": cmd_run, "replay": cmd_replay, "status": cmd_status})
 
 
 if __name__ == "__main__":

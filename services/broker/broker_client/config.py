@@ -6,13 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from service_common import settings as common
+from service_common.settings import ConfigError  # noqa: F401 - raised to this module's callers
 
 SOURCES = ("kafka", "rest", "files")
-
-
-class ConfigError(Exception):
-    """A setting that cannot work; the message names the key and what to put there."""
+PREFIX = "services.broker."
 
 
 @dataclass
@@ -66,36 +64,17 @@ class Settings:
         return self.var_dir / "broker"
 
 
-def _get(tree: dict, dotted: str) -> Any:
-    node: Any = tree
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def _str_list(value: Any, key: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ConfigError(f"services.broker.{key}: expected a list of names, got {value!r}")
-    return list(value)
+    return common.names(value, PREFIX + key)
 
 
 def _number(value: Any, key: str, default: float, low: float) -> float:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-        raise ConfigError(f"services.broker.{key}: expected a number >= {low}, got {value!r}")
-    return float(value)
+    return common.number(value, PREFIX + key, default, low)
 
 
 def from_tree(tree: dict, *, config_path: Path | None = None) -> Settings:
     """Settings from the merged configuration (a dict); ConfigError naming the key when one is wrong."""
-    b = _get(tree, "services.broker") or {}
+    b = common.get(tree, "services.broker") or {}
     if not isinstance(b, dict):
         raise ConfigError(f"services.broker: expected a mapping, got {b!r}")
     s = Settings()
@@ -143,27 +122,14 @@ def from_tree(tree: dict, *, config_path: Path | None = None) -> Settings:
         with_cutouts=bool(r.get("with_cutouts", True)),
         startdate=str(r["startdate"]) if r.get("startdate") else None,
     )
-    var = _get(tree, "paths.var") or "var"
-    var_path = Path(var)
-    if not var_path.is_absolute() and config_path is not None:
-        var_path = config_path.parent / var_path
-    s.var_dir = var_path
-    host = str(_get(tree, "server.host") or "127.0.0.1")
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    s.portal_url = f"http://{host}:{_get(tree, 'server.port') or 5000}"
+    s.var_dir = common.var_dir(tree, config_path)
+    s.portal_url = common.portal_url(tree)
     return s
 
 
 def load(path: Path) -> Settings:
     """Read the merged configuration file given by --config."""
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file (./run.sh build writes patched/config.yaml)") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return from_tree(tree, config_path=path.resolve())
+    return from_tree(common.load_tree(path), config_path=path.resolve())
 
 
 def check_source(s: Settings) -> None:

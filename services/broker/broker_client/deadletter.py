@@ -4,11 +4,9 @@ reason, where the alert came from, and what is needed to send it again (the raw 
 from __future__ import annotations
 
 import base64
-import json
-import os
-import time
-from pathlib import Path
 from typing import Any
+
+from service_common.dead_letters import DeadLetters as _DeadLetters
 
 
 def _plain(value: Any) -> Any:
@@ -20,26 +18,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class DeadLetters:
-    def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / "dead-letters.jsonl"
-
+class DeadLetters(_DeadLetters):
     def add(self, *, source: str, where: str, reason: str, obj_id: str | None = None, candid: int | None = None,
             payload: Any = None) -> None:
         """Append one dead letter (flushed and synced before the cursor moves past the alert)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        entry = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "source": source, "where": where,
-                 "objectId": obj_id, "candid": candid, "reason": reason}
+        entry = {"source": source, "where": where, "objectId": obj_id, "candid": candid, "reason": reason}
         if payload is not None:
             entry["payload"] = _plain(payload)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, default=str) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    def count(self) -> int:
-        try:
-            with open(self.path, "rb") as fh:
-                return sum(1 for _ in fh)
-        except FileNotFoundError:
-            return 0
+        self.append(entry)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
+
+from service_common.process import alive as pid_alive
+from service_common.process import command_line, install_stop_signals
 
 from . import config as configmod
 from .delivery import Delivery
@@ -47,24 +48,9 @@ def make_portal(s: configmod.Settings, args: argparse.Namespace, stop: threading
                   backoff=s.backoff_seconds, backoff_max=s.backoff_max_seconds, stop=stop)
 
 
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S")
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
-
-
-def install_sigterm(stop: threading.Event) -> None:
-    def handler(signum, frame):  # noqa: ARG001
-        log.info("signal %d: finishing the notice in hand, then exiting", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
 def cmd_run(s: configmod.Settings, args: argparse.Namespace) -> int:
     stop = threading.Event()
-    install_sigterm(stop)
+    install_stop_signals(stop, log, "the notice in hand")
     status = Status(s.state_dir)
     dead = DeadLetters(s.state_dir)
     try:
@@ -178,7 +164,7 @@ def cmd_status(s: configmod.Settings, args: argparse.Namespace) -> int:
         print("state:         never started (no var/gcn/status.json yet)")
         print(f"dead letters:  {dead.count()}")
         return 3
-    alive = st.get("pid") and _alive(int(st["pid"])) and st.get("state") != "stopped"
+    alive = st.get("pid") and pid_alive(int(st["pid"])) and st.get("state") != "stopped"
     print(f"state:         {st.get('state')}{'' if alive else ' (not running)'}  (pid {st.get('pid')}, "
           f"updated {st.get('updated_at')})")
     pos = st.get("position") or {}
@@ -206,29 +192,9 @@ def cmd_status(s: configmod.Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    setup_logging()
-    try:
-        s = configmod.load(args.config)
-    except configmod.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.command == "status":
-        return cmd_status(s, args)
-    if args.command == "ingest":
-        return cmd_ingest(s, args)
-    return cmd_run(s, args)
+    return command_line(sys.argv[1:] if argv is None else argv, parse_args, configmod.load,
+                        {"run": cmd_run, "ingest": cmd_ingest, "status": cmd_status})
 
 
 if __name__ == "__main__":

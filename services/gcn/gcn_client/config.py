@@ -6,13 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from service_common import settings as common
+from service_common.settings import ConfigError  # noqa: F401 - raised to this module's callers
 
 OFFSET_RESETS = ("earliest", "latest")
-
-
-class ConfigError(Exception):
-    """A setting that cannot work; the message names the key and what to put there."""
 
 
 @dataclass
@@ -50,21 +47,8 @@ class Settings:
         return self.var_dir / "gcn"
 
 
-def _get(tree: dict, dotted: str) -> Any:
-    node: Any = tree
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def _number(value: Any, key: str, default: float, low: float) -> float:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-        raise ConfigError(f"services.gcn.{key}: expected a number >= {low}, got {value!r}")
-    return float(value)
+    return common.number(value, f"services.gcn.{key}", default, low)
 
 
 def _flag(value: Any, key: str, default: bool) -> bool:
@@ -85,7 +69,7 @@ def _text(value: Any, key: str) -> str | None:
 
 def from_tree(tree: dict, *, config_path: Path | None = None) -> Settings:
     """Settings from the merged configuration (a dict); ConfigError naming the key when one is wrong."""
-    g = _get(tree, "services.gcn") or {}
+    g = common.get(tree, "services.gcn") or {}
     if not isinstance(g, dict):
         raise ConfigError(f"services.gcn: expected a mapping, got {g!r}")
     s = Settings()
@@ -120,26 +104,14 @@ def from_tree(tree: dict, *, config_path: Path | None = None) -> Settings:
         auto_offset_reset=reset,
         max_message_mb=_number(k.get("max_message_mb"), "kafka.max_message_mb", KafkaSettings.max_message_mb, 1),
     )
-    var_path = Path(str(_get(tree, "paths.var") or "var"))
-    if not var_path.is_absolute() and config_path is not None:
-        var_path = config_path.parent / var_path
-    s.var_dir = var_path
-    host = str(_get(tree, "server.host") or "127.0.0.1")
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    s.portal_url = f"http://{host}:{_get(tree, 'server.port') or 5000}"
+    s.var_dir = common.var_dir(tree, config_path)
+    s.portal_url = common.portal_url(tree)
     return s
 
 
 def load(path: Path) -> Settings:
     """Read the merged configuration file given by --config."""
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file (./run.sh build writes patched/config.yaml)") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return from_tree(tree, config_path=path.resolve())
+    return from_tree(common.load_tree(path), config_path=path.resolve())
 
 
 def check_kafka(s: Settings) -> None:

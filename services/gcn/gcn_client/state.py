@@ -7,27 +7,17 @@ from __future__ import annotations
 import base64
 import json
 import os
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+from service_common.dead_letters import DeadLetters as _DeadLetters
+from service_common.dead_letters import utc_now as now
+from service_common.json_files import write_json as _write_json
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Replace `path` with `data` as JSON, atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace `path` with `data` as JSON, atomically; not synced (a status, not a cursor: Kafka keeps those)."""
+    _write_json(path, data, durable=False)
 
 
 def read_json(path: Path) -> Any:
@@ -63,28 +53,13 @@ def read_status(state_dir: Path) -> dict | None:
     return read_json(state_dir / "status.json")
 
 
-class DeadLetters:
+class DeadLetters(_DeadLetters):
     """var/gcn/dead-letters.jsonl: one JSON line per notice the portal refused (or that keeps failing while the
     portal is up, or that is no notice at all), with the raw message in base64."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / "dead-letters.jsonl"
 
     def add(self, *, where: str, reason: str, value: bytes | None, key: bytes | None = None,
             event_id: str | None = None) -> None:
         """Append one dead letter, synced to disk before the offset moves past the message."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        entry = {"at": now(), "where": where, "event_id": event_id, "reason": reason,
-                 "key": key.decode("utf-8", "replace") if key else None,
-                 "value_base64": base64.b64encode(value).decode("ascii") if value else None}
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    def count(self) -> int:
-        try:
-            with open(self.path, "rb") as fh:
-                return sum(1 for _ in fh)
-        except FileNotFoundError:
-            return 0
+        self.append({"where": where, "event_id": event_id, "reason": reason,
+                     "key": key.decode("utf-8", "replace") if key else None,
+                     "value_base64": base64.b64encode(value).decode("ascii") if value else None})
