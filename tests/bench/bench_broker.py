@@ -187,6 +187,14 @@ def main() -> int:
         print(f"app CPU:        {b['app_cpu'] / args.alerts * 1000:8.2f} s per 1000 alerts (user + system)")
         print(f"database CPU:   {b['db_cpu'] / args.alerts * 1000:8.2f} s per 1000 alerts (its server processes)")
         print(f"service CPU:    {b['service_cpu'] / args.alerts * 1000:8.2f} s per 1000 alerts (the replay process)")
+        total = b["app_cpu"] + b["db_cpu"] + b["service_cpu"]
+        cores = os.cpu_count() or 1
+        # What the rate is bound by: the one app process can use one core at most; the three processes together
+        # can use every core of this machine. The lower bound is what this machine can reach at best.
+        print(f"app-bound rate: {args.alerts / b['app_cpu']:8.1f} alerts/s  (one app process on a core of its own: "
+              f"1000 / app CPU per 1000 alerts)")
+        print(f"machine-bound:  {args.alerts * cores / total:8.1f} alerts/s  (all CPU of the three processes spread "
+              f"over this machine's {cores} cores)")
         print(f"service memory: {b['rss']:8.1f} MB peak resident   target < 200 MB  "
               f"{'OK' if b['rss'] < 200 else 'MISSED'}")
         s = one_at_a_time(portal, token_file.read_text().strip(), args.baseline)
