@@ -1,5 +1,5 @@
 """`python -m astroportal COMMAND --config FILE`: serve, migrate, bootstrap, set_user_role, load_data, openapi,
-vocabulary, extension_points, service_token, and the commands of the modules in `app.cli_modules`."""
+vocabulary, extension_points, service_token, thumbnails_gc, and the commands of the modules in `app.cli_modules`."""
 
 from __future__ import annotations
 
@@ -116,6 +116,24 @@ def cmd_service_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_thumbnails_gc(args: argparse.Namespace) -> int:
+    from .db import session_scope
+    from .domain.thumbnail_packs import collect_garbage
+
+    cfg = _load(args)
+    with session_scope(cfg) as session:
+        answer = collect_garbage(session, cfg.var_dir / "thumbnails", min_age=args.min_age, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(answer))
+    else:
+        verb = "would delete" if args.dry_run else "deleted"
+        print(f"{verb} {answer['packs_deleted']} unreferenced pack(s) ({answer['bytes_freed']} bytes) and "
+              f"{answer['cached_pngs_deleted']} stale PNG(s); kept {answer['packs_too_young']} pack(s) younger than "
+              f"{args.min_age:g} s; {answer['packs_live']} pack(s) in use hold {answer['bytes_reclaimable']} bytes "
+              "of replaced or deleted images")
+    return 0
+
+
 def cmd_set_user_role(args: argparse.Namespace) -> int:
     from .domain.roles_admin import LastSuperAdmin, list_users_roles, set_user_role
 
@@ -226,6 +244,13 @@ def build_parser(extra: list[ep.Command] | None = None) -> argparse.ArgumentPars
                    help="only validate the files (fields, ranges, references, includes): nothing is written and no "
                         "running portal or database is needed; exit 1 when there is a problem")
     p.add_argument("--json", action="store_true", help="with --dry-run: answer one JSON object on stdout")
+    p = add("thumbnails_gc", cmd_thumbnails_gc,
+            "delete thumbnail pack files and cached PNGs no thumbnail uses any more; report the bytes of replaced "
+            "images still inside packs in use")
+    p.add_argument("--min-age", type=float, default=3600.0, metavar="SECONDS",
+                   help="leave files younger than this alone (a pack being written has no row yet); default 3600")
+    p.add_argument("--dry-run", action="store_true", help="delete nothing: only report")
+    p.add_argument("--json", action="store_true", help="answer one JSON object of counts and bytes")
     add("openapi", cmd_openapi, "print the OpenAPI 3 description of the API")
     p = add("service_token", cmd_service_token,
             "create or update a service's bot user (exactly these ACLs and groups) and keep its API token in a file")

@@ -98,6 +98,8 @@ def test_classification_list_form_updates_instead_of_duplicating(api, db, crew):
 
 
 def test_thumbnails_stored_as_received_rendered_on_view_and_shown(api, db, crew, server, cfg, make_user):
+    from astroportal.domain.thumbnail_packs import cache_path
+    from astroportal.domain.thumbnails import stored_bytes
     from astroportal.models import Thumbnail
 
     outsider = make_user("Full user")[1]
@@ -115,8 +117,7 @@ def test_thumbnails_stored_as_received_rendered_on_view_and_shown(api, db, crew,
     assert count_rows(db, Thumbnail, obj_id=obj_id) == 3
     with db() as s:
         row = s.get(Thumbnail, ids[0])
-        stored = cfg.var_dir / "thumbnails" / row.file_path
-    assert stored.read_bytes() == raws["new"]
+    assert stored_bytes(row, cfg.var_dir / "thumbnails") == raws["new"]
     # the single form, SkyPortal's shape; bad data is refused with a clear message
     status, one = api.post("/api/thumbnail", crew["token"], json=body[0])
     assert status == 200 and one["data"]["id"] == ids[0]
@@ -128,7 +129,7 @@ def test_thumbnails_stored_as_received_rendered_on_view_and_shown(api, db, crew,
     png = requests.get(f"{server.url}/thumbnails/{ids[0]}.png",
                        headers={"Authorization": f"token {crew['token']}"}, timeout=30)
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (stored.parent / (stored.name + ".png")).exists()
+    assert cache_path(cfg.var_dir / "thumbnails", row.id, row.sha256).exists()
     from PIL import Image
 
     img = np.asarray(Image.open(io.BytesIO(png.content)))

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import ApiError, forbidden, not_found
 from ..events import Event, record
-from ..models import (THUMBNAIL_TYPES, Annotation, Candidate, Classification, Filter, Obj, Source, Thumbnail, User,
+from ..models import (THUMBNAIL_TYPES, Annotation, Candidate, Classification, Filter, Obj, Source, User,
                       annotation_groups, classification_groups)
 from . import access
 from .annotations import CLASSIFICATION_FIELDS, _id_field, _probability, annotation_data, annotation_origin
@@ -29,7 +29,7 @@ from .candidates import _alert_id, parse_time
 from .sources import OBJ_FIELDS, body_group_ids, can_manage_sources, check_obj_fields, check_obj_id
 from ..validate import shown
 from .taxonomies import check_no_nul, get_visible_taxonomy, taxonomy_classes
-from .thumbnails import EXTENSIONS, FIELDS as THUMBNAIL_FIELDS, _write_atomically, png_cache_path, relative_path, sniff
+from .thumbnails import FIELDS as THUMBNAIL_FIELDS, sniff, store_images
 
 
 def _at(i: int, exc: ApiError) -> ApiError:
@@ -331,7 +331,8 @@ def classify_many(session: Session, user: User, items: list[dict]) -> list[int]:
 
 
 def post_thumbnails(session: Session, user: User, items: list[dict], root: Path) -> list[int]:
-    """POST /api/thumbnail with a list: each item as post_thumbnail (one image per object and type)."""
+    """POST /api/thumbnail with a list: each item as post_thumbnail (one image per object and type); every item
+    is checked before anything is written."""
     check_items(items, "thumbnail")
 
     def check(data: dict):
@@ -360,42 +361,7 @@ def post_thumbnails(session: Session, user: User, items: list[dict], root: Path)
     latest = {}
     for obj_id, ttype, raw, ext, origin in checked:  # the same object and type twice: the last one wins
         latest[(obj_id, ttype)] = (raw, ext, origin)
-    try:
-        known = {(o, t): (tid, path, size, org) for tid, o, t, path, size, org in session.execute(
-            select(Thumbnail.id, Thumbnail.obj_id, Thumbnail.type, Thumbnail.file_path, Thumbnail.size,
-                   Thumbnail.origin).where(tuple_(Thumbnail.obj_id, Thumbnail.type).in_(sorted(latest))))}
-        ids = {k: v[0] for k, v in known.items()}
-        rows = []
-        for (obj_id, ttype), (raw, ext, origin) in latest.items():
-            rel = relative_path(obj_id, ttype, ext)
-            path = root / rel
-            old = known.get((obj_id, ttype))
-            if old and old[1] == rel and old[2] == len(raw) and old[3] == origin:
-                try:
-                    if path.read_bytes() == raw:
-                        continue  # the same image again: nothing to write
-                except FileNotFoundError:
-                    pass
-            _write_atomically(path, raw)
-            png_cache_path(path).unlink(missing_ok=True)
-            rows.append({"obj_id": obj_id, "type": ttype, "file_path": rel, "file_format": EXTENSIONS[ext],
-                         "size": len(raw), "origin": origin, "uploader_id": user.id})
-        if rows:
-            # One statement compiled once and sent with the rows as parameters (SQLAlchemy's insertmanyvalues):
-            # `.values(rows)` compiled a bind parameter per cell, a third of the time of a batch of cutouts.
-            table = Thumbnail.__table__
-            stmt = pg_insert(table)
-            ex = stmt.excluded
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["obj_id", "type"],
-                set_={"file_path": ex.file_path, "file_format": ex.file_format, "size": ex.size, "origin": ex.origin,
-                      "uploader_id": ex.uploader_id, "modified": func.now()},
-            ).returning(table.c.id, table.c.obj_id, table.c.type)
-            ids.update({(o, t): tid for tid, o, t in session.connection().execute(stmt, rows)})
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+    ids = store_images(session, user, latest, root)  # one pack file for the batch's new images, then the rows
     return [ids[(c[0], c[1])] for c in checked]
 
 

@@ -15,8 +15,12 @@ THUMBNAIL_TYPES = ("new", "ref", "sub", "sdss", "dr8", "ls", "ps1", "other")
 
 
 class Thumbnail(Base):
-    """One image of one type per object, stored as received in a file under paths.var (`file_path` relative
-    to the thumbnails directory); a PNG rendering is made on first view and kept beside it."""
+    """One image of one type per object, stored as received under the thumbnails directory of paths.var.
+
+    Since migration 0012 the bytes are `size` bytes at `byte_offset` of a pack file (`file_path`, relative to the
+    thumbnails directory: one pack per upload request, so a batch of cutouts creates one file); a row with no
+    `byte_offset` is an image uploaded before, alone in its own file. A PNG rendering is made on first view and
+    cached (domain/thumbnails.py)."""
 
     __tablename__ = "thumbnails"
     # One thumbnail per object and type: a later upload replaces the earlier one, so a replay adds nothing.
@@ -28,6 +32,10 @@ class Thumbnail(Base):
     # "fits" (gzipped or not) or "png"/"jpeg": how the stored bytes are to be shown.
     file_format: Mapped[str] = mapped_column(String, nullable=False)
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    byte_offset: Mapped[int | None] = mapped_column(BigInteger)
+    # Hex SHA-256 of the stored bytes: the same image sent again is recognised without reading it back, and it
+    # names the cached PNG, so a replaced image never shows an old rendering. NULL on rows from before 0012.
+    sha256: Mapped[str | None] = mapped_column(String)
     origin: Mapped[str | None] = mapped_column(String)
     uploader_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now(), nullable=False)
