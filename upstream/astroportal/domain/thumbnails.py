@@ -16,7 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -120,6 +120,10 @@ def _same_bytes(root: Path, old_path: str, old_offset: int | None, old_size: int
         return False
 
 
+_RELABEL = text("UPDATE thumbnails SET origin = :origin, uploader_id = :uploader, modified = now() "
+                "WHERE id = :tid AND sha256 IS NOT DISTINCT FROM :sha")
+
+
 def store_images(session: Session, user: User, images: dict[tuple[str, str], tuple[bytes, str, str | None]],
                  root: Path) -> dict[tuple[str, str], int]:
     """Store checked images {(obj_id, type): (bytes, extension, origin)} of visible objects, and commit.
@@ -138,16 +142,15 @@ def store_images(session: Session, user: User, images: dict[tuple[str, str], tup
                    Thumbnail.size, Thumbnail.sha256, Thumbnail.origin)
             .where(tuple_(Thumbnail.obj_id, Thumbnail.type).in_(sorted(images))))}
         ids = {k: v[0] for k, v in known.items()}
-        rows, fresh = [], []
+        rows, fresh, relabel = [], [], []
         for (obj_id, ttype), (raw, ext, origin) in images.items():
             digest = hashlib.sha256(raw).hexdigest()
             row = {"obj_id": obj_id, "type": ttype, "file_format": EXTENSIONS[ext], "size": len(raw),
                    "origin": origin, "uploader_id": user.id, "sha256": digest}
             old = known.get((obj_id, ttype))
             if old and _same_bytes(root, old[1], old[2], old[3], old[4], raw, digest):
-                if old[5] == origin:
-                    continue  # the same image again: nothing to write
-                rows.append({**row, "file_path": old[1], "byte_offset": old[2], "sha256": old[4]})
+                if old[5] != origin:  # the same image with another origin: only the row's origin changes
+                    relabel.append({"tid": old[0], "sha": old[4], "origin": origin, "uploader": user.id})
                 continue
             if old and old[2] is None:
                 alone_replaced.append(root / old[1])
@@ -170,6 +173,10 @@ def store_images(session: Session, user: User, images: dict[tuple[str, str], tup
                       "modified": func.now()},
             ).returning(table.c.id, table.c.obj_id, table.c.type)
             ids.update({(o, t): tid for tid, o, t in session.connection().execute(stmt, rows)})
+        if relabel:
+            # Guarded by the image's hash: an upload that replaced the image meanwhile is not pointed back at
+            # the bytes it replaced (which may be collected as garbage once no row refers to them).
+            session.connection().execute(_RELABEL, relabel)
         committing = True
         session.commit()
     except BaseException:
