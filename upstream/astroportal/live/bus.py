@@ -21,7 +21,7 @@ from .feed import CHANNEL
 log = logging.getLogger("astroportal.live")
 
 SUBSCRIPTIONS_CHANNEL = "astroportal_live_subscriptions"
-FETCH_DELAY = 0.005
+FETCH_DELAY = 0.005  # the default wait before reading announced rows (see Bus's fetch_delay)
 COLUMNS = "id, created_at, kind, obj_id, ids, group_ids, user_id, ra, dec, data"
 
 
@@ -38,13 +38,19 @@ def row_as_event(row: tuple) -> dict:
 
 
 class Bus:
-    """LISTEN on the live channels; `on_events(batch)` gets [(event, json)], `on_subscriptions()` a change."""
+    """LISTEN on the live channels; `on_events(batch)` gets [(event, json)], `on_subscriptions()` a change.
+
+    The rows of announced events are read `fetch_delay()` seconds after the first NOTIFY that finds none waiting,
+    all at once: the app process's hub passes its batching window, so that one query reads what one fan-out sends.
+    """
 
     def __init__(self, url: str, on_events: Callable[[list[tuple[dict, str]]], None],
-                 on_subscriptions: Callable[[], None] = lambda: None) -> None:
+                 on_subscriptions: Callable[[], None] = lambda: None,
+                 fetch_delay: Callable[[], float] = lambda: FETCH_DELAY) -> None:
         self.dsn = dsn_of(url)
         self.on_events = on_events
         self.on_subscriptions = on_subscriptions
+        self.fetch_delay = fetch_delay
         self.conn: psycopg2.extensions.connection | None = None
         self.last_id = 0
         self.loop: IOLoop | None = None
@@ -123,13 +129,13 @@ class Bus:
         if subs_changed:
             self.on_subscriptions()
         if ids:
-            # The rows are read a few milliseconds later, for every id announced meanwhile at once: under a
-            # stream of writes, one query per NOTIFY would keep the IOLoop waiting on the database.
+            # The rows are read a little later, for every id announced meanwhile at once: under a stream of
+            # writes, one query per NOTIFY would keep the IOLoop waiting on the database (the query blocks it).
             self._ids.extend(ids)
             if not self._fetch_scheduled:
                 self._fetch_scheduled = True
                 assert self.loop is not None
-                self.loop.call_later(FETCH_DELAY, self._fetch)
+                self.loop.call_later(self.fetch_delay(), self._fetch)
 
     def _fetch(self) -> None:
         ids, self._ids, self._fetch_scheduled = self._ids, [], False
