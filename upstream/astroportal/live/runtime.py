@@ -28,11 +28,14 @@ class LiveRuntime:
         self.hub = Hub(max_unsent=int(float(cfg.get("live.max_unsent_kb") or 1024) * 1024),
                        batch_seconds=(20 if batch_ms is None else float(batch_ms)) / 1000)
         self.notifier = Notifier(cfg, sessionmaker, self.hub)
-        self.bus = Bus(cfg.get("database.url"), self._on_events, self.notifier.subscriptions_changed)
+        # The bus waits the hub's window before reading the announced rows and the hub sends them at once: one
+        # query and one fan-out per window.
+        self.bus = Bus(cfg.get("database.url"), self._on_events, self.notifier.subscriptions_changed,
+                       fetch_delay=self.hub.window)
         self.started = False
 
     def _on_events(self, batch) -> None:
-        self.hub.enqueue(batch)
+        self.hub.deliver(batch)
         self.notifier.wake()
 
     def start(self) -> None:
