@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import fastavro
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from ..avro_decode import decoder_for
 from ..config import KafkaSettings
 from ..pipeline import Item
 from ..projection import reader_schema
@@ -65,13 +66,15 @@ class Decoder:
         if schema is None:
             try:
                 writer = json.loads(key)
-                schema = (fastavro.parse_schema(writer), None)
+                schema = (fastavro.parse_schema(writer), None, None)
             except Exception as exc:  # noqa: BLE001 - json and fastavro errors alike
                 raise ValueError(f"the message key is not an Avro schema: {exc}") from None
-            narrow = reader_schema(writer)
+            fast = decoder_for(writer)  # the generated decoder (avro_decode): the mapping's fields only
+            narrow = reader_schema(writer) if fast is None else None
+            schema = (schema[0], None, fast)
             if narrow is not None:
                 try:  # only the fields the mapping reads; a schema that cannot be narrowed is read whole
-                    schema = (schema[0], fastavro.parse_schema(narrow))
+                    schema = (schema[0], fastavro.parse_schema(narrow), None)
                 except Exception:  # noqa: BLE001
                     pass
             if len(self.schemas) > 100:
@@ -80,6 +83,8 @@ class Decoder:
         if value is None:
             raise ValueError("the message has no value")
         try:
+            if schema[2] is not None:
+                return schema[2].decode(value)[0]
             return fastavro.schemaless_reader(io.BytesIO(value), schema[0], schema[1])
         except Exception as exc:  # noqa: BLE001 - truncated or mismatched data
             raise ValueError(f"the message value is not an Avro record of its schema: {exc}") from None
