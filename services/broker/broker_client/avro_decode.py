@@ -18,7 +18,7 @@ import hashlib
 import json
 import struct
 import sys
-from typing import Any, BinaryIO, Iterator
+from typing import Any, Iterator
 
 from .projection import ALERT_FIELDS
 
@@ -232,7 +232,7 @@ class _Generator:
                 if kind == "enum":
                     symbols = self.const(tuple(t["symbols"]))
                     out.add(ind, f"if not 0 <= {target} < {len(t['symbols'])}:")
-                    out.add(ind + 1, f"raise _bad('an enum index out of range', p)")
+                    out.add(ind + 1, "raise _bad('an enum index out of range', p)")
                     out.add(ind, f"{target} = {symbols}[{target}]")
         elif kind in ("bytes", "string"):
             n = self.var("n")
@@ -288,7 +288,7 @@ class _Generator:
             self.emit(branch, ns, mode, target, out, ind + 1)
             out.flush()
         out.add(ind, "else:")
-        out.add(ind + 1, f"raise _bad('a union index out of range', p)")
+        out.add(ind + 1, "raise _bad('a union index out of range', p)")
 
     def emit_blocks(self, t: dict, ns: str | None, mode: Any, target: str | None, out: _Lines, ind: int) -> None:
         """An array or map: blocks of `count` items up to a 0 count; a negative count comes with the block's size
@@ -383,6 +383,8 @@ class AlertDecoder:
             for _ in range(block.num_records):
                 record, p = self.decode(data, p)
                 yield record
+            if p != len(data):
+                raise AvroDecodeError(f"a block holds {len(data) - p} bytes more than its {block.num_records} records")
 
 
 _CACHE: dict[str, AlertDecoder | None] = {}
