@@ -167,6 +167,14 @@ class _Generator:
             return sum(self.min_size(f["type"], ns, seen | {key}) for f in t["fields"])
         return 1  # int, long, bytes, string, enum, array, map: at least one byte
 
+    def const_size(self, t: Any, ns: str | None) -> int | None:
+        """The encoded size of every value of type `t` when it is the same for all (None otherwise)."""
+        t, ns = self._resolve(t, ns)
+        kind = t if isinstance(t, str) else (None if isinstance(t, list) else t.get("type"))
+        if kind in FIXED_SIZES:
+            return FIXED_SIZES[kind]
+        return int(t["size"]) if kind == "fixed" else None
+
     # -- functions per record type and mode ---------------------------------------------------------------------
     def record_func(self, t: dict, ns: str | None, mode: Any) -> str:
         full = _fullname(t["name"], t.get("namespace", ns))
@@ -278,6 +286,16 @@ class _Generator:
                    ind: int) -> None:
         if len(branches) > 63:
             raise Unsupported("a union of more than 63 branches")
+        sizes = [self.const_size(branch, ns) for branch in branches]
+        if target is None and None not in sizes:
+            # Skipping a union of fixed-size branches (a nullable double, ...): one table look-up by the index
+            # byte gives how far to jump. A garbled index finds None there, and `p += None` raises the TypeError
+            # that AlertDecoder.decode reports as a union index out of range.
+            table = [None] * 256
+            for i, size in enumerate(sizes):
+                table[2 * i] = 1 + size
+            out.add(ind, f"p += {self.const(tuple(table))}[b[{out.pos()}]]", keep_pending=True)
+            return
         u = self.var("u")
         # An index below 64 is one byte (zigzag: 2 * index); anything else is garbled.
         out.add(ind, f"{u} = b[{out.pos()}]", keep_pending=True)
@@ -368,6 +386,8 @@ class AlertDecoder:
             raise
         except (IndexError, struct.error) as exc:
             raise AvroDecodeError(f"the data ends inside a record ({exc})") from None
+        except TypeError:  # `p += None`: an index byte no branch has, in a skipped union (see emit_union)
+            raise AvroDecodeError("garbled data: a union index out of range") from None
         except (UnicodeDecodeError, RecursionError, OverflowError, MemoryError) as exc:
             raise AvroDecodeError(f"garbled data ({exc})") from None
         if end > len(data):
