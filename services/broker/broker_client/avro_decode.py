@@ -57,6 +57,13 @@ def _bad(what: str, p: int) -> AvroDecodeError:
     return AvroDecodeError(f"{what} at byte {p}")
 
 
+def _size(t: dict) -> int:
+    size = t["size"]
+    if type(size) is not int or size < 0:
+        raise Unsupported(f"a fixed size of {size!r}")
+    return size
+
+
 def _fullname(name: str, ns: str | None) -> str:
     return name if "." in name or not ns else f"{ns}.{name}"
 
@@ -159,7 +166,7 @@ class _Generator:
         if kind in FIXED_SIZES:
             return FIXED_SIZES[kind]
         if kind == "fixed":
-            return int(t["size"])
+            return _size(t)
         if kind == "record":
             key = id(t)
             if key in seen:
@@ -173,7 +180,7 @@ class _Generator:
         kind = t if isinstance(t, str) else (None if isinstance(t, list) else t.get("type"))
         if kind in FIXED_SIZES:
             return FIXED_SIZES[kind]
-        return int(t["size"]) if kind == "fixed" else None
+        return _size(t) if kind == "fixed" else None
 
     # -- functions per record type and mode ---------------------------------------------------------------------
     def record_func(self, t: dict, ns: str | None, mode: Any) -> str:
@@ -257,7 +264,7 @@ class _Generator:
                     out.add(ind, f"{target} = {target}.decode()")
                 out.add(ind, f"p += {n}")
         elif kind == "fixed":
-            size = int(t["size"])
+            size = _size(t)
             if skip:
                 out.add(ind, f"b[{out.pos()} + {size - 1}]" if size else "pass", keep_pending=True)
             else:
@@ -365,15 +372,19 @@ class AlertDecoder:
     """Decodes records of one writer schema (only the alert fields the mapping reads) from bytes."""
 
     def __init__(self, schema: Any, mode: Any = None) -> None:
+        # The schema may come from outside (a Kafka message's key): nothing of it reaches the generated source but
+        # through repr() (field names), int checks (sizes) and names cut to letters, digits and `_` (functions);
+        # symbols and tables are constants passed in the namespace.
         try:
             gen = _Generator(schema)
             self.source = gen.build(schema, alert_mode(schema) if mode is None else mode)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            namespace: dict[str, Any] = {"_double": _double, "_float": _float, "_varint": _varint, "_bad": _bad,
+                                         **gen.consts}
+            # The generated code: straight-line Python per record type (see the module docstring for why).
+            exec(compile(self.source, "<avro_decode generated>", "exec"), namespace)  # noqa: S102
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError, SyntaxError, MemoryError) as exc:
+            # SyntaxError: Python allows 20 nested blocks, and each level of arrays or maps takes two
             raise Unsupported(f"cannot generate a decoder: {exc!r}") from None
-        namespace: dict[str, Any] = {"_double": _double, "_float": _float, "_varint": _varint, "_bad": _bad,
-                                     **gen.consts}
-        # The generated code: straight-line Python per record type (see the module docstring for why).
-        exec(compile(self.source, "<avro_decode generated>", "exec"), namespace)  # noqa: S102
         self._decode = namespace["decode"]
 
     def decode(self, data: bytes, pos: int = 0) -> tuple[Any, int]:
