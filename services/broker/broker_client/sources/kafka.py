@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import fastavro
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from ..avro_decode import AlertDecoder, decoder_for
 from ..config import KafkaSettings
 from ..pipeline import Item
 from ..projection import reader_schema
@@ -52,10 +53,11 @@ def consumer_config(k: KafkaSettings) -> dict[str, Any]:
 
 
 class Decoder:
-    """Fink messages to alerts; each distinct schema (the key) is parsed once."""
+    """Fink messages to alerts; each distinct schema (the key) is parsed once, into (the parsed writer schema, the
+    narrowed reader schema or None, the generated decoder of avro_decode or None)."""
 
     def __init__(self) -> None:
-        self.schemas: dict[str, Any] = {}
+        self.schemas: dict[str, tuple[Any, Any, AlertDecoder | None]] = {}
 
     def decode(self, key: bytes | None, value: bytes | None) -> dict:
         if not key:
@@ -65,22 +67,28 @@ class Decoder:
         if schema is None:
             try:
                 writer = json.loads(key)
-                schema = (fastavro.parse_schema(writer), None)
+                parsed = fastavro.parse_schema(writer)
             except Exception as exc:  # noqa: BLE001 - json and fastavro errors alike
                 raise ValueError(f"the message key is not an Avro schema: {exc}") from None
-            narrow = reader_schema(writer)
+            # The generated decoder reads only the mapping's fields, cheaply; fastavro reads what it does not handle.
+            fast = decoder_for(writer)
+            narrow = reader_schema(writer) if fast is None else None
             if narrow is not None:
                 try:  # only the fields the mapping reads; a schema that cannot be narrowed is read whole
-                    schema = (schema[0], fastavro.parse_schema(narrow))
+                    narrow = fastavro.parse_schema(narrow)
                 except Exception:  # noqa: BLE001
-                    pass
+                    narrow = None
+            schema = (parsed, narrow, fast)
             if len(self.schemas) > 100:
                 self.schemas.clear()
             self.schemas[digest] = schema
         if value is None:
             raise ValueError("the message has no value")
+        parsed, narrow, fast = schema
         try:
-            return fastavro.schemaless_reader(io.BytesIO(value), schema[0], schema[1])
+            if fast is not None:
+                return fast.decode(value)[0]
+            return fastavro.schemaless_reader(io.BytesIO(value), parsed, narrow)
         except Exception as exc:  # noqa: BLE001 - truncated or mismatched data
             raise ValueError(f"the message value is not an Avro record of its schema: {exc}") from None
 
