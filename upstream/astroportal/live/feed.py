@@ -95,6 +95,22 @@ def _rows_by_id(session: Session, model, ids) -> dict:
     return found
 
 
+def _positions(session: Session, obj_ids: set) -> dict:
+    """{obj_id: (ra, dec)}: from the session's identity map when the writer loaded the object, else one query of
+    the two columns (a batch writer inserts its new objects without loading them)."""
+    found, missing = {}, []
+    for i in obj_ids:
+        obj = session.identity_map.get(session.identity_key(Obj, i)) if i is not None else None
+        if obj is None:
+            missing.append(i)
+        else:
+            found[i] = (obj.ra, obj.dec)
+    if missing:
+        found.update({i: (ra, dec) for i, ra, dec in session.execute(
+            select(Obj.id, Obj.ra, Obj.dec).where(Obj.id.in_(missing)))})
+    return found
+
+
 def record_live(
     session: Session,
     kind: str,
@@ -136,8 +152,7 @@ def record_live(
 
 def _core_rows(session: Session, events: list[Event]) -> list[dict]:
     """Rows for the core events: one per object (a photometry batch over several objects gives one each)."""
-    objs = _rows_by_id(session, Obj, {o for e in events for o in e.obj_ids})
-    positions = {o.id: (o.ra, o.dec) for o in objs.values()}
+    positions = _positions(session, {o for e in events for o in e.obj_ids})
     classes = {c.id: (c.classification, c.probability) for c in _rows_by_id(
         session, Classification, [i for e in events if e.kind == "classification.added" for i in e.ids]).values()}
     comments = {c.id: c.text for c in _rows_by_id(
