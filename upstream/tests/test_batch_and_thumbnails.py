@@ -61,6 +61,50 @@ def test_sources_and_candidates_list_forms_are_idempotent(api, db, crew):
         assert s.get(Obj, ids[2]).ra == 12.0
 
 
+def test_list_forms_store_every_field_as_sent_and_answer_in_the_batchs_order(api, db, crew):
+    """The batch writers send each column as one array literal: quoting, NULLs, arrays, times and the order of
+    the ids must come out as the single forms write them."""
+    from sqlalchemy import select
+
+    from astroportal.gw.skymaps import healpix29
+    from astroportal.models import Candidate, LiveEvent, Obj
+
+    ids = [unique() for _ in range(3)]
+    awkward = ['a "quoted", {braced} name', "back\\slash", "NULL", "é ∞"]
+    body = [{"id": ids[0], "ra": 359.999999, "dec": -89.5, "alias": awkward, "origin": 'Fink "v2"',
+             "redshift": 0.0123456789012345, "group_ids": [crew["group"]]},
+            {"id": ids[1], "ra": 0.0, "dec": 0.0, "alias": [], "group_ids": [crew["group"]]},
+            {"id": ids[2], "ra": 180.25, "dec": 45.0, "redshift": None, "origin": None, "group_ids": [crew["group"]]}]
+    status, answer = api.post("/api/sources", crew["token"], json=body)
+    assert status == 200, answer
+    assert [(a["id"], a["created"]) for a in answer["data"]] == [(i, True) for i in ids]
+    with db() as s:
+        rows = {o.id: o for o in s.scalars(select(Obj).where(Obj.id.in_(ids)))}
+        assert rows[ids[0]].alias == awkward and rows[ids[0]].origin == 'Fink "v2"'
+        assert rows[ids[0]].redshift == 0.0123456789012345 and rows[ids[0]].ra == 359.999999
+        assert rows[ids[1]].alias == [] and rows[ids[1]].origin is None and rows[ids[1]].redshift is None
+        assert rows[ids[2]].alias is None and rows[ids[2]].altdata is None
+        assert all(o.healpix == healpix29(o.ra, o.dec) and o.created_at is not None for o in rows.values())
+        events = s.scalars(select(LiveEvent).where(LiveEvent.obj_id.in_(ids)).order_by(LiveEvent.id)).all()
+    # One event per object, in the batch's order, with the object's position and its JSON data.
+    assert [(e.kind, e.obj_id, e.group_ids, e.ids) for e in events] == [
+        ("source.saved", i, [crew["group"]], []) for i in ids]
+    assert (events[0].ra, events[0].dec, events[0].user_id) == (359.999999, -89.5, crew["id"])
+    assert events[0].data == {"url": f"/source/{ids[0]}", "summary": f"{ids[0]} saved to a group"}
+
+    big = 2**53 + 1
+    cands = [{"id": ids[2], "filter_ids": [crew["filter"]], "passed_at": "2026-05-01T02:00:00.123456+02:00",
+              "passing_alert_id": big},
+             {"id": ids[0], "filter_ids": [crew["filter"]], "passed_at": "2026-05-01T00:00:00Z"}]
+    status, answer = api.post("/api/candidates", crew["token"], json=cands)
+    assert status == 200, answer
+    with db() as s:
+        got = {r.obj_id: r for r in s.scalars(select(Candidate).where(Candidate.obj_id.in_(ids)))}
+    assert [a["ids"] for a in answer["data"]] == [[got[ids[2]].id], [got[ids[0]].id]]
+    assert str(got[ids[2]].passed_at) == "2026-05-01 00:00:00.123456" and got[ids[2]].passing_alert_id == big
+    assert got[ids[0]].passing_alert_id is None and got[ids[0]].uploader_id == crew["id"]
+
+
 def test_a_bad_item_refuses_the_whole_batch_naming_its_index(api, db, crew):
     from astroportal.models import Obj
 

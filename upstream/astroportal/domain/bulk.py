@@ -14,10 +14,11 @@ import binascii
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_
+from sqlalchemy import bindparam, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from ..array_params import array_literal
 from ..errors import ApiError, forbidden, not_found
 from ..events import Event, record
 from ..models import (THUMBNAIL_TYPES, Annotation, Candidate, Classification, Filter, Obj, Source, User,
@@ -27,9 +28,60 @@ from .annotations import CLASSIFICATION_FIELDS, _id_field, _probability, annotat
 from .batch import check_items
 from .candidates import _alert_id, parse_time
 from .sources import OBJ_FIELDS, body_group_ids, can_manage_sources, check_obj_fields, check_obj_id
+from ..gw.skymaps import healpix29
 from ..validate import shown
 from .taxonomies import check_no_nul, get_visible_taxonomy, taxonomy_classes
 from .thumbnails import FIELDS as THUMBNAIL_FIELDS, sniff, store_images
+
+
+# The batch inserts: constant SQL (each column one array parameter, see array_params), so SQLAlchemy compiles
+# each once per process whatever the batch size, and rows are inserted in the batch's order.
+# New objects, as the objs table's defaults would write them (healpix computed here, as its column default does).
+_INSERT_OBJS_SQL = text("""
+INSERT INTO objs (id, ra, dec, redshift, origin, alias, healpix)
+SELECT r.o_id, r.o_ra, r.o_dec, r.o_redshift, r.o_origin, CAST(r.o_alias AS varchar[]), r.o_healpix
+FROM unnest(CAST(:id AS text[]), CAST(:ra AS float8[]), CAST(:dec AS float8[]), CAST(:redshift AS float8[]),
+            CAST(:origin AS text[]), CAST(:alias AS text[]), CAST(:healpix AS bigint[]))
+     WITH ORDINALITY AS r(o_id, o_ra, o_dec, o_redshift, o_origin, o_alias, o_healpix, n)
+ORDER BY r.n
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+""")
+# Saves: a new one, or an unsaved one made active again (an active one is left alone).
+_SAVE_SOURCES_SQL = text("""
+INSERT INTO sources (obj_id, group_id, saved_by_id)
+SELECT r.s_obj_id, r.s_group_id, :user_id
+FROM unnest(CAST(:obj_id AS text[]), CAST(:group_id AS integer[])) WITH ORDINALITY AS r(s_obj_id, s_group_id, n)
+ORDER BY r.n
+ON CONFLICT (obj_id, group_id) DO UPDATE SET active = true, saved_by_id = :user_id, saved_at = now(),
+    unsaved_by_id = NULL, unsaved_at = NULL
+WHERE sources.active IS false
+""")
+# Passes not yet recorded (one recorded meanwhile by another writer is skipped, not duplicated).
+_INSERT_CANDIDATES_SQL = text("""
+INSERT INTO candidates (obj_id, filter_id, passed_at, passing_alert_id, uploader_id)
+SELECT r.c_obj_id, r.c_filter_id, r.c_passed_at, r.c_alert_id, :uploader_id
+FROM unnest(CAST(:obj_id AS text[]), CAST(:filter_id AS integer[]), CAST(:passed_at AS timestamp[]),
+            CAST(:passing_alert_id AS bigint[])) WITH ORDINALITY AS r(c_obj_id, c_filter_id, c_passed_at, c_alert_id, n)
+ORDER BY r.n
+ON CONFLICT (obj_id, filter_id, passed_at) DO NOTHING
+RETURNING id, obj_id, filter_id, passed_at
+""")
+
+
+def _column(rows: list[dict], key: str) -> str:
+    return array_literal([row[key] for row in rows])
+
+
+def _healpix_column(rows: list[dict]) -> str:
+    """objs.healpix of each new row, as the column's default computes it (None without a position)."""
+    placed = [i for i, row in enumerate(rows) if row["ra"] is not None and row["dec"] is not None]
+    values: list[int | None] = [None] * len(rows)
+    if placed:
+        pix = healpix29([rows[i]["ra"] for i in placed], [rows[i]["dec"] for i in placed])
+        for i, p in zip(placed, pix.tolist()):
+            values[i] = p
+    return array_literal(values)
 
 
 def _at(i: int, exc: ApiError) -> ApiError:
@@ -80,9 +132,9 @@ def _ensure_objs(session: Session, user: User, items: list[tuple[int, str, dict]
            for obj_id, fields in wanted.items() if obj_id not in existing]
     created: set[str] = set()
     if new:
-        objs = Obj.__table__
-        created = {row[0] for row in session.connection().execute(
-            pg_insert(objs).on_conflict_do_nothing(index_elements=["id"]).returning(objs.c.id), new)}
+        params = {k: _column(new, k) for k in ("id", "ra", "dec", "redshift", "origin", "alias")}
+        params["healpix"] = _healpix_column(new)
+        created = set(session.execute(_INSERT_OBJS_SQL, params).scalars())
         raced = [row["id"] for row in new if row["id"] not in created]
         if raced:  # created by another writer a moment ago: an existing object like the others
             for obj in session.scalars(select(Obj).where(Obj.id.in_(raced)).execution_options(populate_existing=True)):
@@ -148,13 +200,9 @@ def post_sources(session: Session, user: User, items: list[dict]) -> list[dict]:
             tuple_(Source.obj_id, Source.group_id).in_(pairs), Source.active.is_(True))).all()) if pairs else set()
         missing = [p for p in pairs if p not in active]
         if missing:
-            stmt = pg_insert(Source.__table__).on_conflict_do_update(
-                index_elements=["obj_id", "group_id"],
-                set_={"active": True, "saved_by_id": user.id, "saved_at": func.now(), "unsaved_by_id": None,
-                      "unsaved_at": None},
-                where=Source.__table__.c.active.is_(False))
-            session.connection().execute(stmt, [{"obj_id": o, "group_id": g, "saved_by_id": user.id}
-                                                for o, g in missing])
+            session.execute(_SAVE_SOURCES_SQL, {"obj_id": array_literal([o for o, _ in missing]),
+                                                "group_id": array_literal([g for _, g in missing]),
+                                                "user_id": user.id})
             newly: dict[str, list[int]] = {obj_id: [] for obj_id, _, _ in checked}  # in the batch's order
             for obj_id, group_id in missing:
                 newly[obj_id].append(group_id)
@@ -211,12 +259,12 @@ def post_candidates(session: Session, user: User, items: list[dict]) -> list[dic
             _ensure_objs(session, user, [(i, c[0], c[1]) for i, c in enumerate(checked)
                                          if any((c[0], f, c[3]) in absent for f in c[2])], update_existing=False)
             alert_ids = {(c[0], f, c[3]): c[4] for c in checked for f in c[2]}
-            table = Candidate.__table__
-            inserted = session.connection().execute(
-                pg_insert(table).on_conflict_do_nothing(index_elements=["obj_id", "filter_id", "passed_at"]).returning(
-                    table.c.id, table.c.obj_id, table.c.filter_id, table.c.passed_at),
-                [{"obj_id": o, "filter_id": f, "passed_at": t, "passing_alert_id": alert_ids[(o, f, t)],
-                  "uploader_id": user.id} for o, f, t in missing]).all()
+            inserted = session.execute(_INSERT_CANDIDATES_SQL, {
+                "obj_id": array_literal([o for o, _, _ in missing]),
+                "filter_id": array_literal([f for _, f, _ in missing]),
+                "passed_at": array_literal([t for _, _, t in missing]),
+                "passing_alert_id": array_literal([alert_ids[k] for k in missing]),
+                "uploader_id": user.id}).all()
             passes: dict[tuple, list[tuple[int, int]]] = {(c[0], c[3]): [] for c in checked}  # the batch's order
             for cid, o, f, t in inserted:
                 passes[(o, t)].append((cid, f))

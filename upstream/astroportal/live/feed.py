@@ -15,10 +15,11 @@ from datetime import timedelta
 from typing import Any, Iterable
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import String, cast, delete, func, insert, select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from .. import events as portal_events
+from ..array_params import array_literal, json_literal
 from ..errors import ApiError
 from .. import extension_points as ep
 from ..extension_points import Event
@@ -55,13 +56,32 @@ def event_as_json(row: Any) -> dict:
     }
 
 
+# The rows and one NOTIFY per event in one statement (one round trip on the write's path); PostgreSQL delivers
+# the notifications at commit, in order, and drops them on rollback. Constant SQL (each column one array
+# parameter, see array_params): compiled once per process whatever the number of events, and the ids are drawn
+# in the rows' order.
+_INSERT_SQL = text(f"""
+WITH inserted AS (
+    INSERT INTO live_events (kind, obj_id, ids, group_ids, user_id, ra, dec, data)
+    SELECT r.e_kind, r.e_obj_id, CAST(r.e_ids AS bigint[]), CAST(r.e_group_ids AS integer[]), r.e_user_id,
+           r.e_ra, r.e_dec, CAST(r.e_data AS jsonb)
+    FROM unnest(CAST(:kind AS text[]), CAST(:obj_id AS text[]), CAST(:ids AS text[]), CAST(:group_ids AS text[]),
+                CAST(:user_id AS integer[]), CAST(:ra AS float8[]), CAST(:dec AS float8[]), CAST(:data AS text[]))
+         WITH ORDINALITY AS r(e_kind, e_obj_id, e_ids, e_group_ids, e_user_id, e_ra, e_dec, e_data, n)
+    ORDER BY r.n
+    RETURNING id
+)
+SELECT pg_notify('{CHANNEL}', CAST(id AS text)) FROM inserted ORDER BY id
+""")
+
+
 def _insert(session: Session, rows: list[dict]) -> None:
     if not rows:
         return
-    # The rows and one NOTIFY per event in one statement (one round trip on the write's path); PostgreSQL
-    # delivers the notifications at commit, in order, and drops them on rollback.
-    inserted = insert(LiveEvent).values(rows).returning(LiveEvent.id).cte("inserted")
-    session.execute(select(func.pg_notify(CHANNEL, cast(inserted.c.id, String))).order_by(inserted.c.id))
+    params = {k: array_literal([row[k] for row in rows])
+              for k in ("kind", "obj_id", "ids", "group_ids", "user_id", "ra", "dec")}
+    params["data"] = json_literal(row["data"] for row in rows)
+    session.execute(_INSERT_SQL, params)
 
 
 def _rows_by_id(session: Session, model, ids) -> dict:
@@ -72,6 +92,22 @@ def _rows_by_id(session: Session, model, ids) -> dict:
         (missing.append(i) if row is None else found.__setitem__(i, row))
     if missing:
         found.update({r.id: r for r in session.scalars(select(model).where(model.id.in_(missing)))})
+    return found
+
+
+def _positions(session: Session, obj_ids: set) -> dict:
+    """{obj_id: (ra, dec)}: from the session's identity map when the writer loaded the object, else one query of
+    the two columns (a batch writer inserts its new objects without loading them)."""
+    found, missing = {}, []
+    for i in obj_ids:
+        obj = session.identity_map.get(session.identity_key(Obj, i)) if i is not None else None
+        if obj is None:
+            missing.append(i)
+        else:
+            found[i] = (obj.ra, obj.dec)
+    if missing:
+        found.update({i: (ra, dec) for i, ra, dec in session.execute(
+            select(Obj.id, Obj.ra, Obj.dec).where(Obj.id.in_(missing)))})
     return found
 
 
@@ -116,8 +152,7 @@ def record_live(
 
 def _core_rows(session: Session, events: list[Event]) -> list[dict]:
     """Rows for the core events: one per object (a photometry batch over several objects gives one each)."""
-    objs = _rows_by_id(session, Obj, {o for e in events for o in e.obj_ids})
-    positions = {o.id: (o.ra, o.dec) for o in objs.values()}
+    positions = _positions(session, {o for e in events for o in e.obj_ids})
     classes = {c.id: (c.classification, c.probability) for c in _rows_by_id(
         session, Classification, [i for e in events if e.kind == "classification.added" for i in e.ids]).values()}
     comments = {c.id: c.text for c in _rows_by_id(
