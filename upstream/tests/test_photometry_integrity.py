@@ -450,34 +450,48 @@ def test_a_point_deleted_while_it_is_sent_again_to_a_new_group_refuses_the_batch
 # without the right to set replica mode: the triggers stay on
 # ---------------------------------------------------------------------------------------------------------------
 @pytest.fixture()
-def plain_role_sessions(cfg):
-    """Sessions of the portal's code on the test database as a role that is not a superuser."""
+def role_sessions(cfg):
+    """role_sessions(granted) -> a sessionmaker of the portal's code on the test database as a fresh role that is
+    not a superuser, owning no table (as the launcher's `astroportal` role), and allowed to set
+    session_replication_role when `granted` (PostgreSQL 15's GRANT SET ON PARAMETER)."""
     from astroportal.db import engine_url
     from astroportal.events import session_info
 
-    role = f"writer_{uuid.uuid4().hex[:8]}"
     admin = psycopg2.connect(dsn_of(cfg))
     admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER")
-        cur.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
-        cur.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
-    url = engine_url(dsn_of(cfg)).replace("postgres@", f"{role}@", 1)
-    engine = create_engine(url)
-    yield sessionmaker(bind=engine, expire_on_commit=False, info=session_info(cfg))
-    engine.dispose()
-    with admin.cursor() as cur:
-        cur.execute(f"DROP OWNED BY {role}")
-        cur.execute(f"DROP ROLE {role}")
+    made: list[tuple[str, object]] = []
+
+    def make(granted: bool = False):
+        role = f"writer_{uuid.uuid4().hex[:8]}"
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER")
+            cur.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+            cur.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+            if granted:
+                cur.execute(f"GRANT SET ON PARAMETER session_replication_role TO {role}")
+        engine = create_engine(engine_url(dsn_of(cfg)).replace("postgres@", f"{role}@", 1))
+        made.append((role, engine))
+        return sessionmaker(bind=engine, expire_on_commit=False, info=session_info(cfg))
+
+    yield make
+    for role, engine in made:
+        engine.dispose()
+        with admin.cursor() as cur:
+            cur.execute(f"DROP OWNED BY {role}")
+            cur.execute(f"DROP ROLE {role}")
     admin.close()
 
 
 def test_without_the_right_to_set_replica_mode_batches_are_written_with_the_triggers_on(
-    db, cfg, batch, plain_role_sessions, caplog
+    db, cfg, batch, role_sessions, caplog
 ):
+    """A portal whose database role may not set session_replication_role writes batches as before, its
+    foreign-key triggers on (a delete of an object still waits for the batch, then cascades), and says why at
+    DEBUG."""
     from astroportal.domain import photometry as phot
     from astroportal.models import Photometry
 
+    plain_role_sessions = role_sessions(granted=False)
     seen: list[str] = []
     engine = plain_role_sessions.kw["bind"]
     event.listen(engine, "before_cursor_execute", lambda c, cur, st, *rest: seen.append(st))
@@ -502,4 +516,19 @@ def test_without_the_right_to_set_replica_mode_batches_are_written_with_the_trig
         kept = s.scalar(select(func.count()).select_from(Photometry).where(Photometry.obj_id == batch["objs"][1]))
     assert kept == batch["n"] // 2 and points_of(db, batch["objs"][:1]) == 0
     assert links_of(db, batch["objs"][1:]) == batch["n"] // 2
+    assert orphans(db) == 0
+
+
+def test_a_role_granted_the_parameter_gets_the_fast_path(db, batch, role_sessions):
+    """What a deployment whose portal role is not a superuser grants it (GRANT SET ON PARAMETER
+    session_replication_role, PostgreSQL 15+) is enough: its batches run with the triggers off."""
+    from astroportal.domain import photometry as phot
+
+    sessions = role_sessions(granted=True)
+    seen: list[str] = []
+    event.listen(sessions.kw["bind"], "before_cursor_execute", lambda c, cur, st, *rest: seen.append(st))
+    with sessions() as s:
+        result = phot.upsert_photometry(s, user(s, batch["user"]), batch["body"])
+    assert fast_path_taken(seen)
+    assert len(result["ids"]) == batch["n"] and links_of(db, batch["objs"]) == batch["n"]
     assert orphans(db) == 0

@@ -7,7 +7,9 @@ PHOT_DETECTION_THRESHOLD (a limiting magnitude is a 5-sigma limit).
 Writes are bulk by design: a batch is checked entirely in Python with set look-ups (one query for the
 instruments and objects it names, one for the target groups), then written by one statement that inserts
 (or upserts) the points and links them to their groups; no ORM object is built per point. A batch holds at
-most MAX_BATCH_POINTS points. Reads are one query whose plan does not depend on the planner's statistics,
+most MAX_BATCH_POINTS points. The checking queries lock the rows the points refer to (objects, instruments, the
+uploader, the groups) FOR KEY SHARE, so that the statement may run without the per-row foreign-key triggers where
+the database allows it (replica_writes). Reads are one query whose plan does not depend on the planner's statistics,
 and come in pages of at most MAX_PAGE_POINTS points.
 """
 
@@ -491,7 +493,8 @@ def _write(session: Session, sql, points: dict[str, list], user: User, upload_id
         with replica_writes.triggers_off(session, fast):
             rows = session.execute(sql, params).all()
     except IntegrityError:
-        # Only a concurrent change can do this (say, the object deleted meanwhile): the batch may be sent again.
+        # Only a concurrent change can do this (the same point inserted by another upload meanwhile; with the
+        # triggers on, also a parent deleted between the checks' snapshot and the lock): the batch may be sent again.
         session.rollback()
         raise ApiError(409, "the data changed while the batch was written; nothing was written, send it again") from None
     return {(obj_id, iid, filt, mjd, origin): pid for pid, obj_id, iid, filt, mjd, origin in rows}
