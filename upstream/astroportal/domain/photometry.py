@@ -493,8 +493,8 @@ def _write(session: Session, sql, points: dict[str, list], user: User, upload_id
         with replica_writes.triggers_off(session, fast):
             rows = session.execute(sql, params).all()
     except IntegrityError:
-        # Only a concurrent change can do this (the same point inserted by another upload meanwhile; with the
-        # triggers on, also a parent deleted between the checks' snapshot and the lock): the batch may be sent again.
+        # Only a concurrent change can do this (the same point inserted by another upload meanwhile: the parents
+        # are locked since the checks): the batch may be sent again.
         session.rollback()
         raise ApiError(409, "the data changed while the batch was written; nothing was written, send it again") from None
     return {(obj_id, iid, filt, mjd, origin): pid for pid, obj_id, iid, filt, mjd, origin in rows}
