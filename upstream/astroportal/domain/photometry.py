@@ -7,7 +7,9 @@ PHOT_DETECTION_THRESHOLD (a limiting magnitude is a 5-sigma limit).
 Writes are bulk by design: a batch is checked entirely in Python with set look-ups (one query for the
 instruments and objects it names, one for the target groups), then written by one statement that inserts
 (or upserts) the points and links them to their groups; no ORM object is built per point. A batch holds at
-most MAX_BATCH_POINTS points. Reads are one query whose plan does not depend on the planner's statistics,
+most MAX_BATCH_POINTS points. The checking queries lock the rows the points refer to (objects, instruments, the
+uploader, the groups) FOR KEY SHARE, so that the statement may run without the per-row foreign-key triggers where
+the database allows it (replica_writes). Reads are one query whose plan does not depend on the planner's statistics,
 and come in pages of at most MAX_PAGE_POINTS points.
 """
 
@@ -36,6 +38,7 @@ from ..models import (
     User,
     photometry_groups,
 )
+from . import replica_writes
 from .access import accessible_group_ids, get_visible_obj, may_manage_record, obj_visible_clause, target_group_ids
 from ..validate import check_string, shown
 
@@ -278,18 +281,22 @@ def _keys(points: dict[str, list]) -> list[tuple]:
 def _check_references(session: Session, user: User, points: dict[str, list]) -> None:
     """Every object must exist and be visible to `user`; every instrument must exist and carry the filter.
 
-    One query answers both: the instruments, each with the array of the named objects the user may see.
+    One query answers both: the instruments, each with the array of the named objects the user may see. It
+    locks the rows it finds FOR KEY SHARE (the lock a foreign-key check takes) until the transaction ends, so
+    none of them can be deleted before the points that refer to them are committed (see _write). Under READ
+    COMMITTED a row deleted by a transaction that commits while this one waits for its lock is not found.
     """
     instrument_ids = set(points["instrument_id"])
     obj_ids = set(points["obj_id"])
-    visible = select(func.array_agg(Obj.id)).where(Obj.id.in_(obj_ids))
+    visible = select(Obj.id).where(Obj.id.in_(obj_ids))
     if not user.is_system_admin:
         mine = select(GroupUser.group_id).where(GroupUser.user_id == user.id)
         visible = visible.where(obj_visible_clause(user, mine))
+    locked = visible.with_for_update(read=True, key_share=True, of=Obj).subquery()
     found = session.execute(
-        select(Instrument.id, Instrument.name, Instrument.filters, visible.scalar_subquery()).where(
-            Instrument.id.in_(instrument_ids)
-        )
+        select(Instrument.id, Instrument.name, Instrument.filters, select(func.array_agg(locked.c.id)).scalar_subquery())
+        .where(Instrument.id.in_(instrument_ids))
+        .with_for_update(read=True, key_share=True, of=Instrument)
     ).all()
     instruments = {iid: (name, filters) for iid, name, filters, _ in found}
     missing = sorted(instrument_ids - instruments.keys())
@@ -392,14 +399,26 @@ new_links AS (
     INSERT INTO photometry_groups (photometry_id, group_id)
     SELECT ins.id, g FROM ins CROSS JOIN unnest(CAST(:group_ids AS integer[])) AS g
 ),
+-- The links existing points lack are written only for the points still there once locked FOR KEY SHARE (one
+-- primary-key look-up each: a subquery with a locking clause is never flattened into a join). A point deleted by
+-- another transaction meanwhile is `lost`: it is left out of the answer, which refuses the batch (409).
+missing_links AS (
+    SELECT old.id, g FROM old CROSS JOIN unnest(CAST(:group_ids AS integer[])) AS g
+    WHERE NOT EXISTS (SELECT 1 FROM photometry_groups AS l WHERE l.photometry_id = old.id AND l.group_id = g)
+),
+kept AS (
+    SELECT k.id FROM (SELECT DISTINCT id FROM missing_links) AS w
+    CROSS JOIN LATERAL (SELECT q.id FROM photometry AS q WHERE q.id = w.id FOR KEY SHARE) AS k
+),
+lost AS (SELECT id FROM missing_links EXCEPT SELECT id FROM kept),
 old_links AS (
     INSERT INTO photometry_groups (photometry_id, group_id)
-    SELECT old.id, g FROM old CROSS JOIN unnest(CAST(:group_ids AS integer[])) AS g
+    SELECT m.id, m.g FROM missing_links AS m WHERE m.id IN (SELECT id FROM kept)
     ON CONFLICT DO NOTHING
 )
 SELECT {_KEYS} FROM ins
 UNION ALL
-SELECT {_KEYS} FROM old"""
+SELECT {_KEYS} FROM old WHERE old.id NOT IN (SELECT id FROM lost)"""
 )
 
 
@@ -408,7 +427,44 @@ def _prepare(session: Session, user: User, data: dict) -> tuple[dict[str, list],
     _stream_ids_ok(data)
     _check_references(session, user, points)
     group_ids = target_group_ids(session, user, data.get("group_ids"))
+    _lock_owner_and_groups(session, user, group_ids)
     return points, group_ids
+
+
+_LOCK_OWNER_AND_GROUPS = text(
+    """SELECT (SELECT count(*) FROM (SELECT 1 FROM users WHERE id = :user_id FOR KEY SHARE) AS u),
+              (SELECT array_agg(id) FROM (SELECT id FROM groups WHERE id = ANY(CAST(:group_ids AS integer[]))
+                                          FOR KEY SHARE) AS g)"""
+)
+
+
+def _lock_owner_and_groups(session: Session, user: User, group_ids: list[int]) -> None:
+    """Lock the uploader's users row and the target groups FOR KEY SHARE until the transaction ends (what the
+    foreign-key checks of the points' owner and group links would lock); 409 when one went away meanwhile."""
+    owner, groups = session.execute(
+        _LOCK_OWNER_AND_GROUPS, {"user_id": user.id, "group_ids": _array_literal(group_ids)}
+    ).one()
+    gone = sorted(set(group_ids) - set(groups or ()))
+    if not owner or gone:
+        session.rollback()
+        what = f"the group(s) {gone}" if gone else f"your account (user {user.id})"
+        raise ApiError(409, f"{what} was deleted while the batch was checked; nothing was written")
+
+
+#: What the batch statements write, and the foreign keys whose parent rows _check_references and
+#: _lock_owner_and_groups lock (photometry_groups.photometry_id: rows of the same statement, or locked by it).
+#: Another trigger, rule or foreign key on these tables keeps the triggers on (replica_writes.check_tables).
+PHOTOMETRY_WRITES = replica_writes.WriteShape(
+    "photometry batch",
+    ("photometry", "photometry_groups"),
+    frozenset({
+        replica_writes.ForeignKey("photometry", "obj_id", "objs", "id"),
+        replica_writes.ForeignKey("photometry", "instrument_id", "instruments", "id"),
+        replica_writes.ForeignKey("photometry", "owner_id", "users", "id"),
+        replica_writes.ForeignKey("photometry_groups", "group_id", "groups", "id"),
+        replica_writes.ForeignKey("photometry_groups", "photometry_id", "photometry", "id"),
+    }),
+)
 
 
 def _array_literal(values: Sequence) -> str:
@@ -431,10 +487,14 @@ def _array_literal(values: Sequence) -> str:
 def _write(session: Session, sql, points: dict[str, list], user: User, upload_id: str, group_ids: list[int]) -> dict:
     params = {k: _array_literal(points[k]) for k in POINT_COLUMNS}
     params.update(owner_id=user.id, upload_id=upload_id, group_ids=_array_literal(group_ids))
+    # Every parent row is locked already (_prepare): the per-row foreign-key checks would find each one again.
+    fast = replica_writes.allowed(session, PHOTOMETRY_WRITES)
     try:
-        rows = session.execute(sql, params).all()
+        with replica_writes.triggers_off(session, fast):
+            rows = session.execute(sql, params).all()
     except IntegrityError:
-        # Only a concurrent change can do this (say, the object deleted meanwhile): the batch may be sent again.
+        # Only a concurrent change can do this (the same point inserted by another upload meanwhile: the parents
+        # are locked since the checks): the batch may be sent again.
         session.rollback()
         raise ApiError(409, "the data changed while the batch was written; nothing was written, send it again") from None
     return {(obj_id, iid, filt, mjd, origin): pid for pid, obj_id, iid, filt, mjd, origin in rows}
@@ -510,9 +570,13 @@ def upsert_photometry(session: Session, user: User, data: dict) -> dict:
     ids = _write(session, _PUT_SQL, unique_points, user, upload_id, group_ids)
     lost = [k for k in keys if k not in ids]
     if lost:
-        # A point inserted by a concurrent upload after this statement's snapshot: not joined, so not linked.
+        # A point inserted by a concurrent upload after this statement's snapshot (not joined, so not linked), or
+        # deleted by another transaction before it could be linked.
         session.rollback()
-        raise ApiError(409, f"point {_describe_key(lost[0])} was written concurrently; send the batch again")
+        raise ApiError(
+            409, f"point {_describe_key(lost[0])} was written or deleted concurrently; nothing was written, "
+            "send the batch again"
+        )
     result = [ids[k] for k in keys]
     _record_added(session, user, points, result, group_ids)
     session.commit()
