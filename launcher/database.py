@@ -453,6 +453,14 @@ class Embedded:
                 verb = "ALTER" if cur.fetchone() else "CREATE"
                 cur.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(self.user)),
                             (self.creds["password"],))
+                cur.execute("SHOW server_version_num")
+                if int(cur.fetchone()[0]) >= 150000:
+                    # The portal's batch photometry writes lock the rows they refer to and then switch the
+                    # per-row foreign-key triggers off for that one statement (upstream/README.md, on photometry
+                    # batches): that needs this right. The role owns its tables and could drop their
+                    # constraints anyway; without the right those writes keep the slower per-row checks.
+                    cur.execute(sql.SQL("GRANT SET ON PARAMETER session_replication_role TO {}").format(
+                        sql.Identifier(self.user)))
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.name,))
                 if not cur.fetchone():
                     info(f"database: creating database {self.name}")
