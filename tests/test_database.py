@@ -80,6 +80,12 @@ def test_data_is_kept_across_restarts_and_access_is_loopback_with_password(dbp):
             cur.execute("INSERT INTO keepme VALUES ('still here')")
             cur.execute("SHOW listen_addresses")
             assert cur.fetchone()[0] == "127.0.0.1"
+            # The portal's role may switch the per-row foreign-key triggers off for its batch photometry
+            # writes (which lock what they refer to instead), and is no superuser.
+            cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            assert cur.fetchone()[0] is False
+            cur.execute("SET session_replication_role = replica")
+            cur.execute("RESET session_replication_role")
         conn.close()
         with pytest.raises(psycopg2.OperationalError, match="password"):
             psycopg2.connect(host="127.0.0.1", port=db.port, user=db.user, password="wrong", dbname=db.name)
