@@ -4,6 +4,7 @@ nothing, malformed files going to the dead letters, and a replay killed with -9 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -158,3 +159,27 @@ def test_a_replay_killed_mid_batch_resumes_and_every_alert_lands_once(portal, tm
     annotations = portal.annotations("ZTFKIL")
     assert len(annotations) == 400 and all(found == [("Fink", expected_scores(r))]
                                            for r, found in zip(records, (annotations[r["objectId"]] for r in records)))
+
+
+def test_batches_in_flight_together_leave_each_object_with_its_newest_alert(portal, tmp_path):
+    # Alerts of two objects interleaved, one per batch, four batches allowed in flight: batches of other objects
+    # overlap, but one naming an object still in flight waits, so the newest alert's cutouts and scores win.
+    schema, records = synth(7, "ORD")
+    for i, r in enumerate(records):
+        r["objectId"] = "ZTFORDA" if i % 2 == 0 else "ZTFORDB"
+    path = write_avro(tmp_path / "interleaved.avro", schema, records)
+    cfg = service_config(portal, tmp_path / "state", batch_size=1, batches_in_flight=4, group_names=[GROUP])
+    res = Service(cfg, portal.token_file, portal.url).run("replay", str(path))
+    assert res.returncode == 0, res.stderr
+    assert "replayed 7 alerts (2 new sources" in res.stdout
+    newest = {"ZTFORDA": records[6], "ZTFORDB": records[5]}
+    stored = {(o, t): sha for o, t, sha in portal.query(
+        "SELECT obj_id, type, sha256 FROM thumbnails WHERE obj_id LIKE 'ZTFORD%%'")}
+    for obj_id, alert in newest.items():
+        for field, ttype in (("cutoutScience", "new"), ("cutoutTemplate", "ref"), ("cutoutDifference", "sub")):
+            assert stored[(obj_id, ttype)] == hashlib.sha256(alert[field]["stampData"]).hexdigest(), (obj_id, ttype)
+    assert portal.annotations("ZTFORD") == {o: [("Fink", expected_scores(a))] for o, a in newest.items()
+                                            if expected_scores(a)}
+    per_object = dict(portal.query("SELECT obj_id, count(*) FROM candidates WHERE obj_id LIKE 'ZTFORD%%' "
+                                   "GROUP BY obj_id"))
+    assert per_object == {"ZTFORDA": 4, "ZTFORDB": 3}

@@ -15,6 +15,8 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from service_common.process import alive as pid_alive
@@ -140,9 +142,21 @@ def in_turn(source, pipeline: Pipeline):
         yield batch, pipeline.prepare(batch.items)
 
 
+def objects_of(prepared) -> set[str]:
+    return {w.obj_id for _, w in prepared.pairs}
+
+
 def run_pipeline(source, pipeline: Pipeline, status: statusmod.Status, dead: DeadLetters, stop: threading.Event,
-                 progress=None, give_up_after: float | None = None, prefetch: bool = True) -> dict:
-    """Every batch of `source` into the portal, committing each once confirmed; returns the totals."""
+                 progress=None, give_up_after: float | None = None, prefetch: bool = True,
+                 in_flight: int = 2) -> dict:
+    """Every batch of `source` into the portal, committing each once confirmed; returns the totals.
+
+    Up to `in_flight` batches are written at once (the portal's process and its database each keep a core busy
+    only when the next batch's writes arrive while the last one's are in the database), but they are committed
+    in their order, each only once it and every batch before it were confirmed, so the cursor never passes an
+    alert the portal does not hold. A batch that names an object of a batch still in flight waits for it: the
+    newer alert's cutouts and scores must be written last.
+    """
     totals = {"alerts": 0, "dead": 0, "points": 0, "new_sources": 0}
     started = time.monotonic()
     # The reading thread stops with `stop` (SIGTERM) or at the end; its own event keeps SIGTERM's meaning here.
@@ -150,10 +164,13 @@ def run_pipeline(source, pipeline: Pipeline, status: statusmod.Status, dead: Dea
     watcher = threading.Thread(target=lambda: (stop.wait(), reader_stop.set()), daemon=True)
     watcher.start()
     batches = prefetched(source, pipeline, reader_stop) if prefetch else in_turn(source, pipeline)
-    for batch, prepared in batches:
-        t0 = time.monotonic()
-        result = send_until_done(pipeline, prepared, status, stop, give_up_after)
-        batch.commit()
+    senders = ThreadPoolExecutor(max(1, in_flight), thread_name_prefix="batch")
+    flying: deque = deque()  # (batch, its objects, future, start time), oldest first
+
+    def finish_oldest() -> None:
+        batch, _, future, t0 = flying.popleft()
+        result = future.result()
+        batch.commit()  # in the calling thread: a Kafka consumer commits in the thread that reads
         seconds = time.monotonic() - t0
         for k in totals:
             totals[k] += getattr(result, k)
@@ -170,9 +187,24 @@ def run_pipeline(source, pipeline: Pipeline, status: statusmod.Status, dead: Dea
         )
         if progress:
             progress(totals, time.monotonic() - started)
+
+    try:
+        for batch, prepared in batches:
+            objects = objects_of(prepared)
+            while flying and (len(flying) >= in_flight or any(objects & f[1] for f in flying)):
+                finish_oldest()
+            flying.append((batch, objects, senders.submit(send_until_done, pipeline, prepared, status, stop,
+                                                          give_up_after), time.monotonic()))
+            if stop.is_set():
+                break
+        while flying:
+            finish_oldest()
         if stop.is_set():
-            log.info("stopping after the batch in hand (committed)")
-            break
+            log.info("stopping after the batches in hand (committed)")
+    finally:
+        # On an error, the batches still in flight end (or fail) before the error goes up; they are not
+        # committed, so the next start sends them again (the portal's writes are idempotent).
+        senders.shutdown(wait=True)
     totals["seconds"] = time.monotonic() - started
     return totals
 
@@ -207,7 +239,7 @@ def cmd_run(s: configmod.Settings, args: argparse.Namespace) -> int:
                                 startdate=s.rest.startdate, stop=stop, on_error=on_error)
         log.info("broker client: %s source into %s as groups %s", s.source, portal.url, s.group_names)
         run_pipeline(source, Pipeline(portal, ctx, dead, s.source), status, dead, stop,
-                     prefetch=s.source != "kafka")
+                     prefetch=s.source != "kafka", in_flight=s.batches_in_flight)
     except Stopping:
         log.info("stopped while waiting; nothing unconfirmed was committed")
     finally:
@@ -249,7 +281,7 @@ def cmd_replay(s: configmod.Settings, args: argparse.Namespace) -> int:
     try:
         ctx = wait_for_setup(portal, s, status, stop, give_up_after=s.backoff_max_seconds)
         totals = run_pipeline(source, Pipeline(portal, ctx, dead, "files"), status, dead, stop, progress,
-                              give_up_after=s.backoff_max_seconds)
+                              give_up_after=s.backoff_max_seconds, in_flight=s.batches_in_flight)
     except (SetupMissing, PortalError) as exc:
         print(f"error: {exc}\n(is the portal running? ./run.sh run starts it)", file=sys.stderr)
         return 3

@@ -49,6 +49,7 @@ class Settings:
     telescope_name: str = "Palomar 48-inch"
     batch_size: int = 200
     batch_seconds: float = 2.0
+    batches_in_flight: int = 2
     http_timeout: float = 60.0
     max_attempts: int = 6
     backoff_seconds: float = 1.0
@@ -97,6 +98,9 @@ def from_tree(tree: dict, *, config_path: Path | None = None) -> Settings:
     if s.batch_size > 1000:
         raise ConfigError("services.broker.batch_size: at most 1000 (the portal's batch limit)")
     s.batch_seconds = _number(b.get("batch_seconds"), "batch_seconds", s.batch_seconds, 0)
+    s.batches_in_flight = int(_number(b.get("batches_in_flight"), "batches_in_flight", s.batches_in_flight, 1))
+    if s.batches_in_flight > 4:
+        raise ConfigError("services.broker.batches_in_flight: at most 4 (more only queue in the portal)")
     s.http_timeout = _number(b.get("http_timeout"), "http_timeout", s.http_timeout, 1)
     s.max_attempts = int(_number(b.get("max_attempts"), "max_attempts", s.max_attempts, 1))
     s.backoff_seconds = _number(b.get("backoff_seconds"), "backoff_seconds", s.backoff_seconds, 0)

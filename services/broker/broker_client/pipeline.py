@@ -136,7 +136,8 @@ class Pipeline:
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="portal-write")
+            # Shared by the batches in flight (run_pipeline): IN_FLIGHT requests for each of a few batches.
+            self._pool = ThreadPoolExecutor(max_workers=IN_FLIGHT * 4, thread_name_prefix="portal-write")
         return self._pool
 
     def _send(self, pairs: list[tuple[Item, AlertWrites]], result: BatchResult, bodies: list | None = None) -> None:

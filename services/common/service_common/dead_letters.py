@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,13 @@ def utc_now() -> str:
 class DeadLetters:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "dead-letters.jsonl"
+        self._lock = threading.Lock()  # batches in flight together may both dead-letter an alert
 
     def append(self, entry: dict[str, Any]) -> None:
         """Append `entry` (JSON-ready; an "at" time is added first) and sync it to disk."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"at": utc_now(), **entry}, default=str) + "\n"
-        with open(self.path, "a", encoding="utf-8") as fh:
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
