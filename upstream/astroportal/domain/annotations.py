@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import delete, exists, insert, select
+from sqlalchemy import Integer, bindparam, delete, exists, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from ..errors import ApiError
 from ..events import Event, record
@@ -249,20 +250,45 @@ def _visible_comment(session: Session, user: User, obj_id: str, comment_id: int)
     return row
 
 
+def _insert_comment_statement():
+    """One statement for a new comment and its group links (one round trip, built once, no unit of work)."""
+    table = Comment.__table__
+    new = (
+        insert(table)
+        .values({c: bindparam(c) for c in ("obj_id", "text", "author_id", "author_name")})
+        .returning(table.c.id, table.c.created_at, table.c.modified)
+        .cte("new_comment")
+    )
+    group_ids = func.unnest(bindparam("group_ids", type_=ARRAY(Integer)))
+    links = (
+        insert(comment_groups)
+        .from_select(["comment_id", "group_id"], select(new.c.id, group_ids).select_from(new))
+        .returning(comment_groups.c.comment_id)
+        .cte("new_links")
+    )
+    return select(new.c.id, new.c.created_at, new.c.modified).add_cte(links)
+
+
+_INSERT_COMMENT = _insert_comment_statement()
+
+
 def create_comment(session: Session, user: User, obj_id: str, data: dict) -> int:
     """Comment on a visible object; returns the comment's id."""
     _check_fields(data, COMMENT_FIELDS)
     text = _comment_text(data)
     obj = get_visible_obj(session, user, obj_id)
     group_ids = target_group_ids(session, user, data.get("group_ids"), default="all")
-    row = Comment(obj_id=obj.id, text=text, author_id=user.id, author_name=user.username)
+    values = {"obj_id": obj.id, "text": text, "author_id": user.id, "author_name": user.username}
+    comment_id, created_at, modified = session.execute(_INSERT_COMMENT, {**values, "group_ids": group_ids}).one()
+    # The new row joins the session as if it had been flushed from it, so that what reads it in this transaction
+    # (the live feed's summary of the event, at commit) finds it without a query.
+    row = Comment(id=comment_id, created_at=created_at, modified=modified, **values)
+    make_transient_to_detached(row)
     session.add(row)
-    session.flush()
-    _set_groups(session, comment_groups, "comment_id", row.id, group_ids, new=True)
-    record(session, Event("comment.added", obj_ids=(obj.id,), ids=(row.id,), group_ids=tuple(sorted(group_ids)),
+    record(session, Event("comment.added", obj_ids=(obj.id,), ids=(comment_id,), group_ids=tuple(sorted(group_ids)),
                           user_id=user.id))
     session.commit()
-    return row.id
+    return comment_id
 
 
 def get_comment(session: Session, user: User, obj_id: str, comment_id: int) -> dict:

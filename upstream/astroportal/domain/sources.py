@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from ..errors import ApiError, forbidden
 from ..events import Event, record
@@ -247,10 +248,12 @@ def check_cone(ra: float | None, dec: float | None, radius: float | None) -> tup
 # Visibility helpers
 
 
-def _in_groups(col, groups: set[int] | None) -> list:
+def _in_groups(col, groups: set[int] | BindParameter | None) -> list:
     """[] for every group (None), else the condition `col IN groups` (false for no group at all)."""
     if groups is None:
         return []
+    if isinstance(groups, BindParameter):  # the ids come with the statement's parameters (an expanding parameter)
+        return [col.in_(groups)]
     return [col.in_(sorted(groups)) if groups else false()]
 
 
@@ -344,10 +347,18 @@ def add_extras(
 # Reading
 
 
+# Built once (every GET of a source runs one): building and hashing this statement cost more than running it.
+_SAVED_GROUPS_ALL = select(_groups_json_subquery(bindparam("obj_id", type_=String), None))
+_SAVED_GROUPS_IN = select(_groups_json_subquery(bindparam("obj_id", type_=String),
+                                                bindparam("group_ids", expanding=True)))
+
+
 def saved_groups(session: Session, user: User, obj_id: str) -> list[dict]:
     """The readable groups the object is saved to, each with saved_at and saved_by, oldest save first."""
     readable = access.accessible_group_ids(session, user)
-    return session.scalar(select(_groups_json_subquery(literal(obj_id), readable))) or []
+    if readable is None:
+        return session.scalar(_SAVED_GROUPS_ALL, {"obj_id": obj_id}) or []
+    return session.scalar(_SAVED_GROUPS_IN, {"obj_id": obj_id, "group_ids": sorted(readable)}) or []
 
 
 def serialize_source(
