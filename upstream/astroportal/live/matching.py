@@ -9,14 +9,14 @@ leaves them unprocessed for the next run. The unique (subscription, event) key m
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from .. import extension_points as ep
@@ -24,7 +24,7 @@ from ..config import Config
 from ..domain.access import accessible_group_ids
 from ..domain.accounts import is_expired, user_with_acls
 from ..models.base import utcnow
-from ..models import Delivery, LiveEvent, Notification, Subscription, User
+from ..models import Delivery, Notification, Subscription, User
 from .channels import DeliveryFailed, base_url, send_email, send_webhook
 from .feed import Cone, event_as_json
 from .sky_index import SkyIndex
@@ -119,57 +119,91 @@ def may_read(groups: set[int] | None | bool, event: dict) -> bool:
     return groups is None or bool(groups & set(event["group_ids"]))
 
 
+# The notifier's statements are constant text (no ORM objects, nothing compiled per round): a round runs in a
+# thread of the process that writes the websockets' frames, and every millisecond of its CPU holds the GIL.
+
+# Claim and mark in one statement: the events not processed yet, oldest first, skipping those another process
+# holds; they become processed when this transaction commits, with the notifications written in it, and a
+# crash before the commit leaves them unprocessed for the next round. (MATERIALIZED: the locking sub-select
+# runs once, so its LIMIT holds.)
+_CLAIM_EVENTS = text(
+    "WITH claimed AS MATERIALIZED ("
+    " SELECT id FROM live_events WHERE processed_at IS NULL ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)"
+    " UPDATE live_events e SET processed_at = now() FROM claimed WHERE e.id = claimed.id"
+    " RETURNING e.id, e.kind, e.created_at, e.obj_id, e.ids, e.group_ids, e.user_id, e.ra, e.dec, e.data")
+
+# Every notification of a round in one statement; the unique (subscription, event) key makes a match another
+# process already wrote a no-op, and RETURNING names the ones written here (only those get a message).
+_WRITE_NOTIFICATIONS = text(
+    "INSERT INTO notifications (user_id, subscription_id, event_id, in_portal, data)"
+    " SELECT u, s, e, p, CAST(d AS jsonb) FROM unnest(CAST(:user_ids AS integer[]), CAST(:sub_ids AS integer[]),"
+    " CAST(:event_ids AS bigint[]), CAST(:in_portal AS boolean[]), CAST(:data AS text[])) AS t(u, s, e, p, d)"
+    " ON CONFLICT (subscription_id, event_id) DO NOTHING RETURNING subscription_id, event_id")
+
+_PENDING_DELIVERY = text(
+    "SELECT id FROM notification_deliveries WHERE subscription_id = :sub_id AND channel = :channel"
+    " AND status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE")
+_APPEND_TO_DELIVERY = text(
+    "UPDATE notification_deliveries SET event_ids = event_ids || CAST(:event_ids AS bigint[]) WHERE id = :id")
+# A new message is due now, or `group_seconds` after the last one went out (or was taken for sending) if that
+# is later; GREATEST skips the NULL of a subscription that never had a message.
+_START_DELIVERY = text(
+    "INSERT INTO notification_deliveries (subscription_id, channel, event_ids, next_attempt_at)"
+    " SELECT :sub_id, :channel, CAST(:event_ids AS bigint[]), GREATEST(CAST(now() AS timestamp),"
+    " max(coalesce(sent_at, claimed_at)) + make_interval(secs => CAST(:group_seconds AS double precision)))"
+    " FROM notification_deliveries WHERE subscription_id = :sub_id AND channel = :channel AND status <> 'pending'")
+
+
 def process_events(session: Session, index: SubscriptionIndex, readers: Readers, group_seconds: float,
                    limit: int = 500) -> int:
     """Claim up to `limit` unprocessed events, write their notifications and queue their messages; the number
     of events processed."""
-    rows = session.scalars(
-        select(LiveEvent).where(LiveEvent.processed_at.is_(None)).order_by(LiveEvent.id).limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
+    rows = session.execute(_CLAIM_EVENTS, {"limit": limit}).all()
     if not rows:
         session.rollback()
         return 0
+    rows.sort(key=lambda r: r.id)  # RETURNING follows no order; messages list their events oldest first
+    user_ids, sub_ids, event_ids, in_portal, data = [], [], [], [], []
+    subs: dict[int, Sub] = {}
     for row in rows:
-        event = event_as_json(row)
-        matched = [s for s in index.match(event) if may_read(readers.groups(session, s.user_id), event)]
-        if matched:
-            created = session.execute(
-                pg_insert(Notification).values([
-                    {"user_id": s.user_id, "subscription_id": s.id, "event_id": row.id, "in_portal": "portal" in s.channels,
-                     "data": {**event, "subscription_name": None}} for s in matched
-                ]).on_conflict_do_nothing(index_elements=["subscription_id", "event_id"])
-                .returning(Notification.subscription_id)
-            ).scalars().all()
-            by_id = {s.id: s for s in matched}
-            for sub_id in created:
-                for channel in ("email", "webhook"):
-                    if channel in by_id[sub_id].channels:
-                        queue_delivery(session, sub_id, channel, row.id, group_seconds)
-    session.execute(update(LiveEvent).where(LiveEvent.id.in_([r.id for r in rows])).values(processed_at=func.now()))
+        matched = index.match(event := event_as_json(row))
+        if not matched:
+            continue
+        snapshot = None
+        for s in matched:
+            if may_read(readers.groups(session, s.user_id), event):
+                snapshot = snapshot or json.dumps({**event, "subscription_name": None})
+                subs[s.id] = s
+                user_ids.append(s.user_id)
+                sub_ids.append(s.id)
+                event_ids.append(row.id)
+                in_portal.append("portal" in s.channels)
+                data.append(snapshot)
+    if sub_ids:
+        created = session.execute(_WRITE_NOTIFICATIONS, {"user_ids": user_ids, "sub_ids": sub_ids,
+                                                         "event_ids": event_ids, "in_portal": in_portal,
+                                                         "data": data}).all()
+        messages: dict[tuple[int, str], list[int]] = {}
+        for sub_id, event_id in created:
+            for channel in ("email", "webhook"):
+                if channel in subs[sub_id].channels:
+                    messages.setdefault((sub_id, channel), []).append(event_id)
+        # In one order in every process, so two rounds queueing for the same subscriptions never deadlock.
+        for (sub_id, channel), ids in sorted(messages.items()):
+            queue_delivery(session, sub_id, channel, sorted(ids), group_seconds)
     session.commit()
     return len(rows)
 
 
-def queue_delivery(session: Session, sub_id: int, channel: str, event_id: int, group_seconds: float) -> None:
-    """Add the event to the subscription's message not sent yet, or start one: at once if the last message went
+def queue_delivery(session: Session, sub_id: int, channel: str, event_ids: list[int], group_seconds: float) -> None:
+    """Add the events to the subscription's message not sent yet, or start one: at once if the last message went
     out more than `group_seconds` ago, else when that much time has passed since it."""
-    pending = session.execute(
-        select(Delivery.id).where(Delivery.subscription_id == sub_id, Delivery.channel == channel,
-                                  Delivery.status == "pending").order_by(Delivery.id).limit(1).with_for_update()
-    ).scalar()
+    pending = session.execute(_PENDING_DELIVERY, {"sub_id": sub_id, "channel": channel}).scalar()
     if pending is not None:
-        session.execute(update(Delivery).where(Delivery.id == pending)
-                        .values(event_ids=func.array_append(Delivery.event_ids, event_id)))
-        return
-    last = session.execute(
-        select(func.max(func.coalesce(Delivery.sent_at, Delivery.claimed_at)))
-        .where(Delivery.subscription_id == sub_id, Delivery.channel == channel, Delivery.status != "pending")
-    ).scalar()
-    now = session.execute(select(func.now())).scalar().replace(tzinfo=None)
-    due = now if last is None or last + timedelta(seconds=group_seconds) <= now else last + timedelta(seconds=group_seconds)
-    session.add(Delivery(subscription_id=sub_id, channel=channel, event_ids=[event_id], next_attempt_at=due))
-    session.flush()
+        session.execute(_APPEND_TO_DELIVERY, {"id": pending, "event_ids": event_ids})
+    else:
+        session.execute(_START_DELIVERY, {"sub_id": sub_id, "channel": channel, "event_ids": event_ids,
+                                          "group_seconds": group_seconds})
 
 
 # -- sending ------------------------------------------------------------------------------------------------------
