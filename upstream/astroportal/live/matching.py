@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Mapping
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -65,6 +65,7 @@ class SubscriptionIndex:
                 self.by_group.setdefault(p["group_id"], []).append(s)
             elif s.kind == "event":
                 self.by_kind.setdefault(p["event_kind"], []).append(s)
+        self.size = len(subs)
         self.loaded_at = time.monotonic()
 
     @classmethod
@@ -73,8 +74,9 @@ class SubscriptionIndex:
                                       Subscription.channels).where(Subscription.active.is_(True))).all()
         return cls([Sub(r[0], r[1], r[2], r[3], tuple(r[4])) for r in rows])
 
-    def match(self, event: dict) -> list[Sub]:
-        """The subscriptions `event` matches (permissions are checked by the caller)."""
+    def match(self, event: Mapping[str, Any]) -> list[Sub]:
+        """The subscriptions `event` matches (permissions are checked by the caller). `event`: its fields, as
+        `event_as_json` gives them or as the row's mapping."""
         kind, data = event["kind"], event["data"] or {}
         out = [s for s in self.sky.match(event["ra"], event["dec"]) if kind in s.params.get("kinds", ())]
         if kind == "classification.added" and data.get("classification"):
@@ -166,10 +168,11 @@ def process_events(session: Session, index: SubscriptionIndex, readers: Readers,
     user_ids, sub_ids, event_ids, in_portal, data = [], [], [], [], []
     subs: dict[int, Sub] = {}
     for row in rows:
-        matched = index.match(event := event_as_json(row))
+        # Matched on the row's own fields: most events match nothing, and their JSON is never built.
+        matched = index.match(row._mapping) if index.size else None
         if not matched:
             continue
-        snapshot = None
+        event, snapshot = event_as_json(row), None
         for s in matched:
             if may_read(readers.groups(session, s.user_id), event):
                 snapshot = snapshot or json.dumps({**event, "subscription_name": None})
