@@ -9,23 +9,22 @@ leaves them unprocessed for the next run. The unique (subscription, event) key m
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Mapping
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from .. import extension_points as ep
-from ..array_params import array_literal
 from ..config import Config
 from ..domain.access import accessible_group_ids
 from ..domain.accounts import is_expired, user_with_acls
 from ..models.base import utcnow
-from ..models import Delivery, LiveEvent, Notification, Subscription, User
+from ..models import Delivery, Notification, Subscription, User
 from .channels import DeliveryFailed, base_url, send_email, send_webhook
 from .feed import Cone, event_as_json
 from .sky_index import SkyIndex
@@ -66,6 +65,7 @@ class SubscriptionIndex:
                 self.by_group.setdefault(p["group_id"], []).append(s)
             elif s.kind == "event":
                 self.by_kind.setdefault(p["event_kind"], []).append(s)
+        self.size = len(subs)
         self.loaded_at = time.monotonic()
 
     @classmethod
@@ -74,8 +74,9 @@ class SubscriptionIndex:
                                       Subscription.channels).where(Subscription.active.is_(True))).all()
         return cls([Sub(r[0], r[1], r[2], r[3], tuple(r[4])) for r in rows])
 
-    def match(self, event: dict) -> list[Sub]:
-        """The subscriptions `event` matches (permissions are checked by the caller)."""
+    def match(self, event: Mapping[str, Any]) -> list[Sub]:
+        """The subscriptions `event` matches (permissions are checked by the caller). `event`: its fields, as
+        `event_as_json` gives them or as the row's mapping."""
         kind, data = event["kind"], event["data"] or {}
         out = [s for s in self.sky.match(event["ra"], event["dec"]) if kind in s.params.get("kinds", ())]
         if kind == "classification.added" and data.get("classification"):
@@ -120,65 +121,92 @@ def may_read(groups: set[int] | None | bool, event: dict) -> bool:
     return groups is None or bool(groups & set(event["group_ids"]))
 
 
-_INSERT_NOTIFICATIONS = (
-    pg_insert(Notification.__table__).on_conflict_do_nothing(index_elements=["subscription_id", "event_id"])
-    .returning(Notification.__table__.c.subscription_id)
-)
-_MARK_PROCESSED = text("UPDATE live_events SET processed_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))")
+# The notifier's statements are constant text (no ORM objects, nothing compiled per round): a round runs in a
+# thread of the process that writes the websockets' frames, and every millisecond of its CPU holds the GIL.
+
+# Claim and mark in one statement: the events not processed yet, oldest first, skipping those another process
+# holds; they become processed when this transaction commits, with the notifications written in it, and a
+# crash before the commit leaves them unprocessed for the next round. (MATERIALIZED: the locking sub-select
+# runs once, so its LIMIT holds.)
+_CLAIM_EVENTS = text(
+    "WITH claimed AS MATERIALIZED ("
+    " SELECT id FROM live_events WHERE processed_at IS NULL ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)"
+    " UPDATE live_events e SET processed_at = now() FROM claimed WHERE e.id = claimed.id"
+    " RETURNING e.id, e.kind, e.created_at, e.obj_id, e.ids, e.group_ids, e.user_id, e.ra, e.dec, e.data")
+
+# Every notification of a round in one statement; the unique (subscription, event) key makes a match another
+# process already wrote a no-op, and RETURNING names the ones written here (only those get a message).
+_WRITE_NOTIFICATIONS = text(
+    "INSERT INTO notifications (user_id, subscription_id, event_id, in_portal, data)"
+    " SELECT u, s, e, p, CAST(d AS jsonb) FROM unnest(CAST(:user_ids AS integer[]), CAST(:sub_ids AS integer[]),"
+    " CAST(:event_ids AS bigint[]), CAST(:in_portal AS boolean[]), CAST(:data AS text[])) AS t(u, s, e, p, d)"
+    " ON CONFLICT (subscription_id, event_id) DO NOTHING RETURNING subscription_id, event_id")
+
+_PENDING_DELIVERY = text(
+    "SELECT id FROM notification_deliveries WHERE subscription_id = :sub_id AND channel = :channel"
+    " AND status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE")
+_APPEND_TO_DELIVERY = text(
+    "UPDATE notification_deliveries SET event_ids = event_ids || CAST(:event_ids AS bigint[]) WHERE id = :id")
+# A new message is due now, or `group_seconds` after the last one went out (or was taken for sending) if that
+# is later; GREATEST skips the NULL of a subscription that never had a message.
+_START_DELIVERY = text(
+    "INSERT INTO notification_deliveries (subscription_id, channel, event_ids, next_attempt_at)"
+    " SELECT :sub_id, :channel, CAST(:event_ids AS bigint[]), GREATEST(CAST(now() AS timestamp),"
+    " max(coalesce(sent_at, claimed_at)) + make_interval(secs => CAST(:group_seconds AS double precision)))"
+    " FROM notification_deliveries WHERE subscription_id = :sub_id AND channel = :channel AND status <> 'pending'")
 
 
 def process_events(session: Session, index: SubscriptionIndex, readers: Readers, group_seconds: float,
                    limit: int = 500) -> int:
     """Claim up to `limit` unprocessed events, write their notifications and queue their messages; the number
     of events processed."""
-    # Plain rows, not ORM objects: the notifier reads hundreds of events a round and changes none of them itself.
-    events = LiveEvent.__table__
-    rows = session.execute(
-        select(events).where(events.c.processed_at.is_(None)).order_by(events.c.id).limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
+    rows = session.execute(_CLAIM_EVENTS, {"limit": limit}).all()
     if not rows:
         session.rollback()
         return 0
+    rows.sort(key=lambda r: r.id)  # RETURNING follows no order; messages list their events oldest first
+    user_ids, sub_ids, event_ids, in_portal, data = [], [], [], [], []
+    subs: dict[int, Sub] = {}
     for row in rows:
-        event = event_as_json(row)
-        matched = [s for s in index.match(event) if may_read(readers.groups(session, s.user_id), event)]
-        if matched:
-            # One statement compiled once, the rows as parameters (not `.values(rows)`, compiled per call).
-            created = session.connection().execute(
-                _INSERT_NOTIFICATIONS,
-                [{"user_id": s.user_id, "subscription_id": s.id, "event_id": row.id, "in_portal": "portal" in s.channels,
-                  "data": {**event, "subscription_name": None}} for s in matched],
-            ).scalars().all()
-            by_id = {s.id: s for s in matched}
-            for sub_id in created:
-                for channel in ("email", "webhook"):
-                    if channel in by_id[sub_id].channels:
-                        queue_delivery(session, sub_id, channel, row.id, group_seconds)
-    session.execute(_MARK_PROCESSED, {"ids": array_literal([r.id for r in rows])})
+        # Matched on the row's own fields: most events match nothing, and their JSON is never built.
+        matched = index.match(row._mapping) if index.size else None
+        if not matched:
+            continue
+        event, snapshot = event_as_json(row), None
+        for s in matched:
+            if may_read(readers.groups(session, s.user_id), event):
+                snapshot = snapshot or json.dumps({**event, "subscription_name": None})
+                subs[s.id] = s
+                user_ids.append(s.user_id)
+                sub_ids.append(s.id)
+                event_ids.append(row.id)
+                in_portal.append("portal" in s.channels)
+                data.append(snapshot)
+    if sub_ids:
+        created = session.execute(_WRITE_NOTIFICATIONS, {"user_ids": user_ids, "sub_ids": sub_ids,
+                                                         "event_ids": event_ids, "in_portal": in_portal,
+                                                         "data": data}).all()
+        messages: dict[tuple[int, str], list[int]] = {}
+        for sub_id, event_id in created:
+            for channel in ("email", "webhook"):
+                if channel in subs[sub_id].channels:
+                    messages.setdefault((sub_id, channel), []).append(event_id)
+        # In one order in every process, so two rounds queueing for the same subscriptions never deadlock.
+        for (sub_id, channel), ids in sorted(messages.items()):
+            queue_delivery(session, sub_id, channel, sorted(ids), group_seconds)
     session.commit()
     return len(rows)
 
 
-def queue_delivery(session: Session, sub_id: int, channel: str, event_id: int, group_seconds: float) -> None:
-    """Add the event to the subscription's message not sent yet, or start one: at once if the last message went
+def queue_delivery(session: Session, sub_id: int, channel: str, event_ids: list[int], group_seconds: float) -> None:
+    """Add the events to the subscription's message not sent yet, or start one: at once if the last message went
     out more than `group_seconds` ago, else when that much time has passed since it."""
-    pending = session.execute(
-        select(Delivery.id).where(Delivery.subscription_id == sub_id, Delivery.channel == channel,
-                                  Delivery.status == "pending").order_by(Delivery.id).limit(1).with_for_update()
-    ).scalar()
+    pending = session.execute(_PENDING_DELIVERY, {"sub_id": sub_id, "channel": channel}).scalar()
     if pending is not None:
-        session.execute(update(Delivery).where(Delivery.id == pending)
-                        .values(event_ids=func.array_append(Delivery.event_ids, event_id)))
-        return
-    last = session.execute(
-        select(func.max(func.coalesce(Delivery.sent_at, Delivery.claimed_at)))
-        .where(Delivery.subscription_id == sub_id, Delivery.channel == channel, Delivery.status != "pending")
-    ).scalar()
-    now = session.execute(select(func.now())).scalar().replace(tzinfo=None)
-    due = now if last is None or last + timedelta(seconds=group_seconds) <= now else last + timedelta(seconds=group_seconds)
-    session.add(Delivery(subscription_id=sub_id, channel=channel, event_ids=[event_id], next_attempt_at=due))
-    session.flush()
+        session.execute(_APPEND_TO_DELIVERY, {"id": pending, "event_ids": event_ids})
+    else:
+        session.execute(_START_DELIVERY, {"sub_id": sub_id, "channel": channel, "event_ids": event_ids,
+                                          "group_seconds": group_seconds})
 
 
 # -- sending ------------------------------------------------------------------------------------------------------
