@@ -6,12 +6,13 @@ with a median latency under 50 ms and a p99 under 250 ms, measured from the writ
 arrival on a websocket; matching an alert position against 10,000 region subscriptions takes under 1 ms.
 
     .venv/bin/python tests/bench/bench_live.py [--sockets 1000] [--rate 300] [--seconds 20] [--writers 1]
-                                               [--inject] [--profile DIR]
+                                               [--per-request N] [--inject] [--profile DIR]
 
 Set-up: its own PostgreSQL cluster; one "socket" app process that holds every websocket, and --writers app
 processes that take the writes (POST /api/sources/ID/comments, one event each) from a separate load process
 pacing them at --rate; the events reach the socket process through PostgreSQL's NOTIFY, as on a deployment
-with several processes or hosts (--writers 0 sends the writes to the socket process itself). Of the websockets,
+with several processes or hosts (--writers 0 sends the writes to the socket process itself). With --per-request N the writes are lists of N
+new sources (POST /api/sources, as an alert broker writes), one event each, still --rate events a second. Of the websockets,
 --measured are Tornado websocket clients that time each event; the others are plain sockets, in a process of
 their own, that do the websocket handshake and then read and discard what arrives every 100 ms (cheap, so that
 the bench's own processes do not become the bottleneck, yet the portal really writes every frame to each).
@@ -105,8 +106,14 @@ def inject(db_url: str, rate: float, seconds: float, out) -> None:
     out.close()
 
 
-def load(urls: list[str], token: str, obj_id: str, rate: float, seconds: float, out) -> None:
-    """POST comments at `rate` per second over `seconds`, spread over `urls`; send [(comment id, answer time)]."""
+def load(urls: list[str], token: str, obj_id: str, rate: float, seconds: float, out, per_request: int = 1) -> None:
+    """POST comments at `rate` per second over `seconds`, spread over `urls`; send [(comment id, answer time)].
+
+    With `per_request` > 1, each request is a list of that many new sources (`POST /api/sources`, the list form
+    an alert broker writes with), one `source.saved` event each, at `rate` events per second; send [(object id,
+    answer time)]."""
+    if per_request > 1:
+        rate = rate / per_request
     threads = max(4, int(rate // 25))
     results: list[tuple[int, float]] = []
     errors: list[str] = []
@@ -124,12 +131,20 @@ def load(urls: list[str], token: str, obj_id: str, rate: float, seconds: float, 
                 time.sleep(delay)
             url = urls[i % len(urls)]
             try:
-                r = http.post(f"{url}/api/sources/{obj_id}/comments", json={"text": f"bench {i}"}, timeout=30)
+                if per_request > 1:
+                    batch = [{"id": f"ZTF26lv{i:06d}{j:03d}", "ra": (i * 7 + j) % 360, "dec": 10.0}
+                             for j in range(per_request)]
+                    r = http.post(f"{url}/api/sources", json=batch, timeout=30)
+                else:
+                    r = http.post(f"{url}/api/sources/{obj_id}/comments", json={"text": f"bench {i}"}, timeout=30)
                 t = time.monotonic()
                 if r.status_code != 200:
                     raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
                 with lock:
-                    results.append((r.json()["data"]["comment_id"], t))
+                    if per_request > 1:
+                        results.extend((item["id"], t) for item in batch)
+                    else:
+                        results.append((r.json()["data"]["comment_id"], t))
             except Exception as exc:  # noqa: BLE001 - counted and reported
                 with lock:
                     errors.append(str(exc))
@@ -202,11 +217,11 @@ def drain_process(port: int, token: str, n: int, ready, stop, out) -> None:
     out.close()
 
 
-async def measure(port: int, token: str, arrivals: dict, stop: asyncio.Event) -> None:
+async def measure(port: int, token: str, arrivals: dict, stop: asyncio.Event, kind: str = "comment.added") -> None:
     import tornado.httpclient
     import tornado.websocket
 
-    req = tornado.httpclient.HTTPRequest(f"ws://127.0.0.1:{port}/api/live?types=comment.added",
+    req = tornado.httpclient.HTTPRequest(f"ws://127.0.0.1:{port}/api/live?types={kind}",
                                          headers={"Authorization": f"token {token}"})
     conn = await tornado.websocket.websocket_connect(req)
 
@@ -228,7 +243,7 @@ async def measure(port: int, token: str, arrivals: dict, stop: asyncio.Event) ->
         if frame["type"] == "events":
             arrivals["__frames__"] = arrivals.get("__frames__", 0) + 1
             for e in frame["events"]:
-                arrivals.setdefault(e["ids"][0], t)
+                arrivals.setdefault(e["ids"][0] if e["ids"] else e["obj_id"], t)
     closer.cancel()
 
 
@@ -279,6 +294,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--writers", type=int, default=1, help="app processes taking the writes (0: the socket process)")
     parser.add_argument("--subscriptions", type=int, default=10_000)
+    parser.add_argument("--per-request", type=int, default=1,
+                        help="events per API write: 1 posts comments one at a time; N > 1 posts lists of N new "
+                             "sources (POST /api/sources, a broker's list form), one source.saved event each")
     parser.add_argument("--inject", action="store_true",
                         help="write the events with SQL (INSERT + NOTIFY per transaction) instead of through the API: "
                              "the feed's own capacity, when this machine cannot take the API writes at --rate")
@@ -336,7 +354,8 @@ def main() -> int:
         async def run() -> tuple[list, list, float, list[dict], dict]:
             stop = asyncio.Event()
             arrivals = [dict() for _ in range(args.measured)]
-            tasks = [asyncio.ensure_future(measure(socket_port, token, a, stop)) for a in arrivals]
+            kind = "source.saved" if args.per_request > 1 else "comment.added"
+            tasks = [asyncio.ensure_future(measure(socket_port, token, a, stop, kind)) for a in arrivals]
             await asyncio.sleep(2)
             cpu0 = [cpu_seconds(p.pid) for p in procs]
             parent, child = multiprocessing.Pipe(duplex=False)
@@ -344,7 +363,7 @@ def main() -> int:
                 loader = multiprocessing.Process(target=inject, args=(db_url, args.rate, args.seconds, child))
             else:
                 loader = multiprocessing.Process(target=load, args=(write_urls, token, "ZTF26benchlv", args.rate,
-                                                                     args.seconds, child))
+                                                                     args.seconds, child, args.per_request))
             loader.start()
             while not parent.poll():
                 await asyncio.sleep(0.2)

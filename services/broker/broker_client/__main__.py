@@ -106,9 +106,20 @@ def prefetched(source, pipeline: Pipeline, stop: threading.Event):
                 continue
         return False
 
+    # One batch read ahead, no more: the next is read only once the last was taken (with batches in flight, the
+    # queue's slot and a batch waiting to enter it would each hold another batch's cutouts in memory).
+    slot = threading.Semaphore(1)
+
     def work() -> None:
         try:
-            for batch in source.batches():
+            batches = iter(source.batches())
+            while True:
+                while not slot.acquire(timeout=0.2):
+                    if stop.is_set():
+                        return
+                batch = next(batches, None)
+                if batch is None:
+                    break
                 if not put((batch, pipeline.prepare(batch.items))) or stop.is_set():
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
@@ -130,6 +141,7 @@ def prefetched(source, pipeline: Pipeline, stop: threading.Event):
                 return
             if isinstance(got, BaseException):
                 raise got
+            slot.release()
             yield got
     finally:
         stop.set()
@@ -189,9 +201,16 @@ def run_pipeline(source, pipeline: Pipeline, status: statusmod.Status, dead: Dea
             progress(totals, time.monotonic() - started)
 
     try:
-        for batch, prepared in batches:
+        batches = iter(batches)
+        while True:
+            while len(flying) >= max(1, in_flight):  # room first: a batch taken early only waits in memory
+                finish_oldest()
+            taken = next(batches, None)
+            if taken is None:
+                break
+            batch, prepared = taken
             objects = objects_of(prepared)
-            while flying and (len(flying) >= in_flight or any(objects & f[1] for f in flying)):
+            while flying and any(objects & f[1] for f in flying):
                 finish_oldest()
             flying.append((batch, objects, senders.submit(send_until_done, pipeline, prepared, status, stop,
                                                           give_up_after), time.monotonic()))
