@@ -54,7 +54,7 @@ def write_pack(root: Path, blobs: list[bytes]) -> tuple[str, list[int]]:
     rel = f"{PACKS_DIR}/{time.strftime('%Y%m%d%H', time.gmtime())}/{secrets.token_hex(12)}.pack"
     path = root / rel
     _folder(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
         fd = os.open(path, flags, 0o644)
     except FileNotFoundError:  # the folder was removed meanwhile (an empty hour folder, by the collector): again
@@ -81,7 +81,7 @@ def discard(root: Path, rel: str) -> None:
 
 def read_range(root: Path, rel: str, offset: int, length: int) -> bytes:
     """The `length` bytes at `offset` of the pack `rel`; FileNotFoundError if it is gone, ValueError if short."""
-    fd = os.open(root / rel, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(root / rel, os.O_RDONLY)
     try:
         data = os.pread(fd, length, offset)
     finally:
