@@ -63,7 +63,9 @@ def test_500s_are_retried_and_nothing_is_lost(portal, proxy, tmp_path):
 
 def test_429_waits_at_least_retry_after(portal, proxy, tmp_path):
     proxy.rules.append({"method": "PUT", "path": "/api/photometry", "times": 1, "status": 429, "retry_after": "2"})
-    res, alerts = replay(portal, proxy, tmp_path, "F4A")
+    # One batch at a time: the PUT after the 429 is then its retry, not another batch's (which the client also
+    # holds back until the Retry-After has passed, but which may have been sent before the 429 came back).
+    res, alerts = replay(portal, proxy, tmp_path, "F4A", batches_in_flight=1)
     assert res.returncode == 0, res.stderr
     puts = [(t, s) for t, m, p, s in proxy.log if m == "PUT" and p.startswith("/api/photometry")]
     assert puts[0][1] == 429 and puts[1][1] == 200

@@ -117,9 +117,12 @@ def prefetched(source, pipeline: Pipeline, stop: threading.Event):
                 while not slot.acquire(timeout=0.2):
                     if stop.is_set():
                         return
-                batch = next(batches, None)
-                if batch is None:
+                batch = next(batches, END)
+                if batch is END:
                     break
+                if batch is None:  # an idle wait: nothing to prepare
+                    slot.release()
+                    continue
                 if not put((batch, pipeline.prepare(batch.items))) or stop.is_set():
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
@@ -136,6 +139,7 @@ def prefetched(source, pipeline: Pipeline, stop: threading.Event):
             except queue.Empty:
                 if not thread.is_alive():
                     return
+                yield None  # the caller commits what was confirmed meanwhile
                 continue
             if got is done:
                 return
@@ -151,7 +155,10 @@ def prefetched(source, pipeline: Pipeline, stop: threading.Event):
 def in_turn(source, pipeline: Pipeline):
     """(batch, prepared) pairs read in the calling thread (a Kafka consumer reads and commits in one thread)."""
     for batch in source.batches():
-        yield batch, pipeline.prepare(batch.items)
+        yield None if batch is None else (batch, pipeline.prepare(batch.items))
+
+
+END = object()  # the end of a source's batches (None is an idle wait)
 
 
 def objects_of(prepared) -> set[str]:
@@ -203,11 +210,13 @@ def run_pipeline(source, pipeline: Pipeline, status: statusmod.Status, dead: Dea
     try:
         batches = iter(batches)
         while True:
-            while len(flying) >= max(1, in_flight):  # room first: a batch taken early only waits in memory
-                finish_oldest()
-            taken = next(batches, None)
-            if taken is None:
+            while flying and (len(flying) >= max(1, in_flight) or flying[0][2].done()):
+                finish_oldest()  # room first (a batch taken early only waits in memory), and commit what is done
+            taken = next(batches, END)
+            if taken is END:
                 break
+            if taken is None:  # the source waited and found nothing
+                continue
             batch, prepared = taken
             objects = objects_of(prepared)
             while flying and any(objects & f[1] for f in flying):

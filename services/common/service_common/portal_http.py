@@ -120,6 +120,8 @@ class PortalHTTP:
         self.requests_sent = 0
         # Seconds spent per "METHOD path" (what benches and summaries report).
         self.timings: dict[str, float] = {}
+        # A server's Retry-After holds back every request of this client, from any thread, until it has passed.
+        self._not_before = 0.0
 
     @property
     def http(self) -> requests.Session:
@@ -158,6 +160,9 @@ class PortalHTTP:
                 log.info("retrying %s %s in %.1f s (attempt %d of %d): %s", method, path, wait, attempt + 1,
                          attempts, last)
                 self.sleep(wait)
+            hold = self._not_before - time.monotonic()
+            if hold > 0:
+                self.sleep(hold)
             headers = {"Authorization": f"token {read_token(self.token_file, self.service)}"}
             if content_type:
                 headers["Content-Type"] = content_type
@@ -190,6 +195,9 @@ class PortalHTTP:
             if status in AUTH:
                 raise AuthFailed(f"{text} ({self.auth_hint or 'check the service token and its permissions'})", status)
             last = Unavailable(text, status, retry_after_seconds(resp.headers.get("Retry-After")))
+            if last.retry_after:
+                with self._lock:
+                    self._not_before = max(self._not_before, time.monotonic() + last.retry_after)
         assert last is not None
         raise last
 

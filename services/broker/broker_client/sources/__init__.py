@@ -1,6 +1,7 @@
 """Where alerts come from, behind one interface: `batches()` yields Batch(items, commit), and `commit()` is
 called only once the portal has confirmed every item (or dead-lettered it); `position()` describes the cursor
-and lag for the status."""
+and lag for the status. A source that reads in the caller's thread yields None when a wait found nothing (an
+idle stream), so that the caller commits the batches that were confirmed meanwhile instead of holding them."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class Batch:
 class Source(Protocol):
     name: str
 
-    def batches(self) -> Iterator[Batch]:
+    def batches(self) -> Iterator[Batch | None]:
         ...
 
     def position(self) -> dict[str, Any]:

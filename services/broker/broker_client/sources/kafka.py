@@ -116,7 +116,7 @@ class KafkaSource:
         log.warning("%s", message)
         self.on_error(message)
 
-    def batches(self) -> Iterator[Batch]:
+    def batches(self) -> Iterator[Batch | None]:
         while not self.stop.is_set():
             try:
                 messages = self.consumer.consume(num_messages=self.batch_size, timeout=self.batch_seconds)
@@ -141,8 +141,8 @@ class KafkaSource:
                     items.append(Item(where=where, record=record, topic=topic, payload=payload))
                 except ValueError as exc:
                     items.append(Item(where=where, topic=topic, error=str(exc), payload=payload))
-            if items:
-                yield Batch(items, self._committer(offsets))
+            # None when the wait found nothing: the caller commits what was confirmed meanwhile.
+            yield Batch(items, self._committer(offsets)) if items else None
 
     def _committer(self, offsets: dict[tuple[str, int], int]) -> Callable[[], None]:
         def commit() -> None:
