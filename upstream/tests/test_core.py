@@ -74,3 +74,34 @@ def test_view_only_token_cannot_write(api, make_user):
     _, token = make_user("View only")
     status, body = api.post("/api/sources", token, json={"id": "ZTF26viewonly", "ra": 1.0, "dec": 2.0})
     assert status == 403 and "Upload data" in body["message"]
+
+
+
+def test_portal_connections_run_without_jit_unless_configured(db, cfg):
+    """`database.jit: false` (the default) reaches every pooled connection; `true` leaves the server's setting."""
+    import copy
+
+    import psycopg2.extensions
+    from sqlalchemy import text
+
+    from astroportal.config import Config
+    from astroportal.db import get_engine
+
+    with db() as session:
+        assert session.execute(text("SHOW jit")).scalar() == "off"
+    on = Config(copy.deepcopy(dict(cfg)))
+    on["database"]["jit"] = True
+    on["database"]["url"] = cfg.get("database.url") + "?application_name=jit-on"  # its own engine and pool
+    engine = get_engine(on)
+    off = Config(copy.deepcopy(dict(cfg)))
+    off["database"]["url"] = cfg.get("database.url") + "?application_name=jit-off"
+    fresh = get_engine(off).raw_connection()
+    try:
+        # the SET is committed when the connection is made: a new connection is handed out outside a transaction
+        assert fresh.driver_connection.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        fresh.close()
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW jit")).scalar() == "on"  # PostgreSQL's default
+    finally:
+        engine.dispose()
+        get_engine(off).dispose()

@@ -299,6 +299,24 @@ def test_put_is_idempotent_and_updates_values(api, db, instruments, alice, sitew
     assert len(point) == 1 and point[0]["mag"] == pytest.approx(19.5)
 
 
+def test_put_answers_each_position_with_its_points_id_when_points_repeat(api, db, instruments, alice, sitewide):
+    """The ids come back in input order: a point given twice gets its one id at both places, among new and
+    existing points in any order."""
+    obj_id = make_obj(db, sitewide)
+    base = {"obj_id": obj_id, "instrument_id": instruments["ztf"], "magsys": "ab", "filter": "ztfr",
+            "magerr": 0.1, "limiting_mag": 21.0}
+    status, first = api.put("/api/photometry", alice["token"], json={**base, "mjd": [59800.0], "mag": [18.0]})
+    assert status == 200, first
+    (old_id,) = first["data"]["ids"]
+    mjds = [59801.0, 59800.0, 59802.0, 59801.0, 59800.0]
+    status, res = api.put("/api/photometry", alice["token"], json={**base, "mjd": mjds, "mag": [18.5, 18.0, 19.0, 18.5, 18.0]})
+    assert status == 200, res
+    ids = res["data"]["ids"]
+    assert ids[1] == ids[4] == old_id and ids[0] == ids[3] and len({ids[0], ids[2], old_id}) == 3
+    by_id = {p["id"]: p["mjd"] for p in light_curve(api, alice["token"], obj_id)}
+    assert [by_id[i] for i in ids] == mjds and count_points(db, obj_id) == 3
+
+
 def test_put_adds_groups_to_existing_points(api, db, instruments, alice, bob, sitewide):
     obj_id = make_obj(db, sitewide)
     point = mag_point(obj_id, instruments["ztf"])

@@ -333,7 +333,7 @@ input AS (
         CAST(:mjd AS double precision[]), CAST(:flux AS double precision[]), CAST(:fluxerr AS double precision[]),
         CAST(:origin AS text[]), CAST(:alert_id AS bigint[]), CAST(:ra AS double precision[]),
         CAST(:dec AS double precision[])
-    ) AS t(obj_id, instrument_id, filter, mjd, flux, fluxerr, origin, alert_id, ra, dec)
+    ) WITH ORDINALITY AS t(obj_id, instrument_id, filter, mjd, flux, fluxerr, origin, alert_id, ra, dec, n)
 )"""
 _INSERT = """
     INSERT INTO photometry (obj_id, instrument_id, filter, mjd, flux, fluxerr, origin, alert_id, ra, dec,
@@ -365,7 +365,8 @@ SELECT {_KEYS} FROM ins"""
 _PUT_SQL = text(
     f"""WITH {_INPUT_CTE},
 old AS MATERIALIZED (
-    SELECT p.id, i.obj_id, i.instrument_id, i.filter, i.mjd, i.origin, i.flux, i.fluxerr, i.alert_id, i.ra, i.dec,
+    SELECT p.id, i.n, i.obj_id, i.instrument_id, i.filter, i.mjd, i.origin, i.flux, i.fluxerr, i.alert_id, i.ra,
+           i.dec,
            p.flux AS old_flux, p.fluxerr AS old_fluxerr, p.alert_id AS old_alert_id, p.ra AS old_ra,
            p.dec AS old_dec
     FROM input AS i CROSS JOIN LATERAL (
@@ -391,14 +392,21 @@ upd AS (
         OR (o.ra IS NOT NULL AND o.old_ra IS DISTINCT FROM o.ra)
         OR (o.dec IS NOT NULL AND o.old_dec IS DISTINCT FROM o.dec))
 ),
-ins AS ({_INSERT}
-    WHERE NOT EXISTS (SELECT 1 FROM old AS o WHERE o.obj_id = input.obj_id AND o.instrument_id = input.instrument_id
-                      AND o.filter = input.filter AND o.mjd = input.mjd AND o.origin = input.origin)
-    RETURNING {_KEYS}
+-- The new points draw their ids here, so that each keeps its input position (n) without a join on the key.
+fresh AS MATERIALIZED (
+    SELECT nextval('photometry_id_seq') AS id, input.* FROM input
+    WHERE NOT EXISTS (SELECT 1 FROM old AS o WHERE o.n = input.n)
+),
+ins AS (
+    INSERT INTO photometry (id, obj_id, instrument_id, filter, mjd, flux, fluxerr, origin, alert_id, ra, dec,
+                            owner_id, upload_id)
+    SELECT id, obj_id, instrument_id, filter, mjd, flux, fluxerr, origin, alert_id, ra, dec,
+           CAST(:owner_id AS integer), CAST(:upload_id AS varchar)
+    FROM fresh
 ),
 new_links AS (
     INSERT INTO photometry_groups (photometry_id, group_id)
-    SELECT ins.id, g FROM ins CROSS JOIN unnest(CAST(:group_ids AS integer[])) AS g
+    SELECT fresh.id, g FROM fresh CROSS JOIN unnest(CAST(:group_ids AS integer[])) AS g
 ),
 -- The links existing points lack are written only for the points still there once locked FOR KEY SHARE (one
 -- primary-key look-up each: a subquery with a locking clause is never flattened into a join). A point deleted by
@@ -417,9 +425,12 @@ old_links AS (
     SELECT m.id, m.g FROM missing_links AS m WHERE m.id IN (SELECT id FROM kept)
     ON CONFLICT DO NOTHING
 )
-SELECT {_KEYS} FROM ins
-UNION ALL
-SELECT {_KEYS} FROM old WHERE old.id NOT IN (SELECT id FROM lost)"""
+-- One array of ids in input order (NULL for a lost point): one value to read back, not a row per point.
+SELECT array_agg(x.id ORDER BY x.n) FROM (
+    SELECT id, n FROM fresh
+    UNION ALL
+    SELECT CASE WHEN old.id IN (SELECT id FROM lost) THEN NULL ELSE old.id END, n FROM old
+) AS x"""
 )
 
 
@@ -468,20 +479,20 @@ PHOTOMETRY_WRITES = replica_writes.WriteShape(
 )
 
 
-def _write(session: Session, sql, points: dict[str, list], user: User, upload_id: str, group_ids: list[int]) -> dict:
+def _write(session: Session, sql, points: dict[str, list], user: User, upload_id: str, group_ids: list[int]) -> list:
+    """Run a batch statement; its result rows."""
     params = {k: array_literal(points[k]) for k in POINT_COLUMNS}
     params.update(owner_id=user.id, upload_id=upload_id, group_ids=array_literal(group_ids))
     # Every parent row is locked already (_prepare): the per-row foreign-key checks would find each one again.
     fast = replica_writes.allowed(session, PHOTOMETRY_WRITES)
     try:
         with replica_writes.triggers_off(session, fast):
-            rows = session.execute(sql, params).all()
+            return session.execute(sql, params).all()
     except IntegrityError:
         # Only a concurrent change can do this (the same point inserted by another upload meanwhile: the parents
         # are locked since the checks): the batch may be sent again.
         session.rollback()
         raise ApiError(409, "the data changed while the batch was written; nothing was written, send it again") from None
-    return {(obj_id, iid, filt, mjd, origin): pid for pid, obj_id, iid, filt, mjd, origin in rows}
 
 
 def add_photometry(session: Session, user: User, data: dict) -> dict:
@@ -495,7 +506,8 @@ def add_photometry(session: Session, user: User, data: dict) -> dict:
                 raise ApiError(400, f"points {seen[key]} and {i} of the batch are the same point {_describe_key(key)}")
             seen[key] = i
     upload_id = str(uuid.uuid4())
-    ids = _write(session, _POST_SQL, points, user, upload_id, group_ids)
+    rows = _write(session, _POST_SQL, points, user, upload_id, group_ids)
+    ids = {(obj_id, iid, filt, mjd, origin): pid for pid, obj_id, iid, filt, mjd, origin in rows}
     if len(ids) < len(keys):
         session.rollback()
         existing = [k for k in keys if k not in ids]
@@ -544,24 +556,26 @@ def upsert_photometry(session: Session, user: User, data: dict) -> dict:
     points, group_ids = _prepare(session, user, data)
     keys = _keys(points)
     unique_points = points
+    position = None  # where each input point's id is in the statement's answer, when not at its own index
     if len(set(keys)) < len(keys):
         _refuse_conflicting_duplicates(points, keys)
-        # ON CONFLICT may not touch a row twice in one statement: keep each point's last occurrence.
+        # One statement may not touch a row twice: keep each point's last occurrence.
         last = {key: i for i, key in enumerate(keys)}
         kept = sorted(last.values())
         unique_points = {k: [col[i] for i in kept] for k, col in points.items()}
+        at = {keys[i]: j for j, i in enumerate(kept)}
+        position = [at[k] for k in keys]
     upload_id = str(uuid.uuid4())
-    ids = _write(session, _PUT_SQL, unique_points, user, upload_id, group_ids)
-    lost = [k for k in keys if k not in ids]
-    if lost:
-        # A point inserted by a concurrent upload after this statement's snapshot (not joined, so not linked), or
-        # deleted by another transaction before it could be linked.
+    ids = _write(session, _PUT_SQL, unique_points, user, upload_id, group_ids)[0][0]
+    if None in ids:
+        # A point deleted by another transaction before it could be linked to the groups.
         session.rollback()
+        lost = keys[ids.index(None) if position is None else position.index(ids.index(None))]
         raise ApiError(
-            409, f"point {_describe_key(lost[0])} was written or deleted concurrently; nothing was written, "
+            409, f"point {_describe_key(lost)} was written or deleted concurrently; nothing was written, "
             "send the batch again"
         )
-    result = [ids[k] for k in keys]
+    result = ids if position is None else [ids[j] for j in position]
     _record_added(session, user, points, result, group_ids)
     session.commit()
     return {"ids": result, "upload_id": upload_id}
