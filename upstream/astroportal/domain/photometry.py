@@ -406,14 +406,20 @@ links AS (
 SELECT {_KEYS} FROM ins"""
 )
 
-# PUT looks up the points that exist already by probing the unique index once per input row (a LATERAL subquery
-# with a LIMIT is always a parameterised index scan: a join left to the planner read the whole photometry table, once per
-# batch, as soon as it held a few thousand points). Only the points not found are inserted, with a plain INSERT
-# (no speculative insertion: a point inserted meanwhile by another upload fails the statement, which answers
-# 409 "send it again"), and their group links need no conflict check; the points found are updated only where a
-# value changed, and linked to the groups they lack.
+# PUT looks up the points that exist already by probing the unique index once per input row of an object that has
+# photometry (a LATERAL subquery with a LIMIT is always a parameterised index scan: a join left to the planner read
+# the whole photometry table, once per batch, as soon as it held a few thousand points). Only the points not found
+# are inserted, with a plain INSERT (no speculative insertion: a point inserted meanwhile by another upload fails the
+# statement, which answers 409 "send it again"), and their group links need no conflict check; the points found are
+# updated only where a value changed, and linked to the groups they lack.
 _PUT_SQL = text(
     f"""WITH {_INPUT_CTE},
+-- The objects of the batch that have photometry at all: the points of the others are all new, and need no look-up
+-- (a backfill or a new transient's first alert: one probe per object rather than one per point).
+known AS MATERIALIZED (
+    SELECT o.obj_id FROM (SELECT DISTINCT obj_id FROM input) AS o
+    WHERE EXISTS (SELECT 1 FROM photometry AS q WHERE q.obj_id = o.obj_id)
+),
 old AS MATERIALIZED (
     SELECT p.id, i.n, i.obj_id, i.instrument_id, i.filter, i.mjd, i.origin, i.flux, i.fluxerr, i.alert_id, i.ra,
            i.dec,
@@ -425,6 +431,7 @@ old AS MATERIALIZED (
           AND q.origin = i.origin
         LIMIT 1  -- (one at most: the key is unique) keeps the planner from flattening this into a join
     ) AS p
+    WHERE i.obj_id IN (SELECT obj_id FROM known)
 ),
 upd AS (
     UPDATE photometry AS p SET
