@@ -316,6 +316,16 @@ def test_put_answers_each_position_with_its_points_id_when_points_repeat(api, db
     by_id = {p["id"]: p["mjd"] for p in light_curve(api, alice["token"], obj_id)}
     assert [by_id[i] for i in ids] == mjds and count_points(db, obj_id) == 3
 
+    # objects with photometry and without, mixed in one batch: the existing points are found, the others added
+    fresh = make_obj(db, sitewide)
+    mixed = {**base, "obj_id": [fresh, obj_id, fresh, obj_id], "mjd": [59800.0, 59800.0, 59803.0, 59803.0],
+             "mag": [17.0, 18.0, 17.5, 19.5]}
+    status, res = api.put("/api/photometry", alice["token"], json=mixed)
+    assert status == 200, res
+    ids = res["data"]["ids"]
+    assert ids[1] == old_id and len(set(ids)) == 4
+    assert count_points(db, obj_id) == 4 and count_points(db, fresh) == 2
+
 
 def test_put_adds_groups_to_existing_points(api, db, instruments, alice, bob, sitewide):
     obj_id = make_obj(db, sitewide)
