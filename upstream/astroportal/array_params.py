@@ -17,8 +17,11 @@ jsonb)`).
 from __future__ import annotations
 
 import json
+import math
 from datetime import date, datetime
 from typing import Any, Iterable
+
+import orjson
 
 
 def _quoted(s: str) -> str:
@@ -50,6 +53,11 @@ def _element(v: Any) -> str:
 _NUMBERS = frozenset({float, int, type(None)})
 
 
+def values_of(values: list, kinds: set) -> list:
+    """`values` without its None elements (for math.isnan and the like)."""
+    return [v for v in values if v is not None] if type(None) in kinds else values
+
+
 def array_literal(values: Iterable[Any]) -> str:
     """A PostgreSQL array literal ('{...}') of strings, numbers, booleans, dates/times (naive) and None (NULL);
     a list or tuple element becomes the text of its own literal (for a text[] column of per-row arrays)."""
@@ -58,6 +66,15 @@ def array_literal(values: Iterable[Any]) -> str:
     # strings that need no escaping, are joined at C speed (the repr of a number never holds "None").
     kinds = set(map(type, values))
     if kinds <= _NUMBERS:
+        # orjson writes the shortest digits that read back to the same float, as repr does, some twenty times
+        # faster; its `null` is read as NULL (case-insensitive in an array literal). It would write a NaN or an
+        # infinity as null too, and cannot write integers beyond 64 bits: those take repr's spelling.
+        if float not in kinds or not (any(map(math.isnan, values_of(values, kinds)))
+                                      or any(map(math.isinf, values_of(values, kinds)))):
+            try:
+                return "{" + orjson.dumps(values)[1:-1].decode() + "}"
+            except orjson.JSONEncodeError:
+                pass
         text = ",".join(map(repr, values))
         return "{" + (text.replace("None", "NULL") if type(None) in kinds else text) + "}"
     if kinds == {str}:
