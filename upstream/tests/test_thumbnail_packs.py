@@ -225,3 +225,60 @@ def test_gc_deletes_unreferenced_packs_and_stale_pngs_and_keeps_the_rest(api, db
 
     text = portal("thumbnails_gc", "--help", config=config_path).stdout
     assert "--min-age" in text and "--dry-run" in text
+
+
+def test_ids_and_origins_with_array_syntax_are_stored_as_sent(api, db, uploader, root):
+    # The rows go to the database as one array literal per column: quotes, backslashes, commas, braces, NULL-like
+    # words and no origin at all must come back unchanged, each in its own row, answered in the batch's order.
+    from astroportal.domain.thumbnails import stored_bytes
+
+    objs = [unique() + suffix for suffix in ('-"q"', "-b\\s", "-a,b", "-{x}", "-NULL", "-é ü")]
+    status, answer = api.post("/api/sources", uploader["token"], json=[
+        {"id": o, "ra": 10.0, "dec": 1.0, "group_ids": [uploader["group"]]} for o in objs])
+    assert status == 200, answer
+    origins = ['o"r', "o\\r", "o,r", "{o}", "NULL", None]
+    body = [item(o, "new", fits_gz(n), origin) for n, (o, origin) in enumerate(zip(objs, origins))]
+    status, answer = api.post("/api/thumbnail", uploader["token"], json=body)
+    assert status == 200, answer
+    rows = rows_of(db, objs)
+    assert answer["data"]["ids"] == [rows[(o, "new")].id for o in objs]
+    for n, (o, origin) in enumerate(zip(objs, origins)):
+        assert rows[(o, "new")].origin == origin
+        assert stored_bytes(rows[(o, "new")], root) == fits_gz(n)
+
+
+def test_base64_is_refused_or_accepted_exactly_as_before(api, db, uploader, root):
+    # The decoder's rules, as base64.b64decode(validate=True) has them: line breaks (as MIME encoders write every
+    # 76 characters), blanks, the URL-safe alphabet and missing padding are refused; padding after a complete
+    # group is tolerated (and the bytes stored are the image's).
+    raw = fits_gz(7)
+    while len(raw) % 3:  # an encoding without padding, so that an "=" after it follows a complete group
+        raw += b"\x00"
+    good = base64.b64encode(raw).decode()
+    padded_short = base64.b64encode(raw[:-1]).decode()
+    refused = {
+        "line breaks": base64.encodebytes(raw).decode(),
+        "a blank": good[:40] + " " + good[40:],
+        "URL-safe alphabet": base64.urlsafe_b64encode(b"\xfb\xff" + raw).decode(),
+        "missing padding": padded_short.rstrip("="),
+        "padding inside": good[:40] + "=" + good[40:],
+        "a non-ASCII letter": good[:40] + "é" + good[41:],
+    }
+    for what, data in refused.items():
+        objs = new_objects(api, uploader, 2)
+        before = packs(root)
+        body = [item(objs[0], "new", fits_gz(1)), {**item(objs[1], "new", raw), "data": data}]
+        status, answer = api.post("/api/thumbnail", uploader["token"], json=body)
+        assert status == 400, (what, answer)
+        assert "item 1" in answer["message"] and "not valid base64" in answer["message"], (what, answer)
+        assert rows_of(db, objs) == {} and packs(root) == before, what
+        status, answer = api.post("/api/thumbnail", uploader["token"], json={**body[1]})
+        assert status == 400 and "not valid base64" in answer["message"], (what, answer)
+
+    objs = new_objects(api, uploader, 2)
+    status, answer = api.post("/api/thumbnail", uploader["token"], json=[
+        {**item(objs[0], "new", raw), "data": good + "="}, {**item(objs[1], "ref", raw), "data": good + "=="}])
+    assert status == 200, answer
+    rows = rows_of(db, objs)
+    for key in ((objs[0], "new"), (objs[1], "ref")):
+        assert rows[key].size == len(raw) and rows[key].sha256 == hashlib.sha256(raw).hexdigest()

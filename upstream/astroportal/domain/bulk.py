@@ -9,8 +9,6 @@ object and check would not keep up. Semantics are the single forms' (idempotent 
 
 from __future__ import annotations
 
-import base64
-import binascii
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from sqlalchemy.orm import Session
 from ..array_params import array_literal
 from ..errors import ApiError, forbidden, not_found
 from ..events import Event, record
-from ..models import (THUMBNAIL_TYPES, Annotation, Candidate, Classification, Filter, Obj, Source, User,
+from ..models import (Annotation, Candidate, Classification, Filter, Obj, Source, User,
                       annotation_groups, classification_groups)
 from . import access
 from .annotations import CLASSIFICATION_FIELDS, _id_field, _probability, annotation_data, annotation_origin
@@ -31,7 +29,7 @@ from .sources import OBJ_FIELDS, body_group_ids, can_manage_sources, check_obj_f
 from ..gw.skymaps import healpix29
 from ..validate import shown
 from .taxonomies import check_no_nul, get_visible_taxonomy, taxonomy_classes
-from .thumbnails import FIELDS as THUMBNAIL_FIELDS, sniff, store_images
+from .thumbnails import check_item as check_thumbnail, store_images, visible_obj_ids
 
 
 # The batch inserts: constant SQL (each column one array parameter, see array_params), so SQLAlchemy compiles
@@ -384,27 +382,12 @@ def post_thumbnails(session: Session, user: User, items: list[dict], root: Path)
     check_items(items, "thumbnail")
 
     def check(data: dict):
-        _unknown(data, THUMBNAIL_FIELDS)
-        obj_id = check_obj_id(data.get("obj_id"), "obj_id")
-        ttype = data.get("ttype")
-        if ttype not in THUMBNAIL_TYPES:
-            raise ApiError(400, f"`ttype` must be one of {list(THUMBNAIL_TYPES)}, got {ttype!r:.40}")
-        encoded = data.get("data")
-        if not isinstance(encoded, str) or not encoded:
-            raise ApiError(400, "missing required field `data` (the image, base64-encoded)")
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            raise ApiError(400, "`data` is not valid base64") from None
-        ext = sniff(raw)
-        origin = data.get("origin")
-        if origin is not None and not isinstance(origin, str):
-            raise ApiError(400, f"`origin` must be a string, got {origin!r:.40}")
+        obj_id, ttype, raw, ext, origin = check_thumbnail(data)  # fields in the single form's order
         if obj_id not in visible:
             raise not_found(f"object {shown(obj_id)}")
         return obj_id, ttype, raw, ext, origin
 
-    visible = _visible_among(session, user, items, "obj_id")
+    visible = visible_obj_ids(session, user, {o for item in items if isinstance(o := item.get("obj_id"), str)})
     checked = _each(items, check)
     latest = {}
     for obj_id, ttype, raw, ext, origin in checked:  # the same object and type twice: the last one wins
