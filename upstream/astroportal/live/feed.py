@@ -23,7 +23,7 @@ from ..array_params import array_literal, json_literal
 from ..errors import ApiError
 from .. import extension_points as ep
 from ..extension_points import Event
-from ..models import Candidate, Classification, Comment, Filter, LiveEvent, Obj, User
+from ..models import Classification, Comment, LiveEvent, Obj, User
 from ..models.base import utcnow
 
 CHANNEL = "astroportal_live"
@@ -84,31 +84,38 @@ def _insert(session: Session, rows: list[dict]) -> None:
     session.execute(_INSERT_SQL, params)
 
 
-def _rows_by_id(session: Session, model, ids) -> dict:
-    """{id: row} for `ids`, from the session's identity map when the writer just made them (no query then)."""
+# What the events' rows need of the rows they are about, one constant statement each (a list of ids is one
+# array parameter: nothing for SQLAlchemy to render again for each number of events).
+_POSITIONS_SQL = text("SELECT id, ra, dec FROM objs WHERE id = ANY(CAST(:ids AS text[]))")
+_CLASSES_SQL = text(
+    "SELECT id, classification, probability FROM classifications WHERE id = ANY(CAST(:ids AS integer[]))")
+_COMMENTS_SQL = text("SELECT id, text FROM comments WHERE id = ANY(CAST(:ids AS integer[]))")
+_FILTER_NAMES_SQL = text("""
+SELECT c.id, f.name FROM candidates c JOIN filters f ON f.id = c.filter_id WHERE c.id = ANY(CAST(:ids AS integer[]))
+""")
+
+
+def _fields_by_id(session: Session, model, ids, fields: tuple[str, ...], query) -> dict:
+    """{id: (fields...)} for `ids`: from the session's identity map when the writer holds the ORM object (its
+    values before the flush that follows), else from `query` (one round trip for the rest)."""
+    # The identity map is walked once (it holds a few objects; a batch's events name hundreds of ids).
+    held = {key[1][0]: key for key in session.identity_map.keys() if key[0] is model and len(key[1]) == 1}
     found, missing = {}, []
     for i in set(ids):
-        row = session.identity_map.get(session.identity_key(model, i)) if i is not None else None
-        (missing.append(i) if row is None else found.__setitem__(i, row))
+        row = session.identity_map.get(held[i]) if i in held else None
+        if row is None:
+            missing.append(i)
+        else:
+            found[i] = tuple(getattr(row, f) for f in fields)
     if missing:
-        found.update({r.id: r for r in session.scalars(select(model).where(model.id.in_(missing)))})
+        found.update({r[0]: tuple(r[1:]) for r in session.execute(query, {"ids": array_literal(sorted(missing))})})
     return found
 
 
 def _positions(session: Session, obj_ids: set) -> dict:
     """{obj_id: (ra, dec)}: from the session's identity map when the writer loaded the object, else one query of
     the two columns (a batch writer inserts its new objects without loading them)."""
-    found, missing = {}, []
-    for i in obj_ids:
-        obj = session.identity_map.get(session.identity_key(Obj, i)) if i is not None else None
-        if obj is None:
-            missing.append(i)
-        else:
-            found[i] = (obj.ra, obj.dec)
-    if missing:
-        found.update({i: (ra, dec) for i, ra, dec in session.execute(
-            select(Obj.id, Obj.ra, Obj.dec).where(Obj.id.in_(missing)))})
-    return found
+    return _fields_by_id(session, Obj, obj_ids, ("ra", "dec"), _POSITIONS_SQL)
 
 
 def record_live(
@@ -152,16 +159,19 @@ def record_live(
 
 def _core_rows(session: Session, events: list[Event]) -> list[dict]:
     """Rows for the core events: one per object (a photometry batch over several objects gives one each)."""
+    if session.autoflush:
+        # The look-ups below are plain SQL, which does not autoflush: what the writer left pending (a new object,
+        # a moved one) is written first, as an ORM query would have done, so that they see it.
+        session.flush()
     positions = _positions(session, {o for e in events for o in e.obj_ids})
-    classes = {c.id: (c.classification, c.probability) for c in _rows_by_id(
-        session, Classification, [i for e in events if e.kind == "classification.added" for i in e.ids]).values()}
-    comments = {c.id: c.text for c in _rows_by_id(
-        session, Comment, [i for e in events if e.kind == "comment.added" for i in e.ids]).values()}
+    classes = _fields_by_id(session, Classification, [i for e in events if e.kind == "classification.added"
+                                                      for i in e.ids], ("classification", "probability"), _CLASSES_SQL)
+    comments = {i: t for i, (t,) in _fields_by_id(session, Comment, [i for e in events if e.kind == "comment.added"
+                                                                    for i in e.ids], ("text",), _COMMENTS_SQL).items()}
     filters: dict[int, str] = {}
-    wanted = [i for e in events if e.kind == "candidate.passed" for i in e.ids]
+    wanted = {i for e in events if e.kind == "candidate.passed" for i in e.ids}
     if wanted:
-        filters = {r[0]: r[1] for r in session.execute(
-            select(Candidate.id, Filter.name).join(Filter, Filter.id == Candidate.filter_id).where(Candidate.id.in_(wanted)))}
+        filters = dict(map(tuple, session.execute(_FILTER_NAMES_SQL, {"ids": array_literal(sorted(wanted))})))
     rows = []
     for e in events:
         for obj_id in e.obj_ids or (None,):
