@@ -241,12 +241,12 @@ def _ensure_objs(session: Session, user: User, items: list[tuple[int, str, dict]
             visible |= raced_visible
     if update_existing:
         # Scope OBJECT of access_rules.py, as in ensure_obj: another group's object keeps its fields.
-        candidates = [o for o in existing if o in visible and wanted[o]]
-        editable = access.editable_obj_ids(session, user, candidates) if candidates else set()
+        # The changes first: an alert sent again changes nothing, and then nobody's rights need looking up.
         manager = can_manage_sources(user)
         changes: dict[str, dict] = {}
-        for obj_id in editable:
-            row = existing[obj_id]
+        for obj_id, row in existing.items():
+            if obj_id not in visible:
+                continue
             for field, value in wanted[obj_id].items():
                 current = getattr(row, field)
                 if field in ("ra", "dec"):
@@ -254,6 +254,9 @@ def _ensure_objs(session: Session, user: User, items: list[tuple[int, str, dict]
                         changes.setdefault(obj_id, {})[field] = value
                 elif value is not None and (current is None or current == [] or manager) and value != current:
                     changes.setdefault(obj_id, {})[field] = value
+        if changes:
+            editable = access.editable_obj_ids(session, user, list(changes))
+            changes = {o: c for o, c in changes.items() if o in editable}
         if changes:
             # Through the ORM, as ensure_obj: a moved object's healpix follows (models.astro), `modified` is set.
             for obj in session.scalars(select(Obj).where(Obj.id.in_(sorted(changes)))):
