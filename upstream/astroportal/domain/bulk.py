@@ -157,6 +157,11 @@ def _column(rows: list[dict], key: str) -> str:
     return array_literal([row[key] for row in rows])
 
 
+def _times(values: list) -> str:
+    """array_literal of naive datetimes (passed_at), without its per-element dispatch: ISO strings need no escaping."""
+    return '{"' + '","'.join(t.isoformat() for t in values) + '"}' if values else "{}"
+
+
 def _healpix_column(rows: list[dict]) -> str:
     """objs.healpix of each new row, as the column's default computes it (None without a position)."""
     placed = [i for i, row in enumerate(rows) if row["ra"] is not None and row["dec"] is not None]
@@ -183,6 +188,8 @@ def _each(items: list[dict], check) -> list:
 
 
 def _unknown(data: dict, allowed: set[str]) -> None:
+    if data.keys() <= allowed:
+        return
     extra = sorted(set(data) - allowed)
     if extra:
         raise ApiError(400, f"unknown field(s) {extra}; accepted fields: {sorted(allowed)}")
@@ -369,7 +376,7 @@ def post_candidates(session: Session, user: User, items: list[dict]) -> list[dic
             inserted = session.execute(_INSERT_CANDIDATES_SQL, {
                 "obj_id": array_literal([o for o, _, _ in missing]),
                 "filter_id": array_literal([f for _, f, _ in missing]),
-                "passed_at": array_literal([t for _, _, t in missing]),
+                "passed_at": _times([t for _, _, t in missing]),
                 "passing_alert_id": array_literal([alert_ids[k] for k in missing]),
                 "uploader_id": user.id}).all()
             passes: dict[tuple, list[tuple[int, int]]] = {(c[0], c[3]): [] for c in checked}  # the batch's order
@@ -394,7 +401,7 @@ def _known_passes(session: Session, keys: list[tuple]) -> dict[tuple, int]:
     """{(obj_id, filter_id, passed_at): candidate id} of the passes among `keys` already recorded."""
     return {(o, f, t): cid for cid, o, f, t in session.execute(_KNOWN_PASSES_SQL, {
         "obj_id": array_literal([k[0] for k in keys]), "filter_id": array_literal([k[1] for k in keys]),
-        "passed_at": array_literal([k[2] for k in keys])})}
+        "passed_at": _times([k[2] for k in keys])})}
 
 
 def _visible_among(session: Session, user: User, items: list, field: str) -> set[str]:
@@ -462,16 +469,16 @@ def classify_many(session: Session, user: User, items: list[dict]) -> list[int]:
 
 
 class _Class:
-    """One classification of a batch as its items leave it: its id (None until a new one is inserted), its
-    probability and groups, and what of them the batch changes."""
+    """One classification of a batch: its id (None until a new one is inserted), its probability and groups as
+    stored and as the batch's items leave them."""
 
-    __slots__ = ("id", "key", "probability", "groups", "new", "created_with", "probability_changed", "regrouped")
+    __slots__ = ("id", "key", "probability", "groups", "stored_probability", "stored_groups", "new", "created_with")
 
     def __init__(self, key: tuple, row_id: int | None, probability: float | None, groups: set[int] | None) -> None:
         self.key, self.id, self.probability, self.groups = key, row_id, probability, groups
+        self.stored_probability, self.stored_groups = probability, groups
         self.new = row_id is None
         self.created_with: list[int] = []
-        self.probability_changed = self.regrouped = False
 
 
 def _write_classifications(session: Session, user: User, checked: list[tuple], groups: "_Groups") -> list[int]:
@@ -484,13 +491,12 @@ def _write_classifications(session: Session, user: User, checked: list[tuple], g
     for cid, obj_id, taxonomy_id, cls, probability in session.execute(_OWN_CLASSIFICATIONS_SQL, {
             "obj_ids": array_literal(sorted({c[0] for c in checked})), "author_id": user.id}):
         mine.setdefault((obj_id, taxonomy_id, cls), _Class((obj_id, taxonomy_id, cls), cid, probability, None))
-    wanted = [c for c in mine.values() if c.id is not None]
-    if wanted and any(c[5] is not None for c in checked):
-        links: dict[int, set[int]] = {c.id: set() for c in wanted}
-        for cid, gid in session.execute(_CLASSIFICATION_LINKS_SQL, {"ids": array_literal([c.id for c in wanted])}):
+    if mine and any(c[5] is not None for c in checked):  # groups given: those of the stored ones are compared
+        links: dict[int, set[int]] = {c.id: set() for c in mine.values()}
+        for cid, gid in session.execute(_CLASSIFICATION_LINKS_SQL, {"ids": array_literal(sorted(links))}):
             links[cid].add(gid)
-        for c in wanted:
-            c.groups = links[c.id]
+        for c in mine.values():
+            c.groups = c.stored_groups = links[c.id]
     created: list[_Class] = []
     order: list[_Class] = []
     default_groups = None
@@ -505,10 +511,10 @@ def _write_classifications(session: Session, user: User, checked: list[tuple], g
             c.created_with = sorted(gids)
             created.append(c)
         else:
-            if has_probability and c.probability != probability:
-                c.probability, c.probability_changed = probability, True
-            if gids is not None and c.groups != set(gids):
-                c.groups, c.regrouped = set(gids), True
+            if has_probability:
+                c.probability = probability
+            if gids is not None:
+                c.groups = set(gids)
         order.append(c)
     if created:
         inserted = {(o, t, k): cid for cid, o, t, k in session.execute(_INSERT_CLASSIFICATIONS_SQL, {
@@ -519,12 +525,14 @@ def _write_classifications(session: Session, user: User, checked: list[tuple], g
             "author_id": user.id, "author_name": user.username})}
         for c in created:
             c.id = inserted[c.key]
-    changed = [c for c in mine.values() if not c.new and c.probability_changed]
+    # A stored one is written only where the batch leaves it different (as the ORM's flush compares the values a
+    # row ends with to those loaded): sending a batch again writes nothing.
+    changed = [c for c in mine.values() if not c.new and c.probability != c.stored_probability]
     if changed:
         session.execute(_UPDATE_PROBABILITIES_SQL, {"id": array_literal([c.id for c in changed]),
                                                     "probability": array_literal([c.probability for c in changed]),
                                                     "now": utcnow()})
-    regrouped = [c for c in mine.values() if not c.new and c.regrouped]
+    regrouped = [c for c in mine.values() if not c.new and c.groups != c.stored_groups]
     if regrouped:
         session.execute(_UNLINK_CLASSIFICATIONS_SQL, {"ids": array_literal([c.id for c in regrouped])})
     linked = [(c.id, g) for c in (*created, *regrouped) for g in sorted(c.groups)]
