@@ -183,3 +183,112 @@ def test_thumbnails_stored_as_received_rendered_on_view_and_shown(api, db, crew,
     assert requests.get(f"{server.url}/thumbnails/{ids[0]}.png", timeout=30).status_code == 401
     assert requests.get(f"{server.url}/thumbnails/{ids[0]}.png", timeout=30,
                         headers={"Authorization": f"token {outsider}"}).status_code == 404
+
+
+def _classifications_of(db, obj_id: str):
+    """({id: (class, probability, modified)}, {id: group ids}, [(kind, ids, group ids, probability) of the feed's
+    classification events]) of an object."""
+    from sqlalchemy import select
+
+    from astroportal.models import Classification, LiveEvent, classification_groups
+
+    with db() as s:
+        rows = {c.id: (c.classification, c.probability, c.modified)
+                for c in s.scalars(select(Classification).where(Classification.obj_id == obj_id))}
+        links: dict[int, set[int]] = {}
+        for cid, gid in s.execute(select(classification_groups.c.classification_id, classification_groups.c.group_id)
+                                  .where(classification_groups.c.classification_id.in_(list(rows)))):
+            links.setdefault(cid, set()).add(gid)
+        events = [(e.kind, e.ids, e.group_ids, e.data.get("probability")) for e in s.scalars(
+            select(LiveEvent).where(LiveEvent.obj_id == obj_id, LiveEvent.kind == "classification.added")
+            .order_by(LiveEvent.id))]
+    return rows, links, events
+
+
+def test_classification_list_form_applies_its_items_in_order(api, db, crew, make_user):
+    """Items about one classification are applied in order (the first creates it, the next ones change its
+    probability and groups); the feed announces each new classification once; the same batch again writes
+    nothing; another author's classification of the same class is theirs, never an update of the writer's."""
+    from sqlalchemy import select
+
+    from astroportal.models import GroupUser
+
+    g1, g2 = crew["group"], new_group(db, crew["id"])
+    obj_id = unique()
+    assert api.post("/api/sources", crew["token"], json={"id": obj_id, "ra": 1, "dec": 2, "group_ids": [g1]})[0] == 200
+    base = {"obj_id": obj_id, "taxonomy_id": crew["taxonomy"]}
+    batch = [{**base, "classification": "Kilonova", "probability": 0.4, "group_ids": [g1]},
+             {**base, "classification": "SN Ia"},
+             {**base, "classification": "Kilonova", "probability": 0.65, "group_ids": [g1, g2]},
+             {**base, "classification": "Kilonova"}]  # neither probability nor groups: both stay
+    status, body = api.post("/api/classification", crew["token"], json=batch)
+    assert status == 200, body
+    kn, sn, *rest = body["data"]["classification_ids"]
+    assert rest == [kn, kn] and sn != kn
+    with db() as s:
+        everyone = set(s.scalars(select(GroupUser.group_id).where(GroupUser.user_id == crew["id"])))
+    rows, links, events = _classifications_of(db, obj_id)
+    assert {i: r[:2] for i, r in rows.items()} == {kn: ("Kilonova", 0.65), sn: ("SN Ia", None)}
+    assert links == {kn: {g1, g2}, sn: everyone}  # no groups given: every group of the writer's
+    # One event per new classification, in the batch's order, shared with the groups it was created with; the
+    # feed shows the probability the batch left.
+    assert events == [("classification.added", [kn], [g1], 0.65), ("classification.added", [sn], sorted(everyone), None)]
+
+    status, again = api.post("/api/classification", crew["token"], json=batch)
+    assert status == 200 and again["data"]["classification_ids"] == [kn, sn, kn, kn]
+    assert _classifications_of(db, obj_id) == (rows, links, events)
+
+    status, body = api.post("/api/classification", crew["token"], json=[
+        {**base, "classification": "Kilonova", "probability": 0.9, "group_ids": [g2]}])
+    assert status == 200 and body["data"]["classification_ids"] == [kn]
+    changed = _classifications_of(db, obj_id)
+    assert changed[0][kn][:2] == ("Kilonova", 0.9) and changed[0][kn][2] != rows[kn][2] and changed[0][sn] == rows[sn]
+    assert changed[1] == {kn: {g2}, sn: everyone} and changed[2] == events
+
+    other, token = make_user("Full user")
+    with db() as s:
+        s.add(GroupUser(group_id=g1, user_id=other))
+        s.commit()
+    status, body = api.post("/api/classification", token, json=[
+        {**base, "classification": "Kilonova", "probability": 0.1, "group_ids": [g1]}])
+    assert status == 200 and body["data"]["classification_ids"][0] not in (kn, sn)
+    assert _classifications_of(db, obj_id)[0][kn][:2] == ("Kilonova", 0.9)
+
+    # an unknown (or unreadable) object refuses the batch, naming the item; nothing is written
+    status, body = api.post("/api/classification", crew["token"], json=[
+        {**base, "classification": "SN Ia", "probability": 0.2}, {**base, "obj_id": unique(), "classification": "SN Ia"}])
+    assert status == 404 and "item 1" in body["message"]
+    assert _classifications_of(db, obj_id)[0][sn][1] is None
+
+
+def test_annotation_list_form_groups(api, db, crew):
+    """An annotation of the list form is shared with the writer's groups by default; given groups replace its
+    groups without touching the annotation; new data replaces its data."""
+    from sqlalchemy import select
+
+    from astroportal.models import Annotation, GroupUser, annotation_groups
+
+    g1, g2 = crew["group"], new_group(db, crew["id"])
+    obj_id = unique()
+    assert api.post("/api/sources", crew["token"], json={"id": obj_id, "ra": 1, "dec": 2, "group_ids": [g1]})[0] == 200
+
+    def state():
+        with db() as s:
+            row = s.scalars(select(Annotation).where(Annotation.obj_id == obj_id)).one()
+            groups = set(s.scalars(select(annotation_groups.c.group_id).where(annotation_groups.c.annotation_id == row.id)))
+            return row.id, row.data, row.modified, groups
+
+    item = {"obj_id": obj_id, "origin": "Fink", "data": {"rf_kn_vs_nonkn": 0.25, "cls": "KN"}}
+    status, body = api.post("/api/annotations", crew["token"], json=[item])
+    assert status == 200, body
+    with db() as s:
+        everyone = set(s.scalars(select(GroupUser.group_id).where(GroupUser.user_id == crew["id"])))
+    first = state()
+    assert first[0] == body["data"]["ids"][0] and first[1] == item["data"] and first[3] == everyone
+    status, body = api.post("/api/annotations", crew["token"], json=[{**item, "group_ids": [g2]}])
+    assert status == 200 and body["data"]["ids"] == [first[0]]
+    assert state() == (*first[:3], {g2})
+    status, body = api.post("/api/annotations", crew["token"], json=[{**item, "data": {"x": 1}, "group_ids": [g1]}])
+    assert status == 200 and body["data"]["ids"] == [first[0]]
+    now = state()
+    assert now[1] == {"x": 1} and now[2] != first[2] and now[3] == {g1}

@@ -280,3 +280,15 @@ def test_a_member_removed_from_a_group_stops_receiving_its_events_without_reconn
     first, seen, hidden, later = run(scenario())
     assert [e["obj_id"] for e in seen] == [first]
     assert later == []
+
+
+def test_event_id_columns_are_encoded_as_the_general_array_encoder_does():
+    """The feed writes each event's ids and group ids as text[] of array literals through a fast path; whatever
+    the ids (plain or numpy integers, none, a NULL), it must send what array_literal would."""
+    import numpy as np
+
+    from astroportal.array_params import array_literal
+    from astroportal.live.feed import _id_arrays
+
+    for lists in ([[1, 2, 3], [], [2**62]], [[np.int64(7), 8]], [[None, 1]], [[1], [None]]):
+        assert _id_arrays(lists) == array_literal(lists)

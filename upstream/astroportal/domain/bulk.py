@@ -12,15 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Text, any_, bindparam, cast, select, text, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from ..array_params import array_literal
+from ..array_params import array_literal, json_literal
 from ..errors import ApiError, forbidden, not_found
 from ..events import Event, record
-from ..models import (Annotation, Candidate, Classification, Filter, Obj, Source, User,
-                      annotation_groups, classification_groups)
+from ..models import Obj, User
+from ..models.base import utcnow
 from . import access
 from .annotations import CLASSIFICATION_FIELDS, _id_field, _probability, annotation_data, annotation_origin
 from .batch import check_items
@@ -66,9 +66,98 @@ ON CONFLICT (obj_id, filter_id, passed_at) DO NOTHING
 RETURNING id, obj_id, filter_id, passed_at
 """)
 
+# The look-ups are constant too: a list of keys is one array parameter (`= ANY`, or a join to the unnest of
+# several), never an IN list that SQLAlchemy would render again for each batch size. Statements built from the
+# model (the visibility rule of access.obj_visible_clause) are built here once, on the tables (no ORM entities:
+# rows, not objects, so nothing to flush or to track).
+_OBJS_T = Obj.__table__
+_IDS = any_(cast(bindparam("ids", type_=Text), ARRAY(Text)))  # an array_literal of object ids
+_VISIBLE = access.obj_visible_clause(None, bindparam("group_ids", expanding=True))  # a reader's few groups
+_OBJ_ROW = (_OBJS_T.c.id, _OBJS_T.c.ra, _OBJS_T.c.dec, _OBJS_T.c.redshift, _OBJS_T.c.origin, _OBJS_T.c.alias)
+_OBJS_SQL = select(*_OBJ_ROW, true().label("visible")).where(_OBJS_T.c.id == _IDS)
+_OBJS_VISIBILITY_SQL = select(*_OBJ_ROW, _VISIBLE.label("visible")).where(_OBJS_T.c.id == _IDS)
+_VISIBLE_IDS_SQL = select(_OBJS_T.c.id).where(_OBJS_T.c.id == _IDS, _VISIBLE)
+_ALL_IDS_SQL = select(_OBJS_T.c.id).where(_OBJS_T.c.id == _IDS)
+# Active saves among the batch's objects and groups (the pairs are picked out of these in Python).
+_ACTIVE_SAVES_SQL = text("""
+SELECT obj_id, group_id FROM sources
+WHERE obj_id = ANY(CAST(:obj_ids AS text[])) AND group_id = ANY(CAST(:group_ids AS integer[])) AND active IS true
+""")
+_FILTER_GROUPS_SQL = text("SELECT id, group_id FROM filters WHERE id = ANY(CAST(:ids AS integer[]))")
+_KNOWN_PASSES_SQL = text("""
+SELECT c.id, c.obj_id, c.filter_id, c.passed_at
+FROM candidates c
+JOIN unnest(CAST(:obj_id AS text[]), CAST(:filter_id AS integer[]), CAST(:passed_at AS timestamp[]))
+     AS k(obj_id, filter_id, passed_at)
+  ON c.obj_id = k.obj_id AND c.filter_id = k.filter_id AND c.passed_at = k.passed_at
+""")
+# The writer's own classifications of the batch's objects, oldest first (the first of a class is the one updated).
+_OWN_CLASSIFICATIONS_SQL = text("""
+SELECT id, obj_id, taxonomy_id, classification, probability FROM classifications
+WHERE obj_id = ANY(CAST(:obj_ids AS text[])) AND author_id = :author_id
+ORDER BY id
+""")
+_INSERT_CLASSIFICATIONS_SQL = text("""
+INSERT INTO classifications (obj_id, taxonomy_id, classification, probability, author_id, author_name)
+SELECT r.c_obj_id, r.c_taxonomy_id, r.c_classification, r.c_probability, :author_id, :author_name
+FROM unnest(CAST(:obj_id AS text[]), CAST(:taxonomy_id AS integer[]), CAST(:classification AS text[]),
+            CAST(:probability AS float8[]))
+     WITH ORDINALITY AS r(c_obj_id, c_taxonomy_id, c_classification, c_probability, n)
+ORDER BY r.n
+RETURNING id, obj_id, taxonomy_id, classification
+""")
+# As the ORM's flush of a changed probability: `modified` is the writer's clock (Timestamped's onupdate).
+_UPDATE_PROBABILITIES_SQL = text("""
+UPDATE classifications c SET probability = r.probability, modified = :now
+FROM unnest(CAST(:id AS integer[]), CAST(:probability AS float8[])) AS r(id, probability)
+WHERE c.id = r.id
+""")
+_CLASSIFICATION_LINKS_SQL = text("""
+SELECT classification_id, group_id FROM classification_groups WHERE classification_id = ANY(CAST(:ids AS integer[]))
+""")
+_UNLINK_CLASSIFICATIONS_SQL = text(
+    "DELETE FROM classification_groups WHERE classification_id = ANY(CAST(:ids AS integer[]))")
+_LINK_CLASSIFICATIONS_SQL = text("""
+INSERT INTO classification_groups (classification_id, group_id)
+SELECT * FROM unnest(CAST(:owner_id AS integer[]), CAST(:group_id AS integer[]))
+""")
+_KNOWN_ANNOTATIONS_SQL = text("""
+SELECT a.id, a.obj_id, a.origin, a.author_id, a.data
+FROM annotations a
+JOIN unnest(CAST(:obj_id AS text[]), CAST(:origin AS text[])) AS k(obj_id, origin)
+  ON a.obj_id = k.obj_id AND a.origin = k.origin
+""")
+_ANNOTATION_LINKS_SQL = text("""
+SELECT annotation_id, group_id FROM annotation_groups WHERE annotation_id = ANY(CAST(:ids AS integer[]))
+""")
+_UPDATE_ANNOTATIONS_SQL = text("""
+UPDATE annotations a SET data = CAST(r.data AS jsonb), modified = now()
+FROM unnest(CAST(:id AS integer[]), CAST(:data AS text[])) AS r(id, data)
+WHERE a.id = r.id
+""")
+_INSERT_ANNOTATIONS_SQL = text("""
+INSERT INTO annotations (obj_id, origin, data, author_id, author_name)
+SELECT r.a_obj_id, r.a_origin, CAST(r.a_data AS jsonb), :author_id, :author_name
+FROM unnest(CAST(:obj_id AS text[]), CAST(:origin AS text[]), CAST(:data AS text[]))
+     WITH ORDINALITY AS r(a_obj_id, a_origin, a_data, n)
+ORDER BY r.n
+ON CONFLICT (obj_id, origin) DO NOTHING
+RETURNING id, obj_id, origin
+""")
+_UNLINK_ANNOTATIONS_SQL = text("DELETE FROM annotation_groups WHERE annotation_id = ANY(CAST(:ids AS integer[]))")
+_LINK_ANNOTATIONS_SQL = text("""
+INSERT INTO annotation_groups (annotation_id, group_id)
+SELECT * FROM unnest(CAST(:owner_id AS integer[]), CAST(:group_id AS integer[]))
+""")
+
 
 def _column(rows: list[dict], key: str) -> str:
     return array_literal([row[key] for row in rows])
+
+
+def _times(values: list) -> str:
+    """array_literal of naive datetimes (passed_at), without its per-element dispatch: ISO strings need no escaping."""
+    return '{"' + '","'.join(t.isoformat() for t in values) + '"}' if values else "{}"
 
 
 def _healpix_column(rows: list[dict]) -> str:
@@ -97,6 +186,8 @@ def _each(items: list[dict], check) -> list:
 
 
 def _unknown(data: dict, allowed: set[str]) -> None:
+    if data.keys() <= allowed:
+        return
     extra = sorted(set(data) - allowed)
     if extra:
         raise ApiError(400, f"unknown field(s) {extra}; accepted fields: {sorted(allowed)}")
@@ -115,6 +206,17 @@ class _Groups:
         return self.cache[key]
 
 
+def _objs(session: Session, user: User, obj_ids: set[str]) -> dict:
+    """{obj_id: row} of those of `obj_ids` that exist: id, ra, dec, redshift, origin, alias, and `visible`
+    (whether `user` may read it), in one query."""
+    groups = access.accessible_group_ids(session, user)
+    params: dict[str, Any] = {"ids": array_literal(sorted(obj_ids))}
+    if groups is None:
+        return {r.id: r for r in session.execute(_OBJS_SQL, params)}
+    params["group_ids"] = sorted(groups)
+    return {r.id: r for r in session.execute(_OBJS_VISIBILITY_SQL, params)}
+
+
 def _ensure_objs(session: Session, user: User, items: list[tuple[int, str, dict]], *, update_existing: bool) -> set[str]:
     """`sources.ensure_obj` for each (index in the batch, obj_id, fields) of a batch, in a handful of statements; returns the ids
     created. The rules are ensure_obj's, item by item (an error names the first item that would fail alone): an
@@ -123,8 +225,10 @@ def _ensure_objs(session: Session, user: User, items: list[tuple[int, str, dict]
     wanted: dict[str, dict] = {}
     for _, obj_id, fields in items:
         wanted.setdefault(obj_id, {}).update(fields)
-    existing = {o.id: o for o in session.scalars(select(Obj).where(Obj.id.in_(list(wanted))))}
-    visible = _visible_objs(session, user, set(existing))
+    # Rows, not ORM objects: an alert sent again changes nothing, and loading (then flushing) hundreds of objects
+    # to find that out cost more than the rest of the request.
+    existing = _objs(session, user, set(wanted))
+    visible = {o for o, r in existing.items() if r.visible}
     _check_hidden(items, existing, visible, set())
     new = [{"id": obj_id, **{k: fields.get(k) for k in OBJ_FIELDS}}
            for obj_id, fields in wanted.items() if obj_id not in existing]
@@ -135,29 +239,38 @@ def _ensure_objs(session: Session, user: User, items: list[tuple[int, str, dict]
         created = set(session.execute(_INSERT_OBJS_SQL, params).scalars())
         raced = [row["id"] for row in new if row["id"] not in created]
         if raced:  # created by another writer a moment ago: an existing object like the others
-            for obj in session.scalars(select(Obj).where(Obj.id.in_(raced)).execution_options(populate_existing=True)):
-                existing[obj.id] = obj
-            raced_visible = _visible_objs(session, user, set(raced))
+            found = _objs(session, user, set(raced))
+            existing.update(found)
+            raced_visible = {o for o, r in found.items() if r.visible}
             _check_hidden(items, existing, raced_visible, set(wanted) - set(raced))
             visible |= raced_visible
     if update_existing:
         # Scope OBJECT of access_rules.py, as in ensure_obj: another group's object keeps its fields.
-        candidates = [o for o in existing if o in visible and wanted[o]]
-        editable = access.editable_obj_ids(session, user, candidates) if candidates else set()
+        # The changes first: an alert sent again changes nothing, and then nobody's rights need looking up.
         manager = can_manage_sources(user)
-        for obj_id in editable:
-            obj = existing[obj_id]
+        changes: dict[str, dict] = {}
+        for obj_id, row in existing.items():
+            if obj_id not in visible:
+                continue
             for field, value in wanted[obj_id].items():
-                current = getattr(obj, field)
+                current = getattr(row, field)
                 if field in ("ra", "dec"):
                     if manager and value is not None and value != current:
-                        setattr(obj, field, value)
+                        changes.setdefault(obj_id, {})[field] = value
                 elif value is not None and (current is None or current == [] or manager) and value != current:
+                    changes.setdefault(obj_id, {})[field] = value
+        if changes:
+            editable = access.editable_obj_ids(session, user, list(changes))
+            changes = {o: c for o, c in changes.items() if o in editable}
+        if changes:
+            # Through the ORM, as ensure_obj: a moved object's healpix follows (models.astro), `modified` is set.
+            for obj in session.scalars(select(Obj).where(Obj.id.in_(sorted(changes)))):
+                for field, value in changes[obj.id].items():
                     setattr(obj, field, value)
     return created
 
 
-def _check_hidden(items: list[tuple[int, str, dict]], existing: dict[str, Obj], visible: set[str], skip: set[str]) -> None:
+def _check_hidden(items: list[tuple[int, str, dict]], existing: dict, visible: set[str], skip: set[str]) -> None:
     """The refusals of ensure_obj, in item order: a new object first named without a position, an object the
     writer cannot read named without its position or with another one. Ids in `skip` were checked already."""
     seen: set[str] = set()
@@ -194,8 +307,11 @@ def post_sources(session: Session, user: User, items: list[dict]) -> list[dict]:
         created = _ensure_objs(session, user, [(i, c[0], c[1]) for i, c in enumerate(checked)],
                                update_existing=True)
         pairs = sorted({(obj_id, g) for obj_id, _, gids in checked for g in gids})
-        active = set(session.execute(select(Source.obj_id, Source.group_id).where(
-            tuple_(Source.obj_id, Source.group_id).in_(pairs), Source.active.is_(True))).all()) if pairs else set()
+        active: set[tuple[str, int]] = set()
+        if pairs:
+            active = set(map(tuple, session.execute(_ACTIVE_SAVES_SQL, {
+                "obj_ids": array_literal(sorted({o for o, _ in pairs})),
+                "group_ids": array_literal(sorted({g for _, g in pairs}))})))
         missing = [p for p in pairs if p not in active]
         if missing:
             session.execute(_SAVE_SOURCES_SQL, {"obj_id": array_literal([o for o, _ in missing]),
@@ -235,7 +351,7 @@ def post_candidates(session: Session, user: User, items: list[dict]) -> list[dic
 
     checked = _each(items, check)
     all_filters = sorted({f for c in checked for f in c[2]})
-    filters = dict(session.execute(select(Filter.id, Filter.group_id).where(Filter.id.in_(all_filters))).all())
+    filters = dict(map(tuple, session.execute(_FILTER_GROUPS_SQL, {"ids": array_literal(all_filters)})))
     mine = None if user.is_system_admin else access.user_group_ids(session, user)
     for i, (_, _, filter_ids, _, _) in enumerate(checked):
         unknown = [f for f in filter_ids if f not in filters]
@@ -247,9 +363,7 @@ def post_candidates(session: Session, user: User, items: list[dict]) -> list[dic
                 raise _at(i, forbidden(f"you are not a member of the group(s) of filter(s) {outside}"))
     try:
         keys = sorted({(c[0], f, c[3]) for c in checked for f in c[2]})
-        key_cols = tuple_(Candidate.obj_id, Candidate.filter_id, Candidate.passed_at)
-        existing = {(o, f, t): cid for cid, o, f, t in session.execute(
-            select(Candidate.id, Candidate.obj_id, Candidate.filter_id, Candidate.passed_at).where(key_cols.in_(keys)))}
+        existing = _known_passes(session, keys)
         missing = [k for k in keys if k not in existing]
         if missing:
             # As post_candidate: only an item with a pass not yet recorded looks at (and may create) its object.
@@ -260,7 +374,7 @@ def post_candidates(session: Session, user: User, items: list[dict]) -> list[dic
             inserted = session.execute(_INSERT_CANDIDATES_SQL, {
                 "obj_id": array_literal([o for o, _, _ in missing]),
                 "filter_id": array_literal([f for _, f, _ in missing]),
-                "passed_at": array_literal([t for _, _, t in missing]),
+                "passed_at": _times([t for _, _, t in missing]),
                 "passing_alert_id": array_literal([alert_ids[k] for k in missing]),
                 "uploader_id": user.id}).all()
             passes: dict[tuple, list[tuple[int, int]]] = {(c[0], c[3]): [] for c in checked}  # the batch's order
@@ -270,14 +384,22 @@ def post_candidates(session: Session, user: User, items: list[dict]) -> list[dic
                 # As post_candidate: one event per object and time of passing, for the passes that are new.
                 record(session, Event("candidate.passed", obj_ids=(obj_id,), ids=tuple(sorted(c for c, _ in new)),
                                       group_ids=tuple(sorted({filters[f] for _, f in new})), user_id=user.id))
-            existing.update({(o, f, t): cid for cid, o, f, t in session.execute(
-                select(Candidate.id, Candidate.obj_id, Candidate.filter_id, Candidate.passed_at).where(
-                    key_cols.in_(missing)))})
+            existing.update({(o, f, t): cid for cid, o, f, t in inserted})
+            raced = [k for k in missing if k not in existing]  # recorded meanwhile by another writer
+            if raced:
+                existing.update(_known_passes(session, raced))
         session.commit()
     except BaseException:
         session.rollback()
         raise
     return [{"ids": [existing[(c[0], f, c[3])] for f in c[2]]} for c in checked]
+
+
+def _known_passes(session: Session, keys: list[tuple]) -> dict[tuple, int]:
+    """{(obj_id, filter_id, passed_at): candidate id} of the passes among `keys` already recorded."""
+    return {(o, f, t): cid for cid, o, f, t in session.execute(_KNOWN_PASSES_SQL, {
+        "obj_id": array_literal([k[0] for k in keys]), "filter_id": array_literal([k[1] for k in keys]),
+        "passed_at": _times([k[2] for k in keys])})}
 
 
 def _visible_among(session: Session, user: User, items: list, field: str) -> set[str]:
@@ -288,11 +410,14 @@ def _visible_among(session: Session, user: User, items: list, field: str) -> set
 
 
 def _visible_objs(session: Session, user: User, obj_ids: set[str]) -> set[str]:
-    query = select(Obj.id).where(Obj.id.in_(sorted(obj_ids)))
-    clause = access.obj_visible_clause(user, access.accessible_group_ids(session, user))
-    if clause is not None:
-        query = query.where(clause)
-    return set(session.scalars(query))
+    if not obj_ids:
+        return set()
+    groups = access.accessible_group_ids(session, user)
+    params: dict[str, Any] = {"ids": array_literal(sorted(obj_ids))}
+    if groups is None:
+        return set(session.execute(_ALL_IDS_SQL, params).scalars())
+    params["group_ids"] = sorted(groups)
+    return set(session.execute(_VISIBLE_IDS_SQL, params).scalars())
 
 
 def classify_many(session: Session, user: User, items: list[dict]) -> list[int]:
@@ -333,47 +458,89 @@ def classify_many(session: Session, user: User, items: list[dict]) -> list[int]:
     visible = _visible_among(session, user, items, "obj_id")
     checked = _each(items, check)
     try:
-        keys = sorted({(c[0], c[1], c[2]) for c in checked})
-        rows = session.scalars(select(Classification).where(
-            tuple_(Classification.obj_id, Classification.taxonomy_id, Classification.classification).in_(keys),
-            Classification.author_id == user.id).order_by(Classification.id)).all()
-        mine: dict[tuple, Classification] = {}
-        for r in rows:
-            mine.setdefault((r.obj_id, r.taxonomy_id, r.classification), r)
-        ids = []
-        default_groups = None
-        for obj_id, taxonomy_id, cls, probability, has_probability, gids in checked:
-            row = mine.get((obj_id, taxonomy_id, cls))
-            if row is None:
-                row = Classification(obj_id=obj_id, taxonomy_id=taxonomy_id, classification=cls,
-                                     probability=probability, author_id=user.id, author_name=user.username)
-                session.add(row)
-                session.flush()
-                if gids is None:
-                    default_groups = default_groups or groups(None)
-                    gids = default_groups
-                session.execute(classification_groups.insert(),
-                                [{"classification_id": row.id, "group_id": g} for g in gids])
-                mine[(obj_id, taxonomy_id, cls)] = row
-                record(session, Event("classification.added", obj_ids=(obj_id,), ids=(row.id,),
-                                      group_ids=tuple(sorted(gids)), user_id=user.id))
-            else:
-                if has_probability and row.probability != probability:
-                    row.probability = probability
-                if gids is not None:
-                    current = set(session.scalars(select(classification_groups.c.group_id).where(
-                        classification_groups.c.classification_id == row.id)))
-                    if current != set(gids):
-                        session.execute(classification_groups.delete().where(
-                            classification_groups.c.classification_id == row.id))
-                        session.execute(classification_groups.insert(),
-                                        [{"classification_id": row.id, "group_id": g} for g in gids])
-            ids.append(row.id)
+        ids = _write_classifications(session, user, checked, groups)
         session.commit()
     except BaseException:
         session.rollback()
         raise
     return ids
+
+
+class _Class:
+    """One classification of a batch: its id (None until a new one is inserted), its probability and groups as
+    stored and as the batch's items leave them."""
+
+    __slots__ = ("id", "key", "probability", "groups", "stored_probability", "stored_groups", "new", "created_with")
+
+    def __init__(self, key: tuple, row_id: int | None, probability: float | None, groups: set[int] | None) -> None:
+        self.key, self.id, self.probability, self.groups = key, row_id, probability, groups
+        self.stored_probability, self.stored_groups = probability, groups
+        self.new = row_id is None
+        self.created_with: list[int] = []
+
+
+def _write_classifications(session: Session, user: User, checked: list[tuple], groups: "_Groups") -> list[int]:
+    """The writes of classify_many, item by item as create_classification then PUT would make them, in a handful
+    of statements: the items are applied in order to the batch's classifications (the writer's own, loaded in
+    one query, and the new ones), then each table is written once."""
+    if not checked:
+        return []
+    mine: dict[tuple, _Class] = {}
+    for cid, obj_id, taxonomy_id, cls, probability in session.execute(_OWN_CLASSIFICATIONS_SQL, {
+            "obj_ids": array_literal(sorted({c[0] for c in checked})), "author_id": user.id}):
+        mine.setdefault((obj_id, taxonomy_id, cls), _Class((obj_id, taxonomy_id, cls), cid, probability, None))
+    if mine and any(c[5] is not None for c in checked):  # groups given: those of the stored ones are compared
+        links: dict[int, set[int]] = {c.id: set() for c in mine.values()}
+        for cid, gid in session.execute(_CLASSIFICATION_LINKS_SQL, {"ids": array_literal(sorted(links))}):
+            links[cid].add(gid)
+        for c in mine.values():
+            c.groups = c.stored_groups = links[c.id]
+    created: list[_Class] = []
+    order: list[_Class] = []
+    default_groups = None
+    for obj_id, taxonomy_id, cls, probability, has_probability, gids in checked:
+        key = (obj_id, taxonomy_id, cls)
+        c = mine.get(key)
+        if c is None:
+            if gids is None:
+                default_groups = default_groups or groups(None)
+                gids = default_groups
+            c = mine[key] = _Class(key, None, probability, set(gids))
+            c.created_with = sorted(gids)
+            created.append(c)
+        else:
+            if has_probability:
+                c.probability = probability
+            if gids is not None:
+                c.groups = set(gids)
+        order.append(c)
+    if created:
+        inserted = {(o, t, k): cid for cid, o, t, k in session.execute(_INSERT_CLASSIFICATIONS_SQL, {
+            "obj_id": array_literal([c.key[0] for c in created]),
+            "taxonomy_id": array_literal([c.key[1] for c in created]),
+            "classification": array_literal([c.key[2] for c in created]),
+            "probability": array_literal([c.probability for c in created]),
+            "author_id": user.id, "author_name": user.username})}
+        for c in created:
+            c.id = inserted[c.key]
+    # A stored one is written only where the batch leaves it different (as the ORM's flush compares the values a
+    # row ends with to those loaded): sending a batch again writes nothing.
+    changed = [c for c in mine.values() if not c.new and c.probability != c.stored_probability]
+    if changed:
+        session.execute(_UPDATE_PROBABILITIES_SQL, {"id": array_literal([c.id for c in changed]),
+                                                    "probability": array_literal([c.probability for c in changed]),
+                                                    "now": utcnow()})
+    regrouped = [c for c in mine.values() if not c.new and c.groups != c.stored_groups]
+    if regrouped:
+        session.execute(_UNLINK_CLASSIFICATIONS_SQL, {"ids": array_literal([c.id for c in regrouped])})
+    linked = [(c.id, g) for c in (*created, *regrouped) for g in sorted(c.groups)]
+    if linked:
+        session.execute(_LINK_CLASSIFICATIONS_SQL, {"owner_id": array_literal([i for i, _ in linked]),
+                                                    "group_id": array_literal([g for _, g in linked])})
+    for c in created:
+        record(session, Event("classification.added", obj_ids=(c.key[0],), ids=(c.id,),
+                              group_ids=tuple(c.created_with), user_id=user.id))
+    return [c.id for c in order]
 
 
 def post_thumbnails(session: Session, user: User, items: list[dict], root: Path) -> list[int]:
@@ -421,15 +588,14 @@ def annotate_many(session: Session, user: User, items: list[dict]) -> list[int]:
     for i, (obj_id, origin, values, gids) in enumerate(checked):  # the same object and origin twice: the last wins
         latest[(obj_id, origin)] = (i, values, gids)
     try:
-        table = Annotation.__table__
+        keys = sorted(latest)
         known = {(o, org): (aid, author, data) for aid, o, org, author, data in session.execute(
-            select(table.c.id, table.c.obj_id, table.c.origin, table.c.author_id, table.c.data).where(
-                tuple_(table.c.obj_id, table.c.origin).in_(sorted(latest))))}
+            _KNOWN_ANNOTATIONS_SQL, {"obj_id": array_literal([o for o, _ in keys]),
+                                     "origin": array_literal([org for _, org in keys])})}
         ids = {k: v[0] for k, v in known.items()}
         links: dict[int, set[int]] = {}
         if known:
-            for aid, gid in session.execute(select(annotation_groups.c.annotation_id, annotation_groups.c.group_id)
-                                            .where(annotation_groups.c.annotation_id.in_(list(ids.values())))):
+            for aid, gid in session.execute(_ANNOTATION_LINKS_SQL, {"ids": array_literal(sorted(ids.values()))}):
                 links.setdefault(aid, set()).add(gid)
         changed, regroup = [], []
         for key, (aid, author, data) in known.items():
@@ -441,35 +607,36 @@ def annotate_many(session: Session, user: User, items: list[dict]) -> list[int]:
                                        "someone else; only its author, a system admin, or a holder of \"Manage "
                                        "sources\" who administers every group it is shared with may change it"))
             if data != values:
-                changed.append({"aid": aid, "data": values})
+                changed.append((aid, values))
             if gids is not None and set(gids) != links.get(aid, set()):
                 regroup.append((aid, gids))
         if changed:
-            session.connection().execute(
-                table.update().where(table.c.id == bindparam("aid")).values(data=bindparam("data"),
-                                                                           modified=func.now()), changed)
-        for aid, gids in regroup:
-            session.execute(annotation_groups.delete().where(annotation_groups.c.annotation_id == aid))
-            session.execute(annotation_groups.insert(), [{"annotation_id": aid, "group_id": g} for g in gids])
+            session.execute(_UPDATE_ANNOTATIONS_SQL, {"id": array_literal([aid for aid, _ in changed]),
+                                                      "data": json_literal(values for _, values in changed)})
+        link_rows: list[tuple[int, int]] = []
+        if regroup:
+            session.execute(_UNLINK_ANNOTATIONS_SQL, {"ids": array_literal([aid for aid, _ in regroup])})
+            link_rows += [(aid, g) for aid, gids in regroup for g in gids]
         new = [(key, v) for key, v in latest.items() if key not in known]
         if new:
-            rows = [{"obj_id": o, "origin": org, "data": values, "author_id": user.id, "author_name": user.username}
-                    for (o, org), (_, values, _) in new]
-            inserted = {(o, org): aid for aid, o, org in session.connection().execute(
-                pg_insert(table).on_conflict_do_nothing(index_elements=["obj_id", "origin"]).returning(
-                    table.c.id, table.c.obj_id, table.c.origin), rows)}
+            inserted = {(o, org): aid for aid, o, org in session.execute(_INSERT_ANNOTATIONS_SQL, {
+                "obj_id": array_literal([o for (o, _), _ in new]),
+                "origin": array_literal([org for (_, org), _ in new]),
+                "data": json_literal(values for _, (_, values, _) in new),
+                "author_id": user.id, "author_name": user.username})}
             if len(inserted) < len(new):
                 raise ApiError(409, "an annotation of this batch was posted concurrently; nothing was written, send "
                                     "the batch again")
             ids.update(inserted)
             default_groups = None
-            link_rows = []
             for key, (_, _, gids) in new:
                 if gids is None:
                     default_groups = default_groups or groups(None)
                     gids = default_groups
-                link_rows += [{"annotation_id": inserted[key], "group_id": g} for g in gids]
-            session.execute(annotation_groups.insert(), link_rows)
+                link_rows += [(inserted[key], g) for g in gids]
+        if link_rows:
+            session.execute(_LINK_ANNOTATIONS_SQL, {"owner_id": array_literal([a for a, _ in link_rows]),
+                                                    "group_id": array_literal([g for _, g in link_rows])})
         session.commit()
     except BaseException:
         session.rollback()

@@ -9,7 +9,9 @@ listening on the database. Code of a distribution records a kind of its own (a s
 
 from __future__ import annotations
 
+import json
 import math
+import operator
 import re
 from datetime import timedelta
 from typing import Any, Iterable
@@ -19,11 +21,11 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from .. import events as portal_events
-from ..array_params import array_literal, json_literal
+from ..array_params import array_literal
 from ..errors import ApiError
 from .. import extension_points as ep
 from ..extension_points import Event
-from ..models import Candidate, Classification, Comment, Filter, LiveEvent, Obj, User
+from ..models import Classification, Comment, LiveEvent, Obj, User
 from ..models.base import utcnow
 
 CHANNEL = "astroportal_live"
@@ -58,15 +60,17 @@ def event_as_json(row: Any) -> dict:
 
 # The rows and one NOTIFY per event in one statement (one round trip on the write's path); PostgreSQL delivers
 # the notifications at commit, in order, and drops them on rollback. Constant SQL (each column one array
-# parameter, see array_params): compiled once per process whatever the number of events, and the ids are drawn
-# in the rows' order.
+# parameter, see array_params; the JSON data of all rows one JSON array): compiled once per process whatever the
+# number of events, and the ids are drawn in the rows' order.
 _INSERT_SQL = text(f"""
 WITH inserted AS (
     INSERT INTO live_events (kind, obj_id, ids, group_ids, user_id, ra, dec, data)
     SELECT r.e_kind, r.e_obj_id, CAST(r.e_ids AS bigint[]), CAST(r.e_group_ids AS integer[]), r.e_user_id,
-           r.e_ra, r.e_dec, CAST(r.e_data AS jsonb)
-    FROM unnest(CAST(:kind AS text[]), CAST(:obj_id AS text[]), CAST(:ids AS text[]), CAST(:group_ids AS text[]),
-                CAST(:user_id AS integer[]), CAST(:ra AS float8[]), CAST(:dec AS float8[]), CAST(:data AS text[]))
+           r.e_ra, r.e_dec, r.e_data
+    FROM ROWS FROM (unnest(CAST(:kind AS text[])), unnest(CAST(:obj_id AS text[])), unnest(CAST(:ids AS text[])),
+                    unnest(CAST(:group_ids AS text[])), unnest(CAST(:user_id AS integer[])),
+                    unnest(CAST(:ra AS float8[])), unnest(CAST(:dec AS float8[])),
+                    jsonb_array_elements(CAST(:data AS jsonb)))
          WITH ORDINALITY AS r(e_kind, e_obj_id, e_ids, e_group_ids, e_user_id, e_ra, e_dec, e_data, n)
     ORDER BY r.n
     RETURNING id
@@ -75,40 +79,58 @@ SELECT pg_notify('{CHANNEL}', CAST(id AS text)) FROM inserted ORDER BY id
 """)
 
 
+def _id_arrays(lists: list) -> str:
+    """A text[] literal of per-row integer array literals ('{"{1,2}","{}"}'), as array_literal writes it; the
+    rows' ids are plain integers nearly always, and then this is a few joins."""
+    try:
+        return "{" + ",".join('"{' + ",".join(map(str, map(operator.index, ids))) + '}"' for ids in lists) + "}"
+    except TypeError:  # a None (NULL) or another kind of number: the general encoder
+        return array_literal(lists)
+
+
 def _insert(session: Session, rows: list[dict]) -> None:
     if not rows:
         return
-    params = {k: array_literal([row[k] for row in rows])
-              for k in ("kind", "obj_id", "ids", "group_ids", "user_id", "ra", "dec")}
-    params["data"] = json_literal(row["data"] for row in rows)
+    params = {k: array_literal([row[k] for row in rows]) for k in ("kind", "obj_id", "user_id", "ra", "dec")}
+    params["ids"] = _id_arrays([row["ids"] for row in rows])
+    params["group_ids"] = _id_arrays([row["group_ids"] for row in rows])
+    # One JSON document (a C-speed dump, no per-row quoting): each element as a JSON column stores the row's data.
+    params["data"] = json.dumps([row["data"] for row in rows])
     session.execute(_INSERT_SQL, params)
 
 
-def _rows_by_id(session: Session, model, ids) -> dict:
-    """{id: row} for `ids`, from the session's identity map when the writer just made them (no query then)."""
+# What the events' rows need of the rows they are about, one constant statement each (a list of ids is one
+# array parameter: nothing for SQLAlchemy to render again for each number of events).
+_POSITIONS_SQL = text("SELECT id, ra, dec FROM objs WHERE id = ANY(CAST(:ids AS text[]))")
+_CLASSES_SQL = text(
+    "SELECT id, classification, probability FROM classifications WHERE id = ANY(CAST(:ids AS integer[]))")
+_COMMENTS_SQL = text("SELECT id, text FROM comments WHERE id = ANY(CAST(:ids AS integer[]))")
+_FILTER_NAMES_SQL = text("""
+SELECT c.id, f.name FROM candidates c JOIN filters f ON f.id = c.filter_id WHERE c.id = ANY(CAST(:ids AS integer[]))
+""")
+
+
+def _fields_by_id(session: Session, model, ids, fields: tuple[str, ...], query) -> dict:
+    """{id: (fields...)} for `ids`: from the session's identity map when the writer holds the ORM object (its
+    values before the flush that follows), else from `query` (one round trip for the rest)."""
+    # The identity map is walked once (it holds a few objects; a batch's events name hundreds of ids).
+    held = {key[1][0]: key for key in session.identity_map.keys() if key[0] is model and len(key[1]) == 1}
     found, missing = {}, []
     for i in set(ids):
-        row = session.identity_map.get(session.identity_key(model, i)) if i is not None else None
-        (missing.append(i) if row is None else found.__setitem__(i, row))
+        row = session.identity_map.get(held[i]) if i in held else None
+        if row is None:
+            missing.append(i)
+        else:
+            found[i] = tuple(getattr(row, f) for f in fields)
     if missing:
-        found.update({r.id: r for r in session.scalars(select(model).where(model.id.in_(missing)))})
+        found.update({r[0]: tuple(r[1:]) for r in session.execute(query, {"ids": array_literal(sorted(missing))})})
     return found
 
 
 def _positions(session: Session, obj_ids: set) -> dict:
     """{obj_id: (ra, dec)}: from the session's identity map when the writer loaded the object, else one query of
     the two columns (a batch writer inserts its new objects without loading them)."""
-    found, missing = {}, []
-    for i in obj_ids:
-        obj = session.identity_map.get(session.identity_key(Obj, i)) if i is not None else None
-        if obj is None:
-            missing.append(i)
-        else:
-            found[i] = (obj.ra, obj.dec)
-    if missing:
-        found.update({i: (ra, dec) for i, ra, dec in session.execute(
-            select(Obj.id, Obj.ra, Obj.dec).where(Obj.id.in_(missing)))})
-    return found
+    return _fields_by_id(session, Obj, obj_ids, ("ra", "dec"), _POSITIONS_SQL)
 
 
 def record_live(
@@ -152,16 +174,19 @@ def record_live(
 
 def _core_rows(session: Session, events: list[Event]) -> list[dict]:
     """Rows for the core events: one per object (a photometry batch over several objects gives one each)."""
+    if session.autoflush:
+        # The look-ups below are plain SQL, which does not autoflush: what the writer left pending (a new object,
+        # a moved one) is written first, as an ORM query would have done, so that they see it.
+        session.flush()
     positions = _positions(session, {o for e in events for o in e.obj_ids})
-    classes = {c.id: (c.classification, c.probability) for c in _rows_by_id(
-        session, Classification, [i for e in events if e.kind == "classification.added" for i in e.ids]).values()}
-    comments = {c.id: c.text for c in _rows_by_id(
-        session, Comment, [i for e in events if e.kind == "comment.added" for i in e.ids]).values()}
+    classes = _fields_by_id(session, Classification, [i for e in events if e.kind == "classification.added"
+                                                      for i in e.ids], ("classification", "probability"), _CLASSES_SQL)
+    comments = {i: t for i, (t,) in _fields_by_id(session, Comment, [i for e in events if e.kind == "comment.added"
+                                                                    for i in e.ids], ("text",), _COMMENTS_SQL).items()}
     filters: dict[int, str] = {}
-    wanted = [i for e in events if e.kind == "candidate.passed" for i in e.ids]
+    wanted = {i for e in events if e.kind == "candidate.passed" for i in e.ids}
     if wanted:
-        filters = {r[0]: r[1] for r in session.execute(
-            select(Candidate.id, Filter.name).join(Filter, Filter.id == Candidate.filter_id).where(Candidate.id.in_(wanted)))}
+        filters = dict(map(tuple, session.execute(_FILTER_NAMES_SQL, {"ids": array_literal(sorted(wanted))})))
     rows = []
     for e in events:
         for obj_id in e.obj_ids or (None,):
