@@ -8,12 +8,20 @@ Alerts arrive in the shape of Fink's Avro records (the REST source converts its 
 
 from __future__ import annotations
 
-import base64
 import functools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+try:  # pybase64's SIMD encoder: the cutouts (~40 kB an alert) are the most bytes the service handles
+    from pybase64 import b64encode_as_string as base64_text
+except ImportError:  # pragma: no cover - the standard library gives the same text, about twice as slowly
+    import base64
+
+    def base64_text(data: bytes) -> str:
+        return base64.b64encode(data).decode("ascii")
+
 
 JD_MJD = 2400000.5
 JD_UNIX_EPOCH = 2440587.5
@@ -233,7 +241,7 @@ def map_alert(record: Any, topic: str | None, ctx: Context) -> AlertWrites:
         data = cutout.get("stampData") if isinstance(cutout, dict) else None
         if isinstance(data, (bytes, bytearray)) and data:
             writes.thumbnails.append({"obj_id": obj_id, "ttype": ttype, "origin": ctx.origin,
-                                      "data": base64.b64encode(bytes(data)).decode("ascii")})
+                                      "data": base64_text(data)})
     return writes
 
 
