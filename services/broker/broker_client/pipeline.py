@@ -11,11 +11,13 @@ from typing import Any, Callable
 
 from .deadletter import DeadLetters
 from .mapping import AlertWrites, Context, MappingError, map_alert, photometry_body
-from .portal_client import AuthFailed, Encoded, PortalClient, PortalError, Rejected, Stopping, Unavailable, encode
+from .portal_client import AuthFailed, PortalClient, PortalError, Rejected, Stopping, Unavailable, encode
 
 log = logging.getLogger("broker")
 #: Requests of one batch the portal is asked to write at once, after its sources.
 IN_FLIGHT = 2
+#: The content type of the encoded bodies (sent as the bytes they are: wrapping them in Encoded would copy them).
+JSON = "application/json"
 
 
 @dataclass
@@ -115,16 +117,16 @@ class Pipeline:
         batch is either confirmed whole or sent again whole (every write is idempotent)."""
         requests = list(bodies if bodies is not None else self.bodies(writes))
         first, rest = requests[0], requests[1:]
-        answer = self.portal.request(first[0], first[1], Encoded(first[2]))
+        answer = self.portal.request(first[0], first[1], first[2], JSON)
         new_sources = sum(1 for a in answer if isinstance(a, dict) and a.get("created"))
         if len(rest) <= 1 or IN_FLIGHT <= 1:
             for method, path, body, _ in rest:
-                self.portal.request(method, path, Encoded(body))
+                self.portal.request(method, path, body, JSON)
         else:
             # The photometry first: the database writes it while the portal stores the cutouts (two cutout
             # requests at once would only contend for the disk and leave the photometry to run alone at the end).
             rest.sort(key=lambda r: r[1] != "/api/photometry")
-            futures = [self._executor().submit(self.portal.request, m, p, Encoded(b)) for m, p, b, _ in rest]
+            futures = [self._executor().submit(self.portal.request, m, p, b, JSON) for m, p, b, _ in rest]
             errors = [f.exception() for f in futures]
             failed = [e for e in errors if e is not None]
             if failed:

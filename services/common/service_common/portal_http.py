@@ -146,12 +146,14 @@ class PortalHTTP:
                 params: dict | None = None, attempts: int | None = None) -> Any:
         """The `data` of a successful answer; transient failures retried `attempts` times, then raised.
 
-        `body`: raw bytes sent as they are (with `content_type`), or anything else encoded once as JSON.
+        `body`: raw bytes sent as they are (with `content_type`; JSON already encoded: Encoded, or bytes with
+        content_type "application/json"), or anything else encoded once as JSON.
         """
         attempts = attempts or self.max_attempts
         if body is not None and not isinstance(body, (bytes, bytearray)):
-            body = Encoded(encode(body))
-        if isinstance(body, Encoded):
+            body = encode(body)  # not wrapped in Encoded: that would copy a body of megabytes (the thumbnails')
+            content_type = content_type or "application/json"
+        elif isinstance(body, Encoded):
             content_type = content_type or "application/json"
         last: PortalError | None = None
         for attempt in range(attempts):
