@@ -183,3 +183,17 @@ def test_batches_in_flight_together_leave_each_object_with_its_newest_alert(port
     per_object = dict(portal.query("SELECT obj_id, count(*) FROM candidates WHERE obj_id LIKE 'ZTFORD%%' "
                                    "GROUP BY obj_id"))
     assert per_object == {"ZTFORDA": 4, "ZTFORDB": 3}
+
+
+def test_a_batch_with_more_points_than_one_upload_takes_is_sent_in_parts(portal, tmp_path):
+    # 150 alerts with 150 earlier points each: 22,650 points in one batch, over the portal's 20,000 per upload.
+    # The batch's photometry goes in two requests; the portal never refuses the batch (which would send every
+    # alert again one by one).
+    schema, records = synth(150, "LNG", prv_points=150)
+    path = write_avro(tmp_path / "long.avro", schema, records)
+    cfg = service_config(portal, tmp_path / "state", batch_size=200, group_names=[GROUP])
+    res = Service(cfg, portal.token_file, portal.url).run("replay", str(path))
+    assert res.returncode == 0, res.stderr
+    assert "replayed 150 alerts (150 new sources" in res.stdout and "0 dead-lettered" in res.stdout
+    assert "refused a batch" not in res.stderr and "one by one" not in res.stderr, res.stderr[-2000:]
+    assert portal.counts("ZTFLNG")["photometry"] == sum(map(expected_points, records))

@@ -137,3 +137,24 @@ def test_scores_classification_and_cutouts():
         == "Anomaly"
     assert not map_alert(record, "other", CTX).classifications
     assert math.isclose(map_alert(record, "fink_kn_candidates_ztf", CTX).points[0][1], 59000.0)
+
+
+def test_photometry_of_a_batch_is_split_into_uploads_the_portal_takes():
+    from broker_client.mapping import photometry_bodies
+
+    def pt(obj: str, mjd: float, mag, magerr) -> tuple:
+        values = {"obj_id": obj, "mjd": mjd, "filter": "ztfg", "instrument_id": 1, "mag": mag, "magerr": magerr,
+                  "limiting_mag": 20.5, "alert_id": None, "ra": None, "dec": None}
+        return tuple(values[c] for c in POINT_COLUMNS)
+
+    points = [pt(f"ZTF{i % 7}", 59000.0 + i, 18.0, 0.1) for i in range(25)]
+    # the same measurement twice, in what becomes two bodies: the better one is kept, once, in the first
+    points.insert(2, pt("ZTF2", 59002.0, None, None))
+    points.append(pt("ZTF2", 59002.0, 18.0, 0.05))
+    bodies = photometry_bodies(points, [4], "Fink", limit=10)
+    assert [len(b["mjd"]) for b in bodies] == [10, 10, 5]
+    keys = [(o, m) for b in bodies for o, m in zip(b["obj_id"], b["mjd"])]
+    assert len(keys) == len(set(keys)) == 25
+    first = bodies[0]
+    i = list(zip(first["obj_id"], first["mjd"])).index(("ZTF2", 59002.0))
+    assert first["magerr"][i] == 0.05 and all(b["group_ids"] == [4] and b["origin"] == "Fink" for b in bodies)

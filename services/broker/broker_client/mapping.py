@@ -270,10 +270,26 @@ def one_per_key(points: list[tuple]) -> list[tuple]:
     return points if len(kept) == len(points) else list(kept.values())
 
 
+#: The most points the portal takes in one photometry upload (its MAX_BATCH_POINTS).
+MAX_POINTS_PER_REQUEST = 20_000
+
+
 def photometry_body(points: list[tuple], group_ids: list[int], origin: str) -> dict:
     """The points of a batch (tuples of POINT_COLUMNS) as one PUT /api/photometry body (columns; one point per
     object, band and time)."""
+    return _columns(one_per_key(points), group_ids, origin)
+
+
+def photometry_bodies(points: list[tuple], group_ids: list[int], origin: str,
+                      limit: int = MAX_POINTS_PER_REQUEST) -> list[dict]:
+    """The points of a batch as PUT /api/photometry bodies of at most `limit` points each: two hundred alerts
+    with long light curves hold more than the portal takes at once (it would refuse the whole batch). The
+    duplicates are settled over the whole batch first, so that every body agrees on which point is kept."""
     points = one_per_key(points)
+    return [_columns(points[start:start + limit], group_ids, origin) for start in range(0, len(points), limit)]
+
+
+def _columns(points: list[tuple], group_ids: list[int], origin: str) -> dict:
     columns = zip(*points) if points else [()] * len(POINT_COLUMNS)
     body: dict[str, Any] = {c: list(values) for c, values in zip(POINT_COLUMNS, columns)}
     body.update(magsys="ab", origin=origin, group_ids=group_ids)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .deadletter import DeadLetters
-from .mapping import AlertWrites, Context, MappingError, map_alert, photometry_body
+from .mapping import AlertWrites, Context, MappingError, map_alert, photometry_bodies
 from .portal_client import AuthFailed, PortalClient, PortalError, Rejected, Stopping, Unavailable, encode
 
 log = logging.getLogger("broker")
@@ -92,9 +92,10 @@ class Pipeline:
         if candidates:
             out.append(("POST", "/api/candidates", encode(candidates), 0))
         points = [p for w in writes for p in w.points]
-        if points:
-            out.append(("PUT", "/api/photometry", encode(photometry_body(points, self.ctx.group_ids, self.ctx.origin)),
-                        len(points)))
+        bodies = photometry_bodies(points, self.ctx.group_ids, self.ctx.origin) if points else []
+        for i, body in enumerate(bodies):
+            # (the batch's point count is carried by its first request)
+            out.append(("PUT", "/api/photometry", encode(body), len(points) if i == 0 else 0))
         classifications = [c for w in writes for c in w.classifications]
         if classifications:
             out.append(("POST", "/api/classification", encode(classifications), 0))
