@@ -7,7 +7,7 @@ cutouts, reach the database at >= 300 alerts/s with one app process; the service
 200 MB. Also printed: the same alerts sent one per request (sources, candidates, photometry, classification and
 three thumbnail calls per alert, as a one-at-a-time client does) and the ratio.
 
-Usage: .venv/bin/python tests/bench/bench_broker.py [--alerts 10000] [--baseline 300] [--batch-size 200]
+Usage: .venv/bin/python tests/bench/bench_broker.py [--alerts 10000] [--baseline 300] [--batch-size 200] [--durable]
 It builds the real tree under a temporary project root, starts its own PostgreSQL cluster and one portal process
 on loopback, and removes everything at the end. The alerts are synthesised from the real ones in
 tests/data/fink-alerts (new objectIds, candids and positions; light curves grown from real entries).
@@ -157,6 +157,19 @@ def one_at_a_time(portal: BrokerPortal, token: str, n: int) -> dict:
     return {"seconds": seconds, "rate": n / seconds}
 
 
+def make_durable(portal: BrokerPortal) -> None:
+    """Restart the portal's database with PostgreSQL's durable defaults (the test cluster starts without them),
+    and the portal after it, so that its pooled connections are new."""
+    pg = portal.pg
+    opts = f"-c listen_addresses=127.0.0.1 -p {pg.port} -k {pg.root}"
+    portal.stop_server()
+    pg._run("pg_ctl", "-D", str(pg.datadir), "-o", opts, "-l", str(pg.root / "log"), "-w", "restart")
+    portal.start_server()
+    settings = dict(portal.query("SELECT name, setting FROM pg_settings WHERE name IN "
+                                 "('fsync', 'synchronous_commit', 'full_page_writes')"))
+    assert set(settings.values()) == {"on"}, settings
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--alerts", type=int, default=10_000)
@@ -166,7 +179,13 @@ def main() -> int:
                         help="folder for the portal's project (its var/, where the cutouts go), its database and the "
                              "alert files (default: the system's temporary folder). File creation costs differ "
                              "much between file systems: give one like the deployment's.")
+    parser.add_argument("--durable", action="store_true",
+                        help="run the database as a deployment does (fsync, synchronous commits and full-page writes "
+                             "on; the tests' clusters turn them off): every request's commit waits for its WAL to "
+                             "reach the disk")
     args = parser.parse_args()
+    if args.baseline < 1:
+        parser.error("--baseline: give at least 1 alert (the ratio is against it)")
     if args.tmp is not None:
         args.tmp.mkdir(parents=True, exist_ok=True)
         tempfile.tempdir = str(args.tmp.resolve())
@@ -174,10 +193,14 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-broker-"))
     portal = BrokerPortal()
     try:
+        if args.durable:
+            make_durable(portal)
         bot_id, token_file = service_token(portal)
         admin_setup(portal, bot_id)
+        durability = "fsync, synchronous_commit, full_page_writes on" if args.durable else \
+            "the tests' database settings (fsync, synchronous_commit, full_page_writes off; --durable turns them on)"
         print(f"backfill: {args.alerts} alerts (about 50 earlier points and 3 cutouts each), batches of "
-              f"{args.batch_size}, one app process ...", flush=True)
+              f"{args.batch_size}, one app process; {durability} ...", flush=True)
         b = backfill(portal, token_file, work, args.alerts, args.batch_size)
         print(f"  {b['summary']}")
         print(f"  {b['mb']:.0f} MB of Avro, {b['points']} photometry points")
