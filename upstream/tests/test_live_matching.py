@@ -91,29 +91,31 @@ def test_held_events_are_skipped_and_a_dead_process_leaves_them_for_the_next_rou
     assert run_round(env) == 1 and state(env)[0] == ids and hidden[0] not in state(env)[1][-1][1]
 
 
-def test_a_new_message_waits_the_grouping_time_after_the_last_one_sent(env):
+def _last_message_sent(env, seconds_ago: int) -> None:
     with env["maker"]() as s:
-        s.execute(text("UPDATE notification_deliveries SET status = 'sent', sent_at = now() - interval '20 seconds'"
-                       " WHERE subscription_id = :s"), {"s": env["sub"]})
+        s.execute(text("UPDATE notification_deliveries SET status = 'sent', sent_at = now() - make_interval(secs => :ago)"
+                       " WHERE subscription_id = :s"), {"s": env["sub"], "ago": seconds_ago})
         s.commit()
-    ids = add_events(env, 2)
-    assert run_round(env, group_seconds=60) == 2
+
+
+def _newest_message(env) -> tuple:
+    """(status, event ids, seconds until it is due) of the subscription's newest message."""
     with env["maker"]() as s:
-        status, listed, wait = s.execute(text(
+        return s.execute(text(
             "SELECT status, event_ids, extract(epoch FROM next_attempt_at - CAST(now() AS timestamp))"
             " FROM notification_deliveries WHERE subscription_id = :s ORDER BY id DESC LIMIT 1"),
             {"s": env["sub"]}).one()
+
+
+def test_a_new_message_waits_the_grouping_time_after_the_last_one_sent(env):
+    _last_message_sent(env, 20)
+    ids = add_events(env, 2)
+    assert run_round(env, group_seconds=60) == 2
+    status, listed, wait = _newest_message(env)
     assert status == "pending" and listed == ids and 35 < wait <= 40
     # Sent long enough ago: the next message is due at once.
-    with env["maker"]() as s:
-        s.execute(text("UPDATE notification_deliveries SET status = 'sent', sent_at = now() - interval '2 minutes'"
-                       " WHERE subscription_id = :s"), {"s": env["sub"]})
-        s.commit()
+    _last_message_sent(env, 120)
     ids = add_events(env, 1)
     assert run_round(env, group_seconds=60) == 1
-    with env["maker"]() as s:
-        listed, wait = s.execute(text(
-            "SELECT event_ids, extract(epoch FROM next_attempt_at - CAST(now() AS timestamp))"
-            " FROM notification_deliveries WHERE subscription_id = :s ORDER BY id DESC LIMIT 1"),
-            {"s": env["sub"]}).one()
+    _, listed, wait = _newest_message(env)
     assert listed == ids and -5 < wait <= 0
